@@ -1,0 +1,14 @@
+#!/usr/bin/env node
+// Entry point: the built CLI when present (npm install -g), else the TypeScript sources (Node 24 strips types).
+import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+
+const major = Number(process.versions.node.split(".")[0]);
+if (major < 24) {
+  process.stderr.write(`strongbox: needs Node.js 24 or newer (this is ${process.version})\n`);
+  process.exit(1);
+}
+const built = fileURLToPath(new URL("../dist/cli/main.js", import.meta.url));
+const entry = existsSync(built) ? built : fileURLToPath(new URL("../src/cli/main.ts", import.meta.url));
+const { main } = await import(entry);
+process.exitCode = await main(process.argv.slice(2));
