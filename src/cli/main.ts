@@ -1,3 +1,68 @@
-export async function main(_argv: string[]): Promise<number> {
-  return 0;
+// Argument parsing only: each command's work lives in src/commands/, loaded when it is used.
+import { Command, CommanderError, Option } from "commander";
+import { ExitCode, StrongboxError } from "../errors.ts";
+import { registerBackup } from "./backup.ts";
+import { registerSandbox } from "./sandbox.ts";
+
+export function buildProgram(): Command {
+  const program = new Command("strongbox")
+    .description("Secure, verified, offsite backups of MariaDB Galera clusters")
+    .version("0.1.0")
+    .addOption(
+      new Option(
+        "-c, --config <file>",
+        "configuration file (default: $STRONGBOX_CONFIG or ./strongbox.yaml)",
+      ),
+    )
+    .option("--json", "machine-readable output", false)
+    .option("-v, --verbose", "more detail, including stack traces of internal errors", false)
+    .showHelpAfterError()
+    .exitOverride();
+  registerSandbox(program);
+  registerBackup(program);
+  return program;
+}
+
+function report(error: unknown, json: boolean, verbose: boolean): number {
+  if (error instanceof StrongboxError) {
+    if (json) {
+      process.stdout.write(
+        `${JSON.stringify({ error: { code: error.code, message: error.oneLine(), stage: error.stage, details: error.details } })}\n`,
+      );
+    }
+    process.stderr.write(`strongbox: error: ${error.oneLine()}\n`);
+    if (verbose && error.cause)
+      process.stderr.write(`${String((error.cause as Error).stack ?? error.cause)}\n`);
+    return error.exitCode;
+  }
+  const e = error as Error;
+  process.stderr.write(
+    `strongbox: internal error (this is a bug, please report it): ${e?.message ?? String(e)}\n`,
+  );
+  if (verbose) process.stderr.write(`${e?.stack ?? ""}\n`);
+  if (json) process.stdout.write(`${JSON.stringify({ error: { code: "INTERNAL", message: e?.message } })}\n`);
+  return ExitCode.internal;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  process.umask(0o077);
+  const program = buildProgram();
+  const json = argv.includes("--json");
+  const verbose = argv.includes("--verbose") || argv.includes("-v");
+  try {
+    await program.parseAsync(argv, { from: "user" });
+    return typeof process.exitCode === "number" ? process.exitCode : 0;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      if (
+        error.code === "commander.helpDisplayed" ||
+        error.code === "commander.version" ||
+        error.code === "commander.help"
+      ) {
+        return 0;
+      }
+      return ExitCode.usage;
+    }
+    return report(error, json, verbose);
+  }
 }

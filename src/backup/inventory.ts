@@ -1,0 +1,59 @@
+// What a backup contains, recorded at backup time so a restore test can compare: schemas,
+// tables with engine and exact row counts, and counts of routines, triggers and events.
+import { type Connection, queryRows } from "../galera/connection.ts";
+import type { ManifestDetails } from "../repository/manifest.ts";
+
+export const SYSTEM_SCHEMAS = ["mysql", "information_schema", "performance_schema", "sys"];
+
+export type Inventory = ManifestDetails["inventory"];
+
+function ident(name: string): string {
+  return `\`${name.replace(/`/g, "``")}\``;
+}
+
+export async function takeInventory(
+  conn: Connection,
+  options: { exactCounts?: boolean } = {},
+): Promise<Inventory> {
+  const placeholders = SYSTEM_SCHEMAS.map(() => "?").join(",");
+  const schemas = (
+    await queryRows<{ s: string }>(
+      conn,
+      `SELECT schema_name AS s FROM information_schema.schemata WHERE schema_name NOT IN (${placeholders}) ORDER BY 1`,
+      SYSTEM_SCHEMAS,
+    )
+  ).map((r) => r.s);
+  const tables = await queryRows<{ s: string; t: string; e: string | null; ty: string; r: string | null }>(
+    conn,
+    `SELECT table_schema AS s, table_name AS t, engine AS e, table_type AS ty, table_rows AS r
+       FROM information_schema.tables WHERE table_schema NOT IN (${placeholders}) ORDER BY 1, 2`,
+    SYSTEM_SCHEMAS,
+  );
+  const out: Inventory["tables"] = [];
+  for (const t of tables) {
+    let rows: number | null = t.r === null ? null : Number(t.r);
+    if (options.exactCounts !== false && t.ty === "BASE TABLE") {
+      const [c] = await queryRows<{ n: string }>(
+        conn,
+        `SELECT COUNT(*) AS n FROM ${ident(t.s)}.${ident(t.t)}`,
+      );
+      rows = Number(c?.n ?? 0);
+    }
+    out.push({ schema: t.s, table: t.t, engine: t.e, type: t.ty, rows: t.ty === "BASE TABLE" ? rows : null });
+  }
+  const count = async (sql: string) =>
+    Number((await queryRows<{ n: string }>(conn, sql, SYSTEM_SCHEMAS))[0]?.n ?? 0);
+  return {
+    schemas,
+    tables: out,
+    routines: await count(
+      `SELECT COUNT(*) AS n FROM information_schema.routines WHERE routine_schema NOT IN (${placeholders})`,
+    ),
+    triggers: await count(
+      `SELECT COUNT(*) AS n FROM information_schema.triggers WHERE trigger_schema NOT IN (${placeholders})`,
+    ),
+    events: await count(
+      `SELECT COUNT(*) AS n FROM information_schema.events WHERE event_schema NOT IN (${placeholders})`,
+    ),
+  };
+}

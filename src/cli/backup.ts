@@ -1,0 +1,48 @@
+import type { Command } from "commander";
+import { globals } from "./args.ts";
+
+export function registerBackup(program: Command): void {
+  const key = program.command("key").description("key management");
+  key
+    .command("generate")
+    .description("write a new age X25519 identity (mode 0600) and print its recipient (age1…)")
+    .requiredOption("--out <file>", "where to write the identity")
+    .option("--force", "overwrite an existing file", false)
+    .action(async (o, cmd: Command) => (await import("../commands/key.ts")).generate(globals(cmd), o));
+
+  program
+    .command("init")
+    .description("create the manifest signing key (if missing) and initialise the configured repositories")
+    .option("--repo <name>", "only this repository")
+    .action(async (o, cmd: Command) => (await import("../commands/init.ts")).init(globals(cmd), o));
+
+  program
+    .command("backup")
+    .description("Galera-aware backup: choose a Synced donor, desync it, stream, encrypt, store, commit")
+    .option("--full", "a full physical backup (mariabackup)")
+    .option("--incremental", "an incremental on top of the newest backup of the chain")
+    .option("--logical", "a logical backup (mariadb-dump --single-transaction)")
+    .option("--node <name>", "take it from this node")
+    .option("--repo <name>", "repository (default: the first configured)")
+    .addHelpText(
+      "after",
+      "\nWithout --full/--incremental/--logical the policy decides: a full when the last one is older than backup.fullEvery, else an incremental.",
+    )
+    .action(async (o, cmd: Command) => (await import("../commands/backup.ts")).backup(globals(cmd), o));
+
+  program
+    .command("list")
+    .description("backups in the repository")
+    .option("--repo <name>", "repository")
+    .action(async (o, cmd: Command) => (await import("../commands/list.ts")).list(globals(cmd), o));
+
+  program
+    .command("show")
+    .description("one backup's manifest; with the identity also the encrypted details (hosts, inventory)")
+    .argument("<id>", "backup id")
+    .option("--repo <name>", "repository")
+    .option("--identity <file>", "age identity to decrypt the details")
+    .action(async (id: string, o, cmd: Command) =>
+      (await import("../commands/list.ts")).show(globals(cmd), { ...o, id }),
+    );
+}

@@ -1,0 +1,69 @@
+import type { Command } from "commander";
+import { globals, intArg } from "./args.ts";
+
+const DIR_HELP = "sandbox directory (default: ./.sandbox)";
+
+export function registerSandbox(program: Command): void {
+  const sandbox = program
+    .command("sandbox")
+    .description("a real MariaDB Galera cluster on loopback ports, for trying Strongbox and for tests");
+  const load = () => import("../commands/sandbox.ts");
+
+  sandbox
+    .command("up")
+    .description("start an N-node Galera cluster and write DIR/strongbox.yaml for it")
+    .option("--nodes <n>", "number of nodes", intArg("--nodes"), 3)
+    .option("--dir <dir>", DIR_HELP)
+    .option(
+      "--base-port <port>",
+      "first of the loopback ports (10 per node); default: a free range",
+      intArg("--base-port"),
+    )
+    .option("--buffer-pool <size>", "innodb_buffer_pool_size of each node", "256M")
+    .action(async (o, cmd: Command) => (await load()).up(globals(cmd), o));
+
+  sandbox
+    .command("status")
+    .description("per node: pid, port, socket, wsrep state, cluster size")
+    .option("--dir <dir>", DIR_HELP)
+    .action(async (o, cmd: Command) => (await load()).status(globals(cmd), o));
+
+  sandbox
+    .command("load")
+    .description(
+      "write a deterministic dataset (several schemas, tables, indexes, a view, a trigger, a routine)",
+    )
+    .option("--dir <dir>", DIR_HELP)
+    .option("--size <size>", "approximate data size, e.g. 200MB or 1GB", "200MB")
+    .option("--seed <seed>", "the same seed gives the same data", "1")
+    .action(async (o, cmd: Command) => (await load()).loadData(globals(cmd), o));
+
+  sandbox
+    .command("write")
+    .description("steady write load for the given time (for incrementals and point-in-time recovery)")
+    .option("--dir <dir>", DIR_HELP)
+    .option("--seconds <t>", "how long", intArg("--seconds"), 10)
+    .option("--rate <n>", "writes per second", intArg("--rate"), 50)
+    .action(async (o, cmd: Command) => (await load()).write(globals(cmd), o));
+
+  sandbox
+    .command("stop-node")
+    .description("stop node K (fault tests)")
+    .argument("<k>", "node number, from 1", intArg("K"))
+    .option("--dir <dir>", DIR_HELP)
+    .action(async (k: number, o, cmd: Command) => (await load()).stopNodeCmd(globals(cmd), { ...o, k }));
+
+  sandbox
+    .command("start-node")
+    .description("start node K again; it rejoins the cluster by IST")
+    .argument("<k>", "node number, from 1", intArg("K"))
+    .option("--dir <dir>", DIR_HELP)
+    .action(async (k: number, o, cmd: Command) => (await load()).startNodeCmd(globals(cmd), { ...o, k }));
+
+  sandbox
+    .command("down")
+    .description("stop every process of the sandbox")
+    .option("--dir <dir>", DIR_HELP)
+    .option("--purge", "also delete the sandbox directory", false)
+    .action(async (o, cmd: Command) => (await load()).down(globals(cmd), o));
+}

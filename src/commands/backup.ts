@@ -1,0 +1,109 @@
+// backup: lock the repository, take the backup, release — also on SIGTERM or SIGINT.
+import { hostname } from "node:os";
+import { runBackup } from "../backup/run.ts";
+import type { GlobalOptions } from "../cli/args.ts";
+import { emit } from "../cli/output.ts";
+import { Progress } from "../cli/progress.ts";
+import {
+  clusterNodes,
+  clusterTls,
+  credentialsFor,
+  recipientsOf,
+  signingKeyOf,
+  stateDirOf,
+} from "../config/context.ts";
+import { StrongboxError, UsageError } from "../errors.ts";
+import { repairAbandonedDesync } from "../galera/desync.ts";
+import { acquireLock } from "../repository/lock.ts";
+import type { BackupType } from "../repository/manifest.ts";
+import { parseDuration } from "../util/duration.ts";
+import { formatBytes } from "../util/size.ts";
+import { openConfiguredRepository } from "./repo.ts";
+
+export interface BackupCommandOptions {
+  full?: boolean;
+  incremental?: boolean;
+  logical?: boolean;
+  node?: string;
+  repo?: string;
+}
+
+export async function backup(g: GlobalOptions, o: BackupCommandOptions): Promise<void> {
+  const chosen = (["full", "incremental", "logical"] as const).filter((k) => o[k]);
+  if (chosen.length > 1)
+    throw new UsageError(`choose one of --full, --incremental, --logical (got ${chosen.join(", ")})`);
+  const kind: BackupType | undefined = chosen[0];
+  const { loaded, repo, close } = await openConfiguredRepository(g.config, o.repo);
+  const abort = new AbortController();
+  const onSignal = (sig: NodeJS.Signals) =>
+    abort.abort(
+      new StrongboxError("ABORTED", `backup aborted by ${sig}; nothing was committed`, { exitCode: 130 }),
+    );
+  process.on("SIGTERM", onSignal);
+  process.on("SIGINT", onSignal);
+  try {
+    const signing = await signingKeyOf(loaded);
+    repo.verifyInfo(signing.publicKey);
+    const recipients = await recipientsOf(loaded);
+    const backupCreds = (await credentialsFor(loaded, "backup"))!;
+    const adminCreds = await credentialsFor(loaded, "admin");
+    const ttlMs = parseDuration(loaded.config.backup.lockTtl);
+    const lock = await acquireLock(repo.storage, {
+      holder: { host: hostname(), pid: process.pid, command: `backup${kind ? ` --${kind}` : ""}` },
+      ttlMs,
+    });
+    const stopHeartbeat = lock.startHeartbeat(Math.max(1000, Math.min(60_000, ttlMs / 4)));
+    const progress = new Progress(!g.json && process.stderr.isTTY);
+    try {
+      // Leftovers of runs that crashed (kill -9) before their commit: safe to remove under the lock.
+      if (!repo.storage.capabilities.appendOnly) {
+        for (const id of (await repo.scan()).orphans) {
+          const n = await repo.removeUncommitted(id);
+          if (!g.json) process.stderr.write(`removed ${n} object(s) of unfinished backup ${id}\n`);
+        }
+      }
+      const stateDir = stateDirOf(loaded);
+      await repairAbandonedDesync(stateDir, clusterNodes(loaded), adminCreds, {
+        tls: clusterTls(loaded),
+        log: (msg) => progress.note(msg, !g.json),
+      });
+      const timeout = AbortSignal.timeout(parseDuration(loaded.config.backup.timeout));
+      const m = await runBackup(
+        {
+          config: loaded.config,
+          repo,
+          nodes: clusterNodes(loaded),
+          backupCreds,
+          adminCreds,
+          tls: clusterTls(loaded),
+          recipients,
+          signing,
+          stateDir,
+          log: (msg) => (g.json || !g.verbose ? progress.note(msg, g.verbose) : progress.note(msg, true)),
+        },
+        {
+          kind,
+          node: o.node,
+          signal: AbortSignal.any([abort.signal, timeout]),
+          onProgress: (b) => progress.update(b),
+        },
+      );
+      progress.done();
+      emit(g, m, () =>
+        [
+          `backup ${m.id} committed: ${m.type}${m.parent ? ` (parent ${m.parent})` : ""} from ${m.donor}`,
+          `  ${formatBytes(m.bytes.raw)} read, ${formatBytes(m.bytes.compressed)} compressed, ${formatBytes(m.bytes.stored)} stored in ${m.parts.length} part(s), ${m.durations.total?.toFixed(1)} s`,
+          `  GTID ${m.gtid ?? "-"}, Galera ${m.cluster.uuid ?? "-"}:${m.cluster.seqno ?? "-"}${m.lsn ? `, LSN ${m.lsn.from}..${m.lsn.to}` : ""}`,
+        ].join("\n"),
+      );
+    } finally {
+      progress.done();
+      stopHeartbeat();
+      await lock.release().catch(() => {});
+    }
+  } finally {
+    process.off("SIGTERM", onSignal);
+    process.off("SIGINT", onSignal);
+    await close();
+  }
+}

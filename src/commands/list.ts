@@ -1,0 +1,98 @@
+// list and show: what is in the repository. show decrypts the details when an identity is at hand.
+import type { GlobalOptions } from "../cli/args.ts";
+import { emit, table } from "../cli/output.ts";
+import { identitiesOf } from "../config/context.ts";
+import { decryptBuffer } from "../crypto/age.ts";
+import type { ManifestDetails } from "../repository/manifest.ts";
+import { verifyManifest } from "../repository/manifest.ts";
+import { formatBytes } from "../util/size.ts";
+import { openConfiguredRepository, trustedPublicKey } from "./repo.ts";
+
+export async function list(g: GlobalOptions, o: { repo?: string }): Promise<void> {
+  const { repo, close } = await openConfiguredRepository(g.config, o.repo);
+  try {
+    const manifests = await repo.list();
+    const rows = manifests.map((m) => ({
+      id: m.id,
+      type: m.type,
+      parent: m.parent,
+      donor: m.donor,
+      startedAt: m.startedAt,
+      seconds: m.durations.total ?? null,
+      rawBytes: m.bytes.raw,
+      storedBytes: m.bytes.stored,
+      parts: m.parts.length,
+      gtid: m.gtid,
+    }));
+    emit(g, { repository: repo.name, backups: rows }, () =>
+      rows.length === 0
+        ? `repository ${repo.name}: no backups yet`
+        : table([
+            ["id", "type", "parent", "node", "started", "raw", "stored", "parts", "gtid"],
+            ...rows.map((r) => [
+              r.id,
+              r.type,
+              r.parent ?? "-",
+              r.donor,
+              r.startedAt.replace(/\.\d+Z$/, "Z"),
+              formatBytes(r.rawBytes),
+              formatBytes(r.storedBytes),
+              String(r.parts),
+              r.gtid ?? "-",
+            ]),
+          ]),
+    );
+  } finally {
+    await close();
+  }
+}
+
+export async function show(
+  g: GlobalOptions,
+  o: { id: string; repo?: string; identity?: string },
+): Promise<void> {
+  const { loaded, repo, close } = await openConfiguredRepository(g.config, o.repo);
+  try {
+    const m = await repo.get(o.id);
+    verifyManifest(m, await trustedPublicKey(loaded));
+    let details: ManifestDetails | undefined;
+    let detailsNote = "encrypted (pass --identity to read host names and the inventory)";
+    const haveIdentity = o.identity ?? loaded.config.keys.identity ?? loaded.config.keys.passphraseFile;
+    if (haveIdentity) {
+      const ids = await identitiesOf(loaded, o.identity);
+      details = JSON.parse(
+        (await decryptBuffer(Buffer.from(m.details, "base64"), ids)).toString("utf8"),
+      ) as ManifestDetails;
+      detailsNote = "decrypted";
+    }
+    const { details: _sealed, ...publicPart } = m;
+    emit(g, { ...publicPart, details: details ?? null }, () => {
+      const lines = [
+        `backup ${m.id} (${m.type}${m.parent ? `, parent ${m.parent}` : ""}, chain ${m.chainRoot})`,
+        `  signature: valid (${m.signature?.publicKey})`,
+        `  cluster ${m.cluster.name} ${m.cluster.uuid ?? "-"}:${m.cluster.seqno ?? "-"} (size ${m.cluster.size}), donor ${m.donor}, ${m.serverVersion ?? ""}`,
+        `  GTID ${m.gtid ?? "-"}, binlog ${m.binlog ? `${m.binlog.file}:${m.binlog.position}` : "-"}${m.lsn ? `, LSN ${m.lsn.from}..${m.lsn.to}` : ""}`,
+        `  ${m.startedAt} → ${m.finishedAt}; stages: ${Object.entries(m.durations)
+          .map(([k, v]) => `${k} ${v}s`)
+          .join(", ")}`,
+        `  bytes: raw ${formatBytes(m.bytes.raw)}, compressed ${formatBytes(m.bytes.compressed)}, stored ${formatBytes(m.bytes.stored)}`,
+        `  encrypted to: ${m.encryption.recipients.join(", ")}`,
+        `  parts: ${m.parts.length}`,
+        ...m.parts.map((p) => `    ${p.key}  ${formatBytes(p.size)}  sha256 ${p.sha256}`),
+        `  details: ${detailsNote}`,
+      ];
+      if (details) {
+        lines.push(`    donor host ${details.donorHost}:${details.donorPort}`);
+        lines.push(
+          `    ${details.inventory.schemas.length} schema(s), ${details.inventory.tables.length} table(s), ${details.inventory.routines} routine(s), ${details.inventory.triggers} trigger(s), ${details.inventory.events} event(s)`,
+        );
+        for (const t of details.inventory.tables) {
+          lines.push(`      ${t.schema}.${t.table} ${t.engine ?? t.type} ${t.rows ?? ""}`);
+        }
+      }
+      return lines.join("\n");
+    });
+  } finally {
+    await close();
+  }
+}

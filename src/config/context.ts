@@ -1,0 +1,167 @@
+// Turns a loaded config into what commands use: credentials, nodes, recipients, keys.
+// Secret files are refused when group or others can read them.
+import { readFile } from "node:fs/promises";
+import { type AgeIdentity, type AgeRecipient, parseIdentities, parseRecipient } from "../crypto/age.ts";
+import { publicKeyFromPrivate } from "../crypto/sign.ts";
+import { StrongboxError } from "../errors.ts";
+import type { Credentials, NodeEndpoint, TlsOptions } from "../galera/connection.ts";
+import { assertPrivateFile, type LoadedConfig } from "./load.ts";
+import type { RepositoryConfig } from "./schema.ts";
+
+export interface ClusterNode extends NodeEndpoint {
+  datadir?: string | undefined;
+  defaultsFile?: string | undefined;
+}
+
+async function readSecretFile(path: string, what: string): Promise<string> {
+  assertPrivateFile(path, what);
+  return (await readFile(path, "utf8")).replace(/\r?\n$/, "");
+}
+
+export async function credentialsFor(
+  loaded: LoadedConfig,
+  which: "backup" | "admin",
+): Promise<Credentials | undefined> {
+  const c = loaded.config.cluster.credentials[which];
+  if (!c) return undefined;
+  const password = c.passwordFile
+    ? await readSecretFile(loaded.resolvePath(c.passwordFile), `password file of the ${which} account`)
+    : undefined;
+  return { user: c.user, password };
+}
+
+export function clusterNodes(loaded: LoadedConfig): ClusterNode[] {
+  return loaded.config.cluster.nodes.map((n) => ({
+    name: n.name,
+    host: n.host,
+    port: n.port,
+    socket: n.socket ? loaded.resolvePath(n.socket) : undefined,
+    datadir: n.datadir ? loaded.resolvePath(n.datadir) : undefined,
+    defaultsFile: n.defaultsFile ? loaded.resolvePath(n.defaultsFile) : undefined,
+  }));
+}
+
+export function clusterTls(loaded: LoadedConfig): TlsOptions | undefined {
+  const t = loaded.config.cluster.tls;
+  if (!t) return undefined;
+  return {
+    ca: t.ca ? loaded.resolvePath(t.ca) : undefined,
+    cert: t.cert ? loaded.resolvePath(t.cert) : undefined,
+    key: t.key ? loaded.resolvePath(t.key) : undefined,
+  };
+}
+
+export interface RecipientSet {
+  /** What age encrypts to. */
+  age: AgeRecipient[];
+  /** Public description recorded in manifests: age1… strings, "scrypt" for a passphrase. */
+  names: string[];
+  passphrase: boolean;
+}
+
+export async function recipientsOf(loaded: LoadedConfig): Promise<RecipientSet> {
+  const k = loaded.config.keys;
+  if (k.passphraseFile) {
+    const passphrase = await readSecretFile(loaded.resolvePath(k.passphraseFile), "passphrase file");
+    if (passphrase.length < 12) {
+      throw new StrongboxError("PASSPHRASE_WEAK", "the passphrase must have at least 12 characters", {
+        hint: `edit ${k.passphraseFile}`,
+      });
+    }
+    // age allows a scrypt recipient only on its own.
+    return { age: [{ type: "scrypt", passphrase }], names: ["scrypt"], passphrase: true };
+  }
+  const texts = [...k.recipients];
+  if (k.recipientsFile) {
+    const file = loaded.resolvePath(k.recipientsFile);
+    const body = await readFile(file, "utf8").catch((e: NodeJS.ErrnoException) => {
+      throw new StrongboxError("RECIPIENTS_FILE", `recipients file ${file} cannot be read (${e.code})`);
+    });
+    texts.push(
+      ...body
+        .split("\n")
+        .map((l) => l.trim())
+        .filter((l) => l && !l.startsWith("#")),
+    );
+  }
+  const unique = [...new Set(texts)];
+  if (unique.length === 0) {
+    throw new StrongboxError("NO_RECIPIENTS", "no recipients configured", {
+      hint: "add keys.recipients (age1…)",
+    });
+  }
+  const age = unique.map((r) => parseRecipient(r));
+  return { age, names: age.map((r) => r.recipient), passphrase: false };
+}
+
+export interface SigningKey {
+  privateKeyPem: string;
+  publicKey: string;
+}
+
+export async function signingKeyOf(loaded: LoadedConfig): Promise<SigningKey> {
+  const path = loaded.resolvePath(loaded.config.keys.signingKey);
+  let pem: string;
+  try {
+    assertPrivateFile(path, "signing key");
+    pem = await readFile(path, "utf8");
+  } catch (e) {
+    if ((e as StrongboxError).code === "FILE_MISSING") {
+      throw new StrongboxError("SIGNING_KEY_MISSING", `signing key ${path} is missing`, {
+        hint: "run `strongbox init` to create it, or restore it from your key backup",
+      });
+    }
+    throw e;
+  }
+  try {
+    return { privateKeyPem: pem, publicKey: publicKeyFromPrivate(pem) };
+  } catch (e) {
+    throw new StrongboxError("SIGNING_KEY_INVALID", `signing key ${path} is not an Ed25519 private key`, {
+      cause: e,
+    });
+  }
+}
+
+/** The identity (private key) for restore, show and verify --read-data: --identity, else keys.identity. */
+export async function identitiesOf(
+  loaded: LoadedConfig | undefined,
+  explicit?: string,
+): Promise<AgeIdentity[]> {
+  const k = loaded?.config.keys;
+  if (k?.passphraseFile && !explicit) {
+    const passphrase = await readSecretFile(loaded!.resolvePath(k.passphraseFile), "passphrase file");
+    return [{ type: "scrypt", passphrase }];
+  }
+  const path = explicit ?? (k?.identity ? loaded!.resolvePath(k.identity) : undefined);
+  if (!path) {
+    throw new StrongboxError("IDENTITY_MISSING", "no identity to decrypt with", {
+      hint: "pass --identity FILE (the age identity kept off the backup host)",
+    });
+  }
+  const text = await readSecretFile(path, "identity file").catch((e: StrongboxError) => {
+    if (e.code === "FILE_MISSING") {
+      throw new StrongboxError("IDENTITY_MISSING", `identity file ${path} is missing`, {
+        hint: "pass --identity FILE",
+      });
+    }
+    throw e;
+  });
+  return parseIdentities(text);
+}
+
+export function repositoryConfig(loaded: LoadedConfig, name?: string): RepositoryConfig {
+  const repos = loaded.config.repositories;
+  const wanted = name ?? loaded.config.defaultRepository ?? repos[0]!.name;
+  const repo = repos.find((r) => r.name === wanted);
+  if (!repo) {
+    throw new StrongboxError("REPO_UNKNOWN", `no repository named "${wanted}" in ${loaded.path}`, {
+      hint: `configured: ${repos.map((r) => r.name).join(", ")}`,
+    });
+  }
+  return repo;
+}
+
+/** Local state of this host (desync markers, run catalog): config.stateDir, else "state" beside the config. */
+export function stateDirOf(loaded: LoadedConfig): string {
+  return loaded.resolvePath(loaded.config.stateDir ?? "state");
+}

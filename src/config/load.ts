@@ -1,0 +1,91 @@
+// Reads strongbox.yaml, reports every problem with its path at once, resolves relative paths.
+import { statSync } from "node:fs";
+import { readFile } from "node:fs/promises";
+import { dirname, isAbsolute, resolve } from "node:path";
+import { parseDocument } from "yaml";
+import type { z } from "zod";
+import { ConfigError, StrongboxError } from "../errors.ts";
+import { configSchema, type StrongboxConfig } from "./schema.ts";
+
+export interface LoadedConfig {
+  path: string;
+  dir: string;
+  config: StrongboxConfig;
+  /** Resolves a path from the config relative to the config file's directory. */
+  resolvePath(p: string): string;
+}
+
+export function defaultConfigPath(explicit?: string): string {
+  return explicit ?? process.env.STRONGBOX_CONFIG ?? "strongbox.yaml";
+}
+
+function formatPath(path: PropertyKey[]): string {
+  let out = "";
+  for (const p of path) out += typeof p === "number" ? `[${p}]` : out ? `.${String(p)}` : String(p);
+  return out || "(top level)";
+}
+
+export function formatIssues(issues: z.core.$ZodIssue[]): string[] {
+  return issues.map((i) => `${formatPath(i.path)}: ${i.message}`);
+}
+
+/** Refuses a file that group or others can read or write: it may hold or point at secrets. */
+export function assertPrivateFile(path: string, what: string): void {
+  let mode: number;
+  try {
+    mode = statSync(path).mode;
+  } catch (e) {
+    throw new StrongboxError(
+      "FILE_MISSING",
+      `${what} ${path} cannot be read: ${(e as NodeJS.ErrnoException).code}`,
+      {
+        cause: e,
+      },
+    );
+  }
+  if ((mode & 0o077) !== 0) {
+    throw new StrongboxError(
+      "FILE_TOO_OPEN",
+      `${what} ${path} is accessible by group or others (mode ${(mode & 0o777).toString(8)})`,
+      { hint: `chmod 600 ${path}` },
+    );
+  }
+}
+
+export function parseConfigText(text: string, source: string): StrongboxConfig {
+  const doc = parseDocument(text, { prettyErrors: true });
+  if (doc.errors.length > 0) {
+    throw new ConfigError(
+      `${source} is not valid YAML`,
+      doc.errors.map((e) => `line ${e.linePos?.[0]?.line ?? "?"}: ${e.message.split("\n")[0]}`),
+    );
+  }
+  const result = configSchema.safeParse(doc.toJS());
+  if (!result.success) {
+    const problems = formatIssues(result.error.issues);
+    throw new ConfigError(`${source} has ${problems.length} problem(s)`, problems);
+  }
+  return result.data;
+}
+
+export async function loadConfig(
+  explicitPath?: string,
+  options: { checkMode?: boolean } = {},
+): Promise<LoadedConfig> {
+  const path = resolve(defaultConfigPath(explicitPath));
+  let text: string;
+  try {
+    text = await readFile(path, "utf8");
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new ConfigError(
+      code === "ENOENT" ? `config file ${path} not found` : `config file ${path} cannot be read (${code})`,
+      [],
+      { hint: "pass --config FILE or set STRONGBOX_CONFIG", cause: e },
+    );
+  }
+  if (options.checkMode ?? true) assertPrivateFile(path, "config file");
+  const config = parseConfigText(text, path);
+  const dir = dirname(path);
+  return { path, dir, config, resolvePath: (p) => (isAbsolute(p) ? p : resolve(dir, p)) };
+}

@@ -1,0 +1,192 @@
+// The strongbox.yaml schema: the single source of truth for validation and for docs/configuration.md.
+import { z } from "zod";
+
+const sizeString = z
+  .union([
+    z.number().int().positive(),
+    z.string().regex(/^\s*\d+(\.\d+)?\s*(B|K|KB|KiB|M|MB|MiB|G|GB|GiB|T|TB|TiB)?\s*$/i),
+  ])
+  .describe('a size: bytes, or a string such as "64MiB" or "1GB"');
+
+const duration = z
+  .string()
+  .regex(/^\s*\d+\s*(s|m|h|d|w)\s*$/, 'a duration such as "30s", "15m", "26h", "7d", "2w"')
+  .describe('a duration such as "30m", "26h", "7d"');
+
+const filePath = z.string().min(1).describe("a file path; relative paths are relative to this config file");
+
+export const nodeSchema = z
+  .object({
+    name: z
+      .string()
+      .min(1)
+      .regex(/^[A-Za-z0-9_.-]+$/, "letters, digits, '_', '.', '-'")
+      .describe("node name used in commands and reports"),
+    host: z.string().min(1).default("127.0.0.1").describe("host name or address of the node's client port"),
+    port: z.number().int().min(1).max(65535).default(3306).describe("client port"),
+    socket: filePath.optional().describe("unix socket; used instead of host:port when the node is local"),
+    datadir: filePath
+      .optional()
+      .describe("data directory of the node (needed for physical backups taken on this host)"),
+    defaultsFile: filePath.optional().describe("the node's my.cnf, passed to mariabackup as --defaults-file"),
+  })
+  .strict();
+
+const credentialsSchema = z
+  .object({
+    user: z.string().min(1).describe("account name"),
+    passwordFile: filePath
+      .optional()
+      .describe("file holding the password (mode 0600); omit for unix_socket authentication"),
+  })
+  .strict();
+
+const tlsSchema = z
+  .object({
+    ca: filePath.optional().describe("CA certificate to verify the server"),
+    cert: filePath.optional().describe("client certificate"),
+    key: filePath.optional().describe("client key (mode 0600)"),
+  })
+  .strict();
+
+export const clusterSchema = z
+  .object({
+    name: z.string().min(1).default("galera").describe("cluster name, recorded in every manifest"),
+    nodes: z.array(nodeSchema).min(1).describe("every node of the cluster; at least one"),
+    backupNode: z.string().optional().describe("preferred donor for backups (must name a node)"),
+    writerNode: z.string().optional().describe("the node applications write to; avoided as donor"),
+    desync: z
+      .enum(["auto", "on", "off"])
+      .default("auto")
+      .describe(
+        "SET GLOBAL wsrep_desync=ON during backups; auto = on when the cluster has more than one node",
+      ),
+    retryOnNextNode: z
+      .boolean()
+      .default(true)
+      .describe("when the chosen node fails mid-backup, retry once on the next healthy node"),
+    credentials: z
+      .object({
+        backup: credentialsSchema.describe("least-privilege backup account"),
+        admin: credentialsSchema
+          .optional()
+          .describe("separate admin account for wsrep_desync (needs SUPER); optional"),
+      })
+      .strict(),
+    tls: tlsSchema.optional().describe("TLS for connections to the nodes"),
+  })
+  .strict();
+
+const localStorageSchema = z
+  .object({
+    type: z.literal("local"),
+    path: filePath.describe("directory of the repository"),
+  })
+  .strict();
+
+export const storageSchema = z
+  .discriminatedUnion("type", [localStorageSchema])
+  .describe("where the repository lives");
+
+export const repositorySchema = z
+  .object({
+    name: z
+      .string()
+      .min(1)
+      .regex(/^[A-Za-z0-9_.-]+$/, "letters, digits, '_', '.', '-'")
+      .describe("repository name"),
+    storage: storageSchema,
+    appendOnly: z.boolean().default(false).describe("never delete or overwrite here (offsite copies)"),
+  })
+  .strict();
+
+export const keysSchema = z
+  .object({
+    recipients: z
+      .array(z.string().min(1))
+      .default([])
+      .describe("age X25519 recipients (age1…) that every backup is encrypted to"),
+    recipientsFile: filePath.optional().describe("file with one recipient per line (comments with #)"),
+    passphraseFile: filePath
+      .optional()
+      .describe("passphrase for an age scrypt recipient instead of keys (mode 0600)"),
+    signingKey: filePath.describe("Ed25519 private key that signs manifests (mode 0600; created by init)"),
+    identity: filePath
+      .optional()
+      .describe("age identity for restore, show and verify --read-data; keep it OFF the backup host"),
+  })
+  .strict();
+
+export const backupSchema = z
+  .object({
+    partSize: sizeString.default("64MiB").describe("size of each encrypted part"),
+    compressionLevel: z.number().int().min(1).max(19).default(1).describe("zstd level"),
+    compressionThreads: z.number().int().min(0).max(64).default(0).describe("zstd threads; 0 = one per core"),
+    fullEvery: duration
+      .default("7d")
+      .describe("default policy: a full backup when the last full is older than this, else incremental"),
+    mariabackupPath: z.string().default("mariabackup").describe("mariabackup binary"),
+    mariadbDumpPath: z.string().default("mariadb-dump").describe("mariadb-dump binary"),
+    parallel: z.number().int().min(1).max(64).default(2).describe("mariabackup --parallel"),
+    lockTtl: duration
+      .default("2h")
+      .describe("a writer lock whose holder stopped refreshing it this long ago is stale"),
+    timeout: duration.default("24h").describe("abort a backup that runs longer than this"),
+  })
+  .strict();
+
+export const configSchema = z
+  .object({
+    version: z.literal(1).describe("config format version"),
+    cluster: clusterSchema,
+    repositories: z
+      .array(repositorySchema)
+      .min(1)
+      .describe("one or more repositories; the first is the default"),
+    defaultRepository: z.string().optional().describe("name of the repository used when --repo is not given"),
+    keys: keysSchema,
+    backup: backupSchema.default(backupSchema.parse({})),
+    stateDir: filePath
+      .optional()
+      .describe("directory for the run catalog and scratch space (default: beside this file)"),
+  })
+  .strict()
+  .superRefine((cfg, ctx) => {
+    const names = new Set(cfg.cluster.nodes.map((n) => n.name));
+    for (const key of ["backupNode", "writerNode"] as const) {
+      const v = cfg.cluster[key];
+      if (v !== undefined && !names.has(v)) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["cluster", key],
+          message: `no node named "${v}" in cluster.nodes`,
+        });
+      }
+    }
+    if (names.size !== cfg.cluster.nodes.length) {
+      ctx.addIssue({ code: "custom", path: ["cluster", "nodes"], message: "node names must be unique" });
+    }
+    const repos = cfg.repositories.map((r) => r.name);
+    if (new Set(repos).size !== repos.length) {
+      ctx.addIssue({ code: "custom", path: ["repositories"], message: "repository names must be unique" });
+    }
+    if (cfg.defaultRepository !== undefined && !repos.includes(cfg.defaultRepository)) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["defaultRepository"],
+        message: `no repository named "${cfg.defaultRepository}"`,
+      });
+    }
+    if (cfg.keys.recipients.length === 0 && !cfg.keys.recipientsFile && !cfg.keys.passphraseFile) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["keys"],
+        message: "no recipients: set keys.recipients, keys.recipientsFile or keys.passphraseFile",
+      });
+    }
+  });
+
+export type StrongboxConfig = z.infer<typeof configSchema>;
+export type NodeConfig = z.infer<typeof nodeSchema>;
+export type RepositoryConfig = z.infer<typeof repositorySchema>;
+export type StorageConfig = z.infer<typeof storageSchema>;

@@ -1,0 +1,80 @@
+// Connections to cluster nodes (mysql2). Passwords come from files, never from argv.
+import mysql from "mysql2/promise";
+import { StrongboxError } from "../errors.ts";
+
+export interface NodeEndpoint {
+  name: string;
+  host: string;
+  port: number;
+  socket?: string | undefined;
+}
+
+export interface Credentials {
+  user: string;
+  password?: string | undefined;
+}
+
+export interface TlsOptions {
+  ca?: string | undefined;
+  cert?: string | undefined;
+  key?: string | undefined;
+}
+
+export type Connection = mysql.Connection;
+
+export async function connectNode(
+  node: NodeEndpoint,
+  creds: Credentials,
+  options: { timeoutMs?: number; tls?: TlsOptions; multipleStatements?: boolean } = {},
+): Promise<Connection> {
+  try {
+    return await mysql.createConnection({
+      ...(node.socket ? { socketPath: node.socket } : { host: node.host, port: node.port }),
+      user: creds.user,
+      password: creds.password ?? "",
+      connectTimeout: options.timeoutMs ?? 5000,
+      multipleStatements: options.multipleStatements ?? false,
+      supportBigNumbers: true,
+      bigNumberStrings: true,
+      dateStrings: true,
+      ...(options.tls ? { ssl: options.tls } : {}),
+    });
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException & { sqlMessage?: string };
+    const where = node.socket ? `socket ${node.socket}` : `${node.host}:${node.port}`;
+    const why = err.sqlMessage ?? err.code ?? err.message;
+    const unreachable = ["ECONNREFUSED", "ENOENT", "ETIMEDOUT", "EHOSTUNREACH", "ECONNRESET"].includes(
+      err.code ?? "",
+    );
+    throw new StrongboxError(
+      unreachable ? "NODE_UNREACHABLE" : "NODE_CONNECT_FAILED",
+      `cannot connect to node ${node.name} (${where}) as ${creds.user}: ${why}`,
+      {
+        stage: "connect",
+        hint: unreachable ? "is mariadbd running there?" : "check the user and password file",
+        cause: e,
+      },
+    );
+  }
+}
+
+export async function queryRows<T = Record<string, unknown>>(
+  conn: Connection,
+  sql: string,
+  params: unknown[] = [],
+): Promise<T[]> {
+  const [rows] = await conn.query(sql, params);
+  return rows as T[];
+}
+
+/** SHOW GLOBAL STATUS/VARIABLES LIKE pattern → name(lower case) → value. */
+export async function showGlobal(
+  conn: Connection,
+  kind: "STATUS" | "VARIABLES",
+  like: string,
+): Promise<Map<string, string>> {
+  const rows = await queryRows<{ Variable_name: string; Value: string }>(conn, `SHOW GLOBAL ${kind} LIKE ?`, [
+    like,
+  ]);
+  return new Map(rows.map((r) => [r.Variable_name.toLowerCase(), String(r.Value)]));
+}

@@ -1,0 +1,93 @@
+// Asking every node how it is, and choosing the donor for a backup.
+import { StrongboxError } from "../errors.ts";
+import {
+  type Credentials,
+  connectNode,
+  type NodeEndpoint,
+  showGlobal,
+  type TlsOptions,
+} from "./connection.ts";
+
+export interface NodeHealth {
+  node: NodeEndpoint;
+  reachable: boolean;
+  clusterStatus: string;
+  state: string;
+  ready: boolean;
+  clusterSize: number;
+  clusterUuid: string;
+  lastCommitted: number;
+  desynced: boolean;
+  error?: string;
+}
+
+export async function probeNode(
+  node: NodeEndpoint,
+  creds: Credentials,
+  options: { tls?: TlsOptions; timeoutMs?: number } = {},
+): Promise<NodeHealth> {
+  let conn: Awaited<ReturnType<typeof connectNode>> | undefined;
+  try {
+    conn = await connectNode(node, creds, { timeoutMs: options.timeoutMs ?? 3000, tls: options.tls });
+    const s = await showGlobal(conn, "STATUS", "wsrep_%");
+    const v = await showGlobal(conn, "VARIABLES", "wsrep_desync");
+    // A server without Galera is a cluster of one: treat it as a healthy Primary, Synced node.
+    const galera = s.has("wsrep_cluster_status") && s.get("wsrep_cluster_status") !== "Disconnected";
+    return {
+      node,
+      reachable: true,
+      clusterStatus: galera ? (s.get("wsrep_cluster_status") ?? "") : "Primary",
+      state: galera ? (s.get("wsrep_local_state_comment") ?? "") : "Synced",
+      ready: galera ? s.get("wsrep_ready") === "ON" : true,
+      clusterSize: galera ? Number(s.get("wsrep_cluster_size") ?? 0) : 1,
+      clusterUuid: s.get("wsrep_cluster_state_uuid") ?? "",
+      lastCommitted: Number(s.get("wsrep_last_committed") ?? -1),
+      desynced: v.get("wsrep_desync") === "ON",
+    };
+  } catch (e) {
+    return {
+      node,
+      reachable: false,
+      clusterStatus: "",
+      state: "unreachable",
+      ready: false,
+      clusterSize: 0,
+      clusterUuid: "",
+      lastCommitted: -1,
+      desynced: false,
+      error: e instanceof StrongboxError ? e.message : (e as Error).message,
+    };
+  } finally {
+    await conn?.end().catch(() => {});
+  }
+}
+
+export function isEligible(h: NodeHealth): boolean {
+  return h.reachable && h.clusterStatus === "Primary" && h.state === "Synced" && h.ready;
+}
+
+export function describeHealth(h: NodeHealth): string {
+  if (!h.reachable) return `${h.node.name}: unreachable (${h.error ?? "no answer"})`;
+  return `${h.node.name}: ${h.clusterStatus || "?"}/${h.state || "?"}${h.ready ? "" : " not ready"} size ${h.clusterSize}`;
+}
+
+/**
+ * Orders eligible nodes by preference: the configured backup node, then nodes that are not the
+ * writer, then the writer as a last resort. Throws NO_SYNCED_NODE with every node's state.
+ */
+export function rankDonors(
+  health: NodeHealth[],
+  prefs: { backupNode?: string; writerNode?: string },
+): NodeHealth[] {
+  const eligible = health.filter(isEligible);
+  if (eligible.length === 0) {
+    throw new StrongboxError(
+      "NO_SYNCED_NODE",
+      `no node is Synced in a Primary component: ${health.map(describeHealth).join("; ")}`,
+      { stage: "choose-node", hint: "wait for the cluster to recover, or check the nodes' error logs" },
+    );
+  }
+  const rank = (h: NodeHealth) =>
+    h.node.name === prefs.backupNode ? 0 : h.node.name === prefs.writerNode ? 2 : 1;
+  return [...eligible].sort((a, b) => rank(a) - rank(b));
+}

@@ -1,0 +1,102 @@
+// child stdout → count → zstd → parts (age) → storage, with backpressure end to end.
+// The first failure anywhere stops everything: children are terminated, parts in flight aborted.
+import type { ChildProcess } from "node:child_process";
+import { Transform } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import type { AgeRecipient } from "../crypto/age.ts";
+import type { Storage } from "../storage/types.ts";
+import { terminate } from "../util/proc.ts";
+import { zstdCompress } from "./compress.ts";
+import { type PartRecord, writeParts } from "./parts.ts";
+
+const HEAD_BYTES = 256 * 1024;
+
+export interface StreamSource {
+  child: ChildProcess;
+  /** Resolves when the source exited successfully and its output is complete. */
+  done: Promise<void>;
+}
+
+export interface StreamOptions {
+  storage: Storage;
+  keyFor: (index: number) => string;
+  partSize: number;
+  recipients: AgeRecipient[];
+  compressionLevel: number;
+  compressionThreads: number;
+  maxInFlight?: number;
+  signal?: AbortSignal;
+  onProgress?: (rawBytes: number) => void;
+}
+
+export interface StreamResult {
+  parts: PartRecord[];
+  /** The first bytes of the raw stream (headers such as mariadb-dump's GTID position). */
+  head: Buffer;
+  rawBytes: number;
+  compressedBytes: number;
+  storedBytes: number;
+}
+
+export async function streamToParts(source: StreamSource, o: StreamOptions): Promise<StreamResult> {
+  const zstd = zstdCompress(o.compressionLevel, o.compressionThreads);
+  const abort = new AbortController();
+  const signal = o.signal ? AbortSignal.any([o.signal, abort.signal]) : abort.signal;
+  let rawBytes = 0;
+  const headChunks: Buffer[] = [];
+  const counter = new Transform({
+    highWaterMark: 1 << 20,
+    transform(chunk: Buffer, _enc, cb) {
+      if (rawBytes < HEAD_BYTES) headChunks.push(Buffer.from(chunk.subarray(0, HEAD_BYTES - rawBytes)));
+      rawBytes += chunk.length;
+      o.onProgress?.(rawBytes);
+      cb(null, chunk);
+    },
+  });
+  const stop = async () => {
+    abort.abort(new Error("pipeline stopped"));
+    await Promise.all([terminate(source.child, 3000), terminate(zstd.child, 3000)]);
+  };
+  const onAbort = () => void stop();
+  o.signal?.addEventListener("abort", onAbort, { once: true });
+  const tasks = [
+    source.done,
+    zstd.done,
+    pipeline(source.child.stdout!, counter, zstd.child.stdin!, { signal }),
+    writeParts(zstd.child.stdout!, {
+      storage: o.storage,
+      keyFor: o.keyFor,
+      partSize: o.partSize,
+      recipients: o.recipients,
+      maxInFlight: o.maxInFlight,
+      signal,
+    }),
+  ] as const;
+  // Fail fast: the first rejection stops the others, then the original error is reported.
+  const failFast = tasks.map((t) =>
+    t.catch(async (e: unknown) => {
+      await stop();
+      throw e;
+    }),
+  );
+  try {
+    const results = await Promise.allSettled(failFast);
+    const rejected = results.find((r) => r.status === "rejected") as PromiseRejectedResult | undefined;
+    if (rejected) {
+      // Prefer the source's own error (it carries the stderr tail) over the consequences downstream.
+      const sourceResult = results[0];
+      if (sourceResult?.status === "rejected" && !o.signal?.aborted) throw sourceResult.reason;
+      throw o.signal?.aborted ? (o.signal.reason ?? rejected.reason) : rejected.reason;
+    }
+    const parts = (results[3] as PromiseFulfilledResult<PartRecord[]>).value;
+    return {
+      parts,
+      head: Buffer.concat(headChunks),
+      rawBytes,
+      compressedBytes: parts.reduce((s, p) => s + p.plainSize, 0),
+      storedBytes: parts.reduce((s, p) => s + p.size, 0),
+    };
+  } finally {
+    o.signal?.removeEventListener("abort", onAbort);
+  }
+}

@@ -1,0 +1,59 @@
+// my.cnf of one sandbox node: Galera on loopback, binlogs with GTIDs for point-in-time recovery.
+import type { SandboxNode } from "./layout.ts";
+
+export interface CnfOptions {
+  clusterName: string;
+  nodes: SandboxNode[];
+  sstUser: string;
+  sstPassword: string;
+  runAsRoot: boolean;
+  bufferPool: string;
+}
+
+export function renderNodeCnf(node: SandboxNode, o: CnfOptions): string {
+  const peers = o.nodes.map((n) => `127.0.0.1:${n.gmcastPort}`).join(",");
+  const lines = [
+    "# Written by strongbox sandbox; contains the SST password, so mode 0600.",
+    "[mysqld]",
+    ...(o.runAsRoot ? ["user=root"] : []),
+    `datadir=${node.datadir}`,
+    `socket=${node.socket}`,
+    `pid-file=${node.pidFile}`,
+    `log-error=${node.errorLog}`,
+    `tmpdir=${node.tmpdir}`,
+    `port=${node.port}`,
+    "bind-address=127.0.0.1",
+    "skip-name-resolve",
+    "performance_schema=OFF",
+    `innodb_buffer_pool_size=${o.bufferPool}`,
+    "innodb_log_file_size=128M",
+    "innodb_flush_log_at_trx_commit=2",
+    "default_storage_engine=InnoDB",
+    "innodb_autoinc_lock_mode=2",
+    "binlog_format=ROW",
+    "log_bin=binlog",
+    "log_slave_updates=ON",
+    "server_id=1",
+    `gtid_domain_id=${100 + node.index}`,
+    "max_allowed_packet=64M",
+    "wsrep_on=ON",
+    "wsrep_provider=/usr/lib/galera/libgalera_smm.so",
+    `wsrep_cluster_name=${o.clusterName}`,
+    `wsrep_cluster_address=gcomm://${peers}`,
+    `wsrep_node_name=${node.name}`,
+    `wsrep_node_address=127.0.0.1:${node.gmcastPort}`,
+    `wsrep_node_incoming_address=127.0.0.1:${node.port}`,
+    `wsrep_provider_options="gmcast.listen_addr=tcp://127.0.0.1:${node.gmcastPort};ist.recv_addr=127.0.0.1:${node.istPort};gcache.size=256M;pc.wait_prim_timeout=PT30S"`,
+    "wsrep_sst_method=mariabackup",
+    `wsrep_sst_auth=${o.sstUser}:${o.sstPassword}`,
+    `wsrep_sst_receive_address=127.0.0.1:${node.sstPort}`,
+    "wsrep_gtid_mode=ON",
+    "wsrep_gtid_domain_id=1",
+    "wsrep_slave_threads=2",
+    "",
+    "[sst]",
+    "progress=none",
+    "",
+  ];
+  return lines.join("\n");
+}

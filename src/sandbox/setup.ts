@@ -1,0 +1,34 @@
+// `sandbox up` as a whole: the cluster, a demo key pair, and DIR/strongbox.yaml.
+import { mkdir, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { generateX25519Identity } from "../crypto/age.ts";
+import { type SandboxState, sandboxUp, type UpOptions } from "./cluster.ts";
+import { writeSandboxConfig } from "./config.ts";
+import { sandboxPaths } from "./layout.ts";
+
+export interface CreatedSandbox {
+  state: SandboxState;
+  configPath: string;
+  identityPath: string;
+  recipient: string;
+}
+
+export async function createSandbox(options: UpOptions): Promise<CreatedSandbox> {
+  const state = await sandboxUp(options);
+  // The identity stays in the sandbox only because this is a sandbox; a real backup host holds
+  // recipients (public keys) only.
+  const keysDir = sandboxPaths(state.dir).keys;
+  await mkdir(keysDir, { recursive: true, mode: 0o700 });
+  const { identity, recipient } = generateX25519Identity();
+  const identityPath = join(keysDir, "identity.txt");
+  await writeFile(
+    identityPath,
+    `# created: ${new Date().toISOString()}\n# public key: ${recipient}\n${identity}\n`,
+    { mode: 0o600, flag: "wx" },
+  );
+  await writeFile(join(keysDir, "recipients.txt"), `# team key (identity in identity.txt)\n${recipient}\n`, {
+    mode: 0o600,
+  });
+  const configPath = await writeSandboxConfig(state);
+  return { state, configPath, identityPath, recipient };
+}

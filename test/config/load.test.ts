@@ -1,0 +1,130 @@
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { chmod, mkdtemp, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+import { renderConfigReference } from "../../src/config/docs.ts";
+import { loadConfig, parseConfigText } from "../../src/config/load.ts";
+import { ConfigError, type StrongboxError } from "../../src/errors.ts";
+
+const GOOD = `
+version: 1
+cluster:
+  nodes:
+    - { name: db1, host: 10.0.0.1 }
+    - { name: db2, host: 10.0.0.2, port: 3307 }
+  backupNode: db2
+  credentials:
+    backup: { user: backup, passwordFile: backup.pw }
+repositories:
+  - name: local
+    storage: { type: local, path: /var/backups/strongbox }
+keys:
+  recipients: [age1qyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqs3290gq]
+  signingKey: signing.key
+`;
+
+describe("config", () => {
+  it("accepts a good file and fills defaults", () => {
+    const c = parseConfigText(GOOD, "test.yaml");
+    assert.equal(c.cluster.nodes[0]!.port, 3306);
+    assert.equal(c.cluster.nodes[1]!.port, 3307);
+    assert.equal(c.cluster.desync, "auto");
+    assert.equal(c.backup.partSize, "64MiB");
+    assert.equal(c.backup.compressionLevel, 1);
+  });
+
+  it("reports every problem with its path at once", () => {
+    const bad = `
+version: 2
+cluster:
+  nodes:
+    - { name: "db 1", port: 99999 }
+  backupNode: nope
+  desync: sometimes
+  credentials: {}
+repositories:
+  - name: local
+    storage: { type: ftp, path: x }
+keys:
+  signingKey: k
+  surprise: true
+`;
+    let err: unknown;
+    try {
+      parseConfigText(bad, "bad.yaml");
+    } catch (e) {
+      err = e;
+    }
+    assert.ok(err instanceof ConfigError);
+    const text = err.problems.join("\n");
+    for (const path of [
+      "version",
+      "cluster.nodes[0].name",
+      "cluster.nodes[0].port",
+      "cluster.desync",
+      "cluster.credentials.backup",
+      "repositories[0].storage.type",
+      "keys",
+    ]) {
+      assert.match(
+        text,
+        new RegExp(`^${path.replace(/[[\].]/g, "\\$&")}: `, "m"),
+        `missing problem at ${path}:\n${text}`,
+      );
+    }
+    assert.ok(err.problems.length >= 7, text);
+    assert.match(err.oneLine(), /^bad\.yaml has \d+ problem\(s\): /);
+    assert.ok(!err.oneLine().includes("\n"));
+  });
+
+  it("reports cross-field problems (unknown backupNode) with their path", () => {
+    const text = GOOD.replace("backupNode: db2", "backupNode: db9");
+    assert.throws(
+      () => parseConfigText(text, "x.yaml"),
+      (e: ConfigError) => e.problems.some((p) => p.startsWith('cluster.backupNode: no node named "db9"')),
+    );
+  });
+
+  it("reports YAML syntax errors with the line", () => {
+    assert.throws(
+      () => parseConfigText("version: 1\ncluster: [\n", "y.yaml"),
+      (e: ConfigError) => e.message.includes("not valid YAML") && /line \d+/.test(e.problems[0] ?? ""),
+    );
+  });
+
+  it("refuses a config file readable by others, and a missing one, with the fix", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "sb-config-"));
+    const path = join(dir, "strongbox.yaml");
+    await writeFile(path, GOOD, { mode: 0o644 });
+    await chmod(path, 0o644);
+    await assert.rejects(
+      loadConfig(path),
+      (e: StrongboxError) => e.code === "FILE_TOO_OPEN" && /chmod 600/.test(e.oneLine()),
+    );
+    await chmod(path, 0o600);
+    const loaded = await loadConfig(path);
+    assert.equal(loaded.resolvePath("signing.key"), join(dir, "signing.key"));
+    await assert.rejects(loadConfig(join(dir, "missing.yaml")), (e: StrongboxError) =>
+      /not found/.test(e.message),
+    );
+  });
+
+  it("STRONGBOX_CONFIG names the file when --config is absent", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "sb-config-"));
+    const path = join(dir, "other.yaml");
+    await writeFile(path, GOOD, { mode: 0o600 });
+    process.env.STRONGBOX_CONFIG = path;
+    try {
+      assert.equal((await loadConfig()).path, path);
+    } finally {
+      delete process.env.STRONGBOX_CONFIG;
+    }
+  });
+
+  it("docs/configuration.md is generated from the schema (run npm run docs:config)", () => {
+    const onDisk = readFileSync(new URL("../../docs/configuration.md", import.meta.url), "utf8");
+    assert.equal(onDisk, renderConfigReference());
+  });
+});

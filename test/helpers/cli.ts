@@ -1,0 +1,43 @@
+// Runs the real CLI (bin/strongbox) as a child process, as an operator or a cron job would.
+import { type ChildProcess, spawn } from "node:child_process";
+import { readFileSync, writeFileSync } from "node:fs";
+import { parse, stringify } from "yaml";
+
+export const BIN = new URL("../../bin/strongbox", import.meta.url).pathname;
+export const FIXTURES = new URL("../fixtures/", import.meta.url).pathname;
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+export function startCli(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+): { child: ChildProcess; result: Promise<CliResult> } {
+  const child = spawn(BIN, args, {
+    env: { ...process.env, STRONGBOX_NODE: process.execPath, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let stdout = "";
+  let stderr = "";
+  child.stdout!.on("data", (c: Buffer) => (stdout += c.toString()));
+  child.stderr!.on("data", (c: Buffer) => (stderr += c.toString()));
+  const result = new Promise<CliResult>((resolve) =>
+    child.once("close", (code) => resolve({ code, stdout, stderr })),
+  );
+  return { child, result };
+}
+
+export function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
+  return startCli(args, env).result;
+}
+
+/** Writes a modified copy of a config file (mode 0600). */
+export function editConfig(from: string, to: string, edit: (c: Record<string, any>) => void): string {
+  const c = parse(readFileSync(from, "utf8")) as Record<string, any>;
+  edit(c);
+  writeFileSync(to, stringify(c), { mode: 0o600 });
+  return to;
+}
