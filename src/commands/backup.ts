@@ -56,10 +56,13 @@ export async function backup(g: GlobalOptions, o: BackupCommandOptions): Promise
     const progress = new Progress(!g.json && process.stderr.isTTY);
     try {
       // Leftovers of runs that crashed (kill -9) before their commit: safe to remove under the lock.
+      // We hold the writer lock, so every temp object is a dead writer's.
+      const temps = await repo.storage.cleanupTemp?.(0);
+      if (temps) progress.note(`removed ${temps} temporary file(s) of unfinished writes`, true);
       if (!repo.storage.capabilities.appendOnly) {
         for (const id of (await repo.scan()).orphans) {
           const n = await repo.removeUncommitted(id);
-          if (!g.json) process.stderr.write(`removed ${n} object(s) of unfinished backup ${id}\n`);
+          progress.note(`removed ${n} object(s) of unfinished backup ${id}`, true);
         }
       }
       const stateDir = stateDirOf(loaded);
@@ -79,7 +82,7 @@ export async function backup(g: GlobalOptions, o: BackupCommandOptions): Promise
           recipients,
           signing,
           stateDir,
-          log: (msg) => (g.json || !g.verbose ? progress.note(msg, g.verbose) : progress.note(msg, true)),
+          log: (msg) => progress.note(msg, true),
         },
         {
           kind,

@@ -50,6 +50,8 @@ function openPart(o: PartWriterOptions, index: number): OpenPart {
   tap.on("drain", () => enc.resume());
   enc.once("end", () => tap.end());
   enc.once("error", (e) => tap.destroy(e));
+  // The upload reports failures through its promise; this keeps a late error from being unhandled.
+  tap.on("error", () => {});
   const part: OpenPart = {
     index,
     key,

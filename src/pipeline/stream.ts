@@ -7,6 +7,7 @@ import type { AgeRecipient } from "../crypto/age.ts";
 import type { Storage } from "../storage/types.ts";
 import { terminate } from "../util/proc.ts";
 import { zstdCompress } from "./compress.ts";
+import { allOrFirstError } from "./failfast.ts";
 import { type PartRecord, writeParts } from "./parts.ts";
 
 const HEAD_BYTES = 256 * 1024;
@@ -71,24 +72,10 @@ export async function streamToParts(source: StreamSource, o: StreamOptions): Pro
       maxInFlight: o.maxInFlight,
       signal,
     }),
-  ] as const;
-  // Fail fast: the first rejection stops the others, then the original error is reported.
-  const failFast = tasks.map((t) =>
-    t.catch(async (e: unknown) => {
-      await stop();
-      throw e;
-    }),
-  );
+  ] as [Promise<void>, Promise<void>, Promise<void>, Promise<PartRecord[]>];
   try {
-    const results = await Promise.allSettled(failFast);
-    const rejected = results.find((r) => r.status === "rejected") as PromiseRejectedResult | undefined;
-    if (rejected) {
-      // Prefer the source's own error (it carries the stderr tail) over the consequences downstream.
-      const sourceResult = results[0];
-      if (sourceResult?.status === "rejected" && !o.signal?.aborted) throw sourceResult.reason;
-      throw o.signal?.aborted ? (o.signal.reason ?? rejected.reason) : rejected.reason;
-    }
-    const parts = (results[3] as PromiseFulfilledResult<PartRecord[]>).value;
+    const results = await allOrFirstError(tasks, stop, o.signal);
+    const parts = results[3];
     return {
       parts,
       head: Buffer.concat(headChunks),

@@ -80,6 +80,11 @@ export interface Storage {
   delete(key: string, options?: OperationOptions): Promise<void>;
   /** Releases connections; the storage is not used afterwards. */
   close(): Promise<void>;
+  /**
+   * Removes temp objects of unfinished puts older than `olderThanMs` (leftovers of a killed
+   * writer); returns how many. Only backends that write temp objects have it.
+   */
+  cleanupTemp?(olderThanMs: number): Promise<number>;
 }
 
 /** Longest key in bytes (S3's limit). */

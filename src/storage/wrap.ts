@@ -211,6 +211,10 @@ class CoreStorage implements WrappedStorage {
     return this.withRetries("delete", key, options.signal, () => this.inner.delete(key, options));
   }
 
+  async cleanupTemp(olderThanMs: number): Promise<number> {
+    return (await this.inner.cleanupTemp?.(olderThanMs)) ?? 0;
+  }
+
   close(): Promise<void> {
     return this.inner.close();
   }
