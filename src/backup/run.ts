@@ -264,7 +264,10 @@ async function attempt(
     }
     const pos =
       plan.kind === "logical" ? undefined : await readPhysicalPosition(tool.lsnDir ?? "", tool.stderr.text());
-    const dumpPos = plan.kind === "logical" ? readDumpPosition(streamed.head.toString("utf8")) : undefined;
+    const dumpPos =
+      plan.kind === "logical"
+        ? readDumpPosition(`${streamed.head.toString("utf8")}\n${streamed.tail.toString("utf8")}`)
+        : undefined;
     const details: ManifestDetails = {
       donorHost: node.host,
       donorPort: node.port,

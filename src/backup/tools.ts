@@ -165,7 +165,7 @@ export async function readPhysicalPosition(lsnDir: string, stderr: string): Prom
   };
 }
 
-/** mariadb-dump --master-data=2 --gtid writes the position as comments near the top of the dump. */
+/** mariadb-dump --master-data=2 --gtid writes the binlog position near the top, the GTID near the end. */
 export function readDumpPosition(head: string): {
   gtid: string | null;
   binlog: { file: string; position: number } | null;

@@ -2,6 +2,7 @@
 import { Command, CommanderError, Option } from "commander";
 import { ExitCode, StrongboxError } from "../errors.ts";
 import { registerBackup } from "./backup.ts";
+import { registerRestore } from "./restore.ts";
 import { registerSandbox } from "./sandbox.ts";
 
 export function buildProgram(): Command {
@@ -20,6 +21,7 @@ export function buildProgram(): Command {
     .exitOverride();
   registerSandbox(program);
   registerBackup(program);
+  registerRestore(program);
   return program;
 }
 

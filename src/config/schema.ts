@@ -135,6 +135,163 @@ export const backupSchema = z
   })
   .strict();
 
+const durationOrOff = z
+  .union([duration, z.literal("off")])
+  .describe('a duration such as "26h" or "8d", or "off" to disable the check');
+
+const webhookSchema = z
+  .object({
+    url: z
+      .string()
+      .regex(/^https?:\/\/\S+$/, "an http:// or https:// URL")
+      .describe("receives a JSON POST per alert (Slack-compatible `text` plus structured fields)"),
+    tokenFile: filePath
+      .optional()
+      .describe("file holding a bearer token sent as Authorization: Bearer (mode 0600)"),
+    timeout: duration.default("10s").describe("time limit of one delivery attempt"),
+  })
+  .strict();
+
+const emailSchema = z
+  .object({
+    host: z.string().min(1).describe("SMTP server"),
+    port: z.number().int().min(1).max(65535).default(587).describe("SMTP port"),
+    secure: z
+      .boolean()
+      .default(false)
+      .describe("TLS from the first byte (port 465); otherwise STARTTLS when offered"),
+    user: z.string().min(1).optional().describe("SMTP account; omit when the server needs no login"),
+    passwordFile: filePath.optional().describe("file holding the SMTP password (mode 0600)"),
+    from: z.string().min(1).describe("sender address"),
+    to: z.array(z.string().min(1)).min(1).describe("recipient addresses"),
+  })
+  .strict();
+
+const longRunSchema = z
+  .object({
+    k: z.number().positive().default(3).describe("a run is long when it exceeds median + k × spread"),
+    minHistory: z
+      .number()
+      .int()
+      .min(2)
+      .max(1000)
+      .default(5)
+      .describe("successful runs of the same kind needed before durations are judged"),
+    window: z
+      .number()
+      .int()
+      .min(2)
+      .max(1000)
+      .default(20)
+      .describe("how many recent successful runs form the history"),
+    minRelativeSpread: z
+      .number()
+      .min(0)
+      .default(0.2)
+      .describe(
+        "lower bound of the spread as a fraction of the median (a stable history does not flag jitter)",
+      ),
+    minSpread: duration.default("30s").describe("lower bound of the spread as a duration"),
+  })
+  .strict();
+
+const sizeRuleSchema = z
+  .object({
+    lowFactor: z
+      .number()
+      .gt(0)
+      .lt(1)
+      .default(0.5)
+      .describe("a backup smaller than this × the median size is unusual"),
+    highFactor: z
+      .number()
+      .gt(1)
+      .default(2)
+      .describe("a backup larger than this × the median size is unusual"),
+    minHistory: z
+      .number()
+      .int()
+      .min(2)
+      .max(1000)
+      .default(5)
+      .describe("successful backups of the same kind needed first"),
+    window: z
+      .number()
+      .int()
+      .min(2)
+      .max(1000)
+      .default(20)
+      .describe("how many recent successful backups form the history"),
+  })
+  .strict();
+
+const monitoringRulesSchema = z
+  .object({
+    maxBackupAge: duration
+      .default("26h")
+      .describe("CRITICAL when no backup (or copy into the repository) succeeded for this long"),
+    maxVerifyAge: durationOrOff.default("8d").describe("WARNING when no verify passed for this long"),
+    maxRestoreTestAge: durationOrOff
+      .default("8d")
+      .describe("WARNING when no restore-test passed for this long"),
+    maxCopyAge: durationOrOff
+      .default("off")
+      .describe("WARNING when a repository that receives copies got none for this long"),
+    longRun: longRunSchema.default(longRunSchema.parse({})).describe("the unusually-long-run rule"),
+    size: sizeRuleSchema.default(sizeRuleSchema.parse({})).describe("the unusual-backup-size rule"),
+    repositories: z
+      .array(z.string().min(1))
+      .optional()
+      .describe("repositories the age rules apply to (default: all)"),
+  })
+  .strict();
+
+const alertsSchema = z
+  .object({
+    webhook: webhookSchema.optional().describe("alert by HTTP POST"),
+    email: emailSchema.optional().describe("alert by e-mail over SMTP"),
+    attempts: z.number().int().min(1).max(10).default(4).describe("delivery attempts per alert and channel"),
+    backoff: duration.default("2s").describe("wait before the second attempt; doubles after each failure"),
+  })
+  .strict();
+
+export const monitoringSchema = z
+  .object({
+    catalog: filePath.optional().describe("SQLite run catalog (default: catalog.db in stateDir)"),
+    rules: monitoringRulesSchema.default(monitoringRulesSchema.parse({})).describe("what is a problem"),
+    alerts: alertsSchema.default(alertsSchema.parse({})).describe("where problems are sent"),
+  })
+  .strict();
+
+export const restoreTestSchema = z
+  .object({
+    scratchDir: filePath
+      .optional()
+      .describe("where restore tests unpack and run (default: state/scratch beside this file)"),
+    bufferPool: z.string().default("256M").describe("innodb_buffer_pool_size of the throw-away server"),
+    rowCountTolerance: z
+      .number()
+      .min(0)
+      .max(1)
+      .default(0)
+      .describe(
+        "allowed relative difference of a table's row count from the inventory (writes during the backup); 0 = exact",
+      ),
+    assertions: z
+      .array(
+        z
+          .object({
+            name: z.string().min(1).describe("shown when it fails"),
+            sql: z.string().min(1).describe("a query; the first column of the first row is compared"),
+            expect: z.string().describe("the expected value, as text (NULL for SQL NULL)"),
+          })
+          .strict(),
+      )
+      .default([])
+      .describe("your own checks run on the restored data"),
+  })
+  .strict();
+
 export const configSchema = z
   .object({
     version: z.literal(1).describe("config format version"),
@@ -146,9 +303,11 @@ export const configSchema = z
     defaultRepository: z.string().optional().describe("name of the repository used when --repo is not given"),
     keys: keysSchema,
     backup: backupSchema.default(backupSchema.parse({})),
+    restoreTest: restoreTestSchema.default(restoreTestSchema.parse({})).describe("restore-test settings"),
     stateDir: filePath
       .optional()
       .describe("directory for the run catalog and scratch space (default: beside this file)"),
+    monitoring: monitoringSchema.optional().describe("run catalog, alert rules and channels"),
   })
   .strict()
   .superRefine((cfg, ctx) => {
@@ -177,6 +336,15 @@ export const configSchema = z
         message: `no repository named "${cfg.defaultRepository}"`,
       });
     }
+    for (const [i, r] of (cfg.monitoring?.rules.repositories ?? []).entries()) {
+      if (!repos.includes(r)) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["monitoring", "rules", "repositories", i],
+          message: `no repository named "${r}"`,
+        });
+      }
+    }
     if (cfg.keys.recipients.length === 0 && !cfg.keys.recipientsFile && !cfg.keys.passphraseFile) {
       ctx.addIssue({
         code: "custom",
@@ -190,3 +358,4 @@ export type StrongboxConfig = z.infer<typeof configSchema>;
 export type NodeConfig = z.infer<typeof nodeSchema>;
 export type RepositoryConfig = z.infer<typeof repositorySchema>;
 export type StorageConfig = z.infer<typeof storageSchema>;
+export type MonitoringConfig = z.infer<typeof monitoringSchema>;

@@ -25,7 +25,7 @@ export type Connection = mysql.Connection;
 export async function connectNode(
   node: NodeEndpoint,
   creds: Credentials,
-  options: { timeoutMs?: number; tls?: TlsOptions; multipleStatements?: boolean } = {},
+  options: { timeoutMs?: number; tls?: TlsOptions; multipleStatements?: boolean; socketAuth?: boolean } = {},
 ): Promise<Connection> {
   try {
     return await mysql.createConnection({
@@ -38,6 +38,8 @@ export async function connectNode(
       bigNumberStrings: true,
       dateStrings: true,
       ...(options.tls ? { ssl: options.tls } : {}),
+      // unix_socket authentication: the server checks the peer's OS user; the client sends nothing.
+      ...(options.socketAuth ? { authPlugins: { unix_socket: () => () => Buffer.alloc(0) } } : {}),
     });
   } catch (e) {
     const err = e as NodeJS.ErrnoException & { sqlMessage?: string };

@@ -32,8 +32,9 @@ export interface StreamOptions {
 
 export interface StreamResult {
   parts: PartRecord[];
-  /** The first bytes of the raw stream (headers such as mariadb-dump's GTID position). */
+  /** The first and last bytes of the raw stream (mariadb-dump writes its positions there). */
   head: Buffer;
+  tail: Buffer;
   rawBytes: number;
   compressedBytes: number;
   storedBytes: number;
@@ -45,11 +46,19 @@ export async function streamToParts(source: StreamSource, o: StreamOptions): Pro
   const signal = o.signal ? AbortSignal.any([o.signal, abort.signal]) : abort.signal;
   let rawBytes = 0;
   const headChunks: Buffer[] = [];
+  const tailChunks: Buffer[] = [];
+  let tailBytes = 0;
   const counter = new Transform({
     highWaterMark: 1 << 20,
     transform(chunk: Buffer, _enc, cb) {
       if (rawBytes < HEAD_BYTES) headChunks.push(Buffer.from(chunk.subarray(0, HEAD_BYTES - rawBytes)));
       rawBytes += chunk.length;
+      tailChunks.push(chunk);
+      tailBytes += chunk.length;
+      // Keep just enough whole chunks to cover the last HEAD_BYTES (references, no copies).
+      while (tailChunks.length > 1 && tailBytes - tailChunks[0]!.length >= HEAD_BYTES) {
+        tailBytes -= tailChunks.shift()!.length;
+      }
       o.onProgress?.(rawBytes);
       cb(null, chunk);
     },
@@ -79,6 +88,7 @@ export async function streamToParts(source: StreamSource, o: StreamOptions): Pro
     return {
       parts,
       head: Buffer.concat(headChunks),
+      tail: Buffer.concat(tailChunks).subarray(-HEAD_BYTES),
       rawBytes,
       compressedBytes: parts.reduce((s, p) => s + p.plainSize, 0),
       storedBytes: parts.reduce((s, p) => s + p.size, 0),

@@ -50,6 +50,17 @@ export function sandboxConfig(state: SandboxState): StrongboxConfig {
       lockTtl: "2h",
       timeout: "24h",
     },
+    restoreTest: {
+      bufferPool: "256M",
+      rowCountTolerance: 0,
+      assertions: [
+        {
+          name: "the backup account survives a restore",
+          sql: "SELECT COUNT(*) > 0 FROM mysql.global_priv WHERE User = 'strongbox_backup'",
+          expect: "1",
+        },
+      ],
+    },
   };
 }
 

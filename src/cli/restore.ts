@@ -1,0 +1,51 @@
+import type { Command } from "commander";
+import { globals } from "./args.ts";
+
+export function registerRestore(program: Command): void {
+  program
+    .command("verify")
+    .description(
+      "check backups: signatures, chains, every part's size and SHA-256; with --read-data also decrypt and parse",
+    )
+    .argument("[id]", "one backup (default: all)")
+    .option("--all", "every backup (the default)")
+    .option("--read-data", "decrypt, decompress and parse every stream to its end (needs the identity)")
+    .option(
+      "--sample <percent>",
+      "read only this share of parts (backups with --read-data), rotating between runs",
+    )
+    .option("--identity <file>", "age identity for --read-data")
+    .option("--repo <name>", "repository")
+    .action(async (id: string | undefined, o, cmd: Command) =>
+      (await import("../commands/verify.ts")).verify(globals(cmd), { ...o, id }),
+    );
+
+  program
+    .command("restore")
+    .description(
+      "rebuild a data directory from a backup chain (full + incrementals, prepared, grastate.dat written)",
+    )
+    .argument("<id>", "backup id (an incremental brings its whole chain)")
+    .option("--target-dir <dir>", "empty directory to restore into")
+    .option("--force", "replace the contents of a non-empty target")
+    .option("--prepare", "run mariabackup --prepare (the default)", true)
+    .option("--no-prepare", "only extract")
+    .option("--into-node <name>", "logical backups: load into this configured node (admin account)")
+    .option("--identity <file>", "age identity (default: keys.identity)")
+    .option("--repo <name>", "repository")
+    .action(async (id: string, o, cmd: Command) =>
+      (await import("../commands/restore.ts")).restore(globals(cmd), { ...o, id }),
+    );
+
+  program
+    .command("restore-test")
+    .description(
+      "restore into scratch space, start a throw-away mariadbd, CHECK TABLE, compare the inventory, run assertions",
+    )
+    .argument("[id]", "backup id (default: the newest)")
+    .option("--identity <file>", "age identity (default: keys.identity)")
+    .option("--repo <name>", "repository")
+    .action(async (id: string | undefined, o, cmd: Command) =>
+      (await import("../commands/restore-test.ts")).restoreTestCommand(globals(cmd), { ...o, id }),
+    );
+}

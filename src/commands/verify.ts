@@ -1,0 +1,62 @@
+// verify [ID|--all] [--read-data] [--sample P%]
+import type { GlobalOptions } from "../cli/args.ts";
+import { emit } from "../cli/output.ts";
+import { identitiesOf, stateDirOf } from "../config/context.ts";
+import { ExitCode, UsageError } from "../errors.ts";
+import { verifyBackups } from "../restore/verify.ts";
+import { openConfiguredRepository, trustedPublicKey } from "./repo.ts";
+
+export function parsePercent(text: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*%?\s*$/.exec(text);
+  const n = m ? Number(m[1]) : Number.NaN;
+  if (!(n > 0 && n <= 100))
+    throw new UsageError(`--sample must be a percentage between 0 and 100 (got "${text}")`);
+  return n / 100;
+}
+
+export async function verify(
+  g: GlobalOptions,
+  o: { id?: string; all?: boolean; readData?: boolean; sample?: string; identity?: string; repo?: string },
+): Promise<void> {
+  if (o.id && o.all) throw new UsageError("give a backup ID or --all, not both");
+  const { loaded, repo, close } = await openConfiguredRepository(g.config, o.repo);
+  try {
+    const trusted = await trustedPublicKey(loaded);
+    repo.verifyInfo(trusted);
+    const ids = o.id ? [o.id] : (await repo.scan()).committed;
+    const identities = o.readData ? await identitiesOf(loaded, o.identity) : undefined;
+    const verdicts = await verifyBackups({
+      repo,
+      trustedPublicKey: trusted,
+      ids,
+      identities,
+      sample: o.sample ? parsePercent(o.sample) : undefined,
+      stateDir: stateDirOf(loaded),
+    });
+    const failed = verdicts.filter((v) => !v.ok);
+    emit(g, { repository: repo.name, ok: failed.length === 0, backups: verdicts }, () => {
+      const lines = verdicts.map((v) =>
+        v.ok
+          ? `ok      ${v.id} ${v.type}: signature, chain, ${v.partsChecked}/${v.partsTotal} part(s) checked${v.dataRead ? ", data decrypted and parsed to the end" : ""}`
+          : `FAILED  ${v.id} ${v.type}: ${v.problems.map((p) => p.message).join("; ")}`,
+      );
+      lines.push(
+        verdicts.length === 0
+          ? `repository ${repo.name}: no backups to verify`
+          : `${verdicts.length - failed.length} of ${verdicts.length} backup(s) verified${failed.length ? `, ${failed.length} FAILED` : ""}`,
+      );
+      return lines.join("\n");
+    });
+    if (failed.length > 0) {
+      if (!g.json) {
+        const first = failed[0]!;
+        process.stderr.write(
+          `strongbox: error: backup ${first.id}: ${first.problems[0]?.message ?? "failed"}\n`,
+        );
+      }
+      process.exitCode = ExitCode.failure;
+    }
+  } finally {
+    await close();
+  }
+}

@@ -1,0 +1,52 @@
+// The chain of a backup: its full at the root, then every incremental up to it, each verified.
+import { StrongboxError } from "../errors.ts";
+import { type Manifest, verifyManifest } from "../repository/manifest.ts";
+import type { Repository } from "../repository/repository.ts";
+
+export async function resolveChain(
+  repo: Repository,
+  id: string,
+  trustedPublicKey: string,
+): Promise<Manifest[]> {
+  const chain: Manifest[] = [];
+  let m = await repo.get(id);
+  verifyManifest(m, trustedPublicKey);
+  chain.unshift(m);
+  while (m.parent) {
+    const parentId = m.parent;
+    const child = m;
+    m = await repo.get(parentId).catch((e: StrongboxError) => {
+      if (e.code !== "BACKUP_NOT_FOUND") throw e;
+      throw new StrongboxError(
+        "CHAIN_BROKEN",
+        `backup ${child.id} needs its parent ${parentId}, which is missing from repository ${repo.name}`,
+        {
+          hint: "restore an older full backup, or copy the parent back from an offsite repository",
+        },
+      );
+    });
+    verifyManifest(m, trustedPublicKey);
+    if (m.lsn && child.lsn && child.lsn.from !== m.lsn.to) {
+      throw new StrongboxError(
+        "CHAIN_BROKEN",
+        `backup ${child.id} starts at LSN ${child.lsn.from} but its parent ${m.id} ends at ${m.lsn.to}`,
+      );
+    }
+    if (m.donor !== child.donor) {
+      throw new StrongboxError(
+        "CHAIN_BROKEN",
+        `backup ${child.id} was taken on ${child.donor} but its parent ${m.id} on ${m.donor}`,
+      );
+    }
+    chain.unshift(m);
+    if (chain.length > 10_000)
+      throw new StrongboxError("CHAIN_BROKEN", `backup ${id}: the parent links form a loop`);
+  }
+  if (chain[0]!.type !== "full" && chain[0]!.type !== "logical") {
+    throw new StrongboxError(
+      "CHAIN_BROKEN",
+      `the chain of ${id} starts with ${chain[0]!.id}, which is not a full backup`,
+    );
+  }
+  return chain;
+}

@@ -1,0 +1,71 @@
+// Loading a logical backup into a running server through the mariadb client (credentials in a
+// 0600 option file, never argv).
+import { spawn } from "node:child_process";
+import type { AgeIdentity } from "../crypto/age.ts";
+import { StrongboxError } from "../errors.ts";
+import type { Credentials, NodeEndpoint, TlsOptions } from "../galera/connection.ts";
+import type { Manifest } from "../repository/manifest.ts";
+import type { Repository } from "../repository/repository.ts";
+import { privateTempDir, writeOptionFile } from "../util/optionfile.ts";
+import { TailBuffer } from "../util/proc.ts";
+import { decodeBackup } from "./extract.ts";
+
+export async function loadLogical(o: {
+  repo: Repository;
+  manifest: Manifest;
+  identities: AgeIdentity[];
+  node: NodeEndpoint;
+  creds: Credentials;
+  tls?: TlsOptions | undefined;
+  signal?: AbortSignal;
+}): Promise<{ rawBytes: number; seconds: number }> {
+  const t0 = performance.now();
+  const work = await privateTempDir("strongbox-load-");
+  try {
+    const cnf = await writeOptionFile(work.path, "client.cnf", {
+      client: {
+        user: o.creds.user,
+        password: o.creds.password,
+        ...(o.node.socket ? { socket: o.node.socket } : { host: o.node.host, port: o.node.port }),
+        "ssl-ca": o.tls?.ca,
+        "ssl-cert": o.tls?.cert,
+        "ssl-key": o.tls?.key,
+      },
+    });
+    const child = spawn("mariadb", [`--defaults-file=${cnf}`, "--binary-mode"], {
+      stdio: ["pipe", "ignore", "pipe"],
+    });
+    const err = new TailBuffer();
+    child.stderr!.on("data", (c: Buffer) => err.push(c));
+    const done = new Promise<void>((resolve, reject) =>
+      child.once("close", (code) =>
+        code === 0
+          ? resolve()
+          : reject(
+              new StrongboxError(
+                "LOAD_FAILED",
+                `mariadb exited with code ${code} while loading: ${err.lastLines()}`,
+              ),
+            ),
+      ),
+    );
+    done.catch(() => {});
+    let r: Awaited<ReturnType<typeof decodeBackup>>;
+    try {
+      r = await decodeBackup(o.repo, o.manifest, o.identities, {
+        sink: "consumer",
+        consumer: child.stdin!,
+        signal: o.signal,
+      });
+    } catch (e) {
+      // EPIPE here means the client died first: its own message says why.
+      if (child.exitCode === null) child.kill("SIGTERM");
+      await done;
+      throw e;
+    }
+    await done;
+    return { rawBytes: r.rawBytes, seconds: (performance.now() - t0) / 1000 };
+  } finally {
+    await work.remove();
+  }
+}
