@@ -46,5 +46,14 @@ sb --config "$CFG" backup --incremental
 step "what is in the repository"
 sb --config "$CFG" list
 
+step "verify: signatures, chains, every part's SHA-256 (no key needed)"
+sb --config "$CFG" verify
+
+step "verify --read-data: decrypt, decompress and parse every stream"
+sb --config "$CFG" verify --read-data
+
+step "restore-test: restore the chain into scratch space, start mariadbd, CHECK TABLE, compare the inventory"
+sb --config "$CFG" restore-test
+
 printf '\nDone. The sandbox is still running:\n  %s --config %s <command>\n  %s sandbox down --dir %s [--purge]\n' \
   "$ROOT/bin/strongbox" "$CFG" "$ROOT/bin/strongbox" "$DIR"

@@ -147,7 +147,7 @@ export async function readSecret(dir: string, name: keyof typeof SANDBOX_USERS):
   return { user: SANDBOX_USERS[name], password };
 }
 
-function startMariadbd(node: SandboxNode, bootstrap: boolean): number {
+export function startMariadbd(node: SandboxNode, bootstrap: boolean): number {
   const args = [`--defaults-file=${node.cnf}`];
   if (bootstrap) args.push("--wsrep-new-cluster");
   const child = spawn("/usr/sbin/mariadbd", args, {
@@ -201,7 +201,7 @@ async function probeNode(node: SandboxNode, creds: Credentials | undefined): Pro
   }
 }
 
-async function waitSynced(
+export async function waitSynced(
   node: SandboxNode,
   pid: number,
   creds: Credentials | undefined,

@@ -1,0 +1,351 @@
+// verify, restore and restore-test against real backups of a real cluster, through the CLI.
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdir, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+import {
+  decryptBuffer,
+  encryptBuffer,
+  generateX25519Identity,
+  parseIdentities,
+  parseRecipient,
+} from "../../src/crypto/age.ts";
+import { publicKeyFromPrivate } from "../../src/crypto/sign.ts";
+import { connectNode } from "../../src/galera/connection.ts";
+import { type Manifest, signManifest } from "../../src/repository/manifest.ts";
+import { findFreeBasePort, readSecret, startMariadbd, waitSynced } from "../../src/sandbox/cluster.ts";
+import { datasetChecksum, loadDataset } from "../../src/sandbox/dataset.ts";
+import { clusterLayout } from "../../src/sandbox/layout.ts";
+import { renderNodeCnf } from "../../src/sandbox/mycnf.ts";
+import { pidAlive } from "../../src/util/proc.ts";
+import { cli, editConfig } from "../helpers/cli.ts";
+import { useCluster } from "../helpers/cluster.ts";
+
+describe("verify, restore, restore-test", () => {
+  const cluster = useCluster({ nodes: 1 });
+  const cfg = () => cluster.configPath;
+  const repo = () => join(cluster.dir, "repository");
+  const identity = () => join(cluster.dir, "keys/identity.txt");
+  let full = "";
+  let inc = "";
+  let logical = "";
+  let checksumAtBackup: Record<string, string> = {};
+
+  const backup = async (...args: string[]) => {
+    const r = await cli(["--config", cfg(), "backup", ...args, "--json"]);
+    assert.equal(r.code, 0, r.stderr);
+    return JSON.parse(r.stdout) as Manifest;
+  };
+  const manifestPath = (id: string) => join(repo(), "backups", id, "manifest.json");
+  const partPath = (id: string, i = 0) =>
+    join(repo(), "backups", id, `part-${String(i).padStart(6, "0")}.age`);
+
+  /** Copies a backup under a new id so a test can damage it without spoiling the others. */
+  const cloneBackup = (id: string, suffix: string): string => {
+    const newId = id.replace(/-[0-9a-f]{6}$/, `-${suffix}`);
+    const src = join(repo(), "backups", id);
+    const dst = join(repo(), "backups", newId);
+    mkdirSync(dst, { mode: 0o700 });
+    for (const f of readdirSync(src))
+      writeFileSync(join(dst, f), readFileSync(join(src, f)), { mode: 0o600 });
+    const m = JSON.parse(readFileSync(join(dst, "manifest.json"), "utf8")) as Manifest;
+    m.id = newId;
+    m.chainRoot = m.parent ? m.chainRoot : newId;
+    m.parts = m.parts.map((p) => ({ ...p, key: p.key.replace(id, newId) }));
+    const key = readFileSync(join(cluster.dir, "keys/signing.key"), "utf8");
+    writeFileSync(
+      join(dst, "manifest.json"),
+      JSON.stringify(signManifest(m, key, publicKeyFromPrivate(key))),
+      { mode: 0o600 },
+    );
+    return newId;
+  };
+
+  it("takes a full, an incremental and a logical backup of a loaded cluster", async () => {
+    const c = await cluster.connect(1);
+    await loadDataset(c, { sizeBytes: 16_000_000, seed: 3 });
+    await c.end();
+    assert.equal((await cli(["--config", cfg(), "init"])).code, 0);
+    full = (await backup("--full")).id;
+    const w = await cluster.connect(1);
+    await w.query(
+      "CREATE TABLE logs.after_full (id INT PRIMARY KEY, note VARCHAR(40)); INSERT INTO logs.after_full VALUES (1, 'written after the full backup')",
+    );
+    checksumAtBackup = await datasetChecksum(w);
+    const [[row]] = (await w.query("CHECKSUM TABLE logs.after_full")) as unknown as [[{ Checksum: string }]];
+    checksumAtBackup["logs.after_full"] = String(row.Checksum);
+    await w.end();
+    inc = (await backup("--incremental")).id;
+    logical = (await backup("--logical")).id;
+  });
+
+  it("verify without the identity checks signatures, chains and every part's hash", async () => {
+    const noId = editConfig(cfg(), join(cluster.dir, "noid.yaml"), (c) => delete c.keys.identity);
+    const r = await cli(["--config", noId, "verify", "--json"]);
+    assert.equal(r.code, 0, r.stderr);
+    const out = JSON.parse(r.stdout);
+    assert.equal(out.ok, true);
+    assert.deepEqual(
+      out.backups.map((b: { id: string }) => b.id),
+      [full, inc, logical],
+    );
+    for (const b of out.backups) assert.equal(b.partsChecked, b.partsTotal);
+    const rd = await cli(["--config", noId, "verify", "--read-data"]);
+    assert.equal(rd.code, 2);
+    assert.match(rd.stderr, /^strongbox: error: no identity to decrypt with \(pass --identity FILE/m);
+  });
+
+  it("verify --read-data decrypts, decompresses and parses every stream to its end", async () => {
+    const r = await cli(["--config", cfg(), "verify", "--read-data", "--json"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(JSON.parse(r.stdout).backups.every((b: { dataRead: boolean }) => b.dataRead));
+  });
+
+  it("verify --sample reads a rotating subset that covers everything over repeated runs", async () => {
+    const seen = new Set<string>();
+    for (let i = 0; i < 3; i++) {
+      const r = await cli(["--config", cfg(), "verify", "--sample", "33%", "--json"]);
+      assert.equal(r.code, 0, r.stderr);
+      const checked = JSON.parse(r.stdout).backups.filter(
+        (b: { partsChecked: number }) => b.partsChecked > 0,
+      );
+      assert.equal(checked.length, 1, "33% of 3 single-part backups is one part per run");
+      seen.add(checked[0].id);
+    }
+    assert.deepEqual([...seen].sort(), [full, inc, logical].sort());
+  });
+
+  it("a flipped byte in a part: verify names the backup and part; restore-test fails", async () => {
+    const bad = cloneBackup(full, "f11bad");
+    const p = partPath(bad);
+    const bytes = readFileSync(p);
+    const mid = Math.floor(bytes.length / 2);
+    bytes[mid] = bytes[mid]! ^ 0x01;
+    writeFileSync(p, bytes);
+    const v = await cli(["--config", cfg(), "verify", bad]);
+    assert.equal(v.code, 2);
+    assert.match(
+      v.stderr,
+      new RegExp(
+        `strongbox: error: backup ${bad}: backup ${bad} part 0 \\(backups/${bad}/part-000000.age\\) fails its SHA-256 check`,
+      ),
+    );
+    const t = await cli(["--config", cfg(), "restore-test", bad]);
+    assert.equal(t.code, 2);
+    assert.match(t.stdout, /FAILED/);
+    assert.match(t.stderr, /part 0 \(.*\) (fails its SHA-256 check|is corrupted or truncated)/);
+    assert.ok(
+      !existsSync(join(cluster.dir, "state/scratch")) ||
+        readdirSync(join(cluster.dir, "state/scratch")).length === 0,
+      "scratch cleaned",
+    );
+    await rm(join(repo(), "backups", bad), { recursive: true });
+  });
+
+  it("a deleted part and a truncated part are named; a tampered manifest fails its signature", async () => {
+    const gone = cloneBackup(full, "de1e7e");
+    await rm(partPath(gone));
+    let r = await cli(["--config", cfg(), "verify", gone]);
+    assert.equal(r.code, 2);
+    assert.match(
+      r.stderr,
+      new RegExp(`backup ${gone} part 0 \\(backups/${gone}/part-000000.age\\) is missing`),
+    );
+    r = await cli(["--config", cfg(), "restore-test", gone]);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /is missing/);
+    await rm(join(repo(), "backups", gone), { recursive: true });
+
+    const cut = cloneBackup(full, "c0ffee");
+    const bytes = readFileSync(partPath(cut));
+    writeFileSync(partPath(cut), bytes.subarray(0, bytes.length - 1000));
+    r = await cli(["--config", cfg(), "verify", cut]);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /has \d+ bytes, the manifest says \d+ \(truncated\?\)/);
+    await rm(join(repo(), "backups", cut), { recursive: true });
+
+    const tampered = cloneBackup(full, "7a4bed");
+    const m = JSON.parse(readFileSync(manifestPath(tampered), "utf8"));
+    m.gtid = "1-1-999999";
+    writeFileSync(manifestPath(tampered), JSON.stringify(m));
+    r = await cli(["--config", cfg(), "verify", tampered]);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, new RegExp(`manifest of backup ${tampered} fails its signature check`));
+    r = await cli(["--config", cfg(), "restore", tampered, "--target-dir", join(cluster.dir, "never")]);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /fails its signature check/);
+    assert.ok(!existsSync(join(cluster.dir, "never")));
+    await rm(join(repo(), "backups", tampered), { recursive: true });
+  });
+
+  it("unknown id, wrong identity, non-empty or too small target: clear one-line errors", async () => {
+    let r = await cli([
+      "--config",
+      cfg(),
+      "restore",
+      "20200101T000000Z-abcdef",
+      "--target-dir",
+      join(cluster.dir, "x"),
+    ]);
+    assert.equal(r.code, 2);
+    assert.match(
+      r.stderr,
+      /^strongbox: error: no backup 20200101T000000Z-abcdef in repository local \(see: strongbox list\)$/m,
+    );
+
+    const other = generateX25519Identity();
+    const wrong = join(cluster.dir, "wrong-identity.txt");
+    writeFileSync(wrong, `${other.identity}\n`, { mode: 0o600 });
+    r = await cli([
+      "--config",
+      cfg(),
+      "restore",
+      full,
+      "--target-dir",
+      join(cluster.dir, "w"),
+      "--identity",
+      wrong,
+    ]);
+    assert.equal(r.code, 2);
+    const recipient = readFileSync(join(cluster.dir, "keys/recipients.txt"), "utf8").match(/age1\w+/)![0];
+    assert.match(
+      r.stderr,
+      new RegExp(
+        `the identity does not match any recipient of backup ${full}; it was encrypted to ${recipient}`,
+      ),
+    );
+
+    const busy = join(cluster.dir, "busy");
+    mkdirSync(busy);
+    writeFileSync(join(busy, "precious"), "do not overwrite");
+    r = await cli(["--config", cfg(), "restore", full, "--target-dir", busy]);
+    assert.equal(r.code, 2);
+    assert.match(
+      r.stderr,
+      /target directory .*busy is not empty \(choose an empty directory, or pass --force/,
+    );
+    assert.equal(readFileSync(join(busy, "precious"), "utf8"), "do not overwrite");
+
+    const tiny = join(cluster.dir, "tiny");
+    mkdirSync(tiny);
+    execFileSync("mount", ["-t", "tmpfs", "-o", "size=1m", "tmpfs", tiny]);
+    try {
+      r = await cli(["--config", cfg(), "restore", full, "--target-dir", join(tiny, "data")]);
+      assert.equal(r.code, 2);
+      assert.match(r.stderr, /target .*tiny\/data has .* free; the restore needs about/);
+      assert.deepEqual(readdirSync(tiny), []);
+    } finally {
+      execFileSync("umount", [tiny]);
+    }
+  });
+
+  it("restore-test passes for the incremental chain and the logical backup, and records RTO", async () => {
+    for (const id of [inc, logical]) {
+      const r = await cli(["--config", cfg(), "restore-test", id, "--json"]);
+      assert.equal(r.code, 0, r.stderr + r.stdout);
+      const out = JSON.parse(r.stdout);
+      assert.equal(out.passed, true);
+      assert.ok(out.rtoSeconds > 0 && out.tablesChecked > 10);
+      assert.ok(out.timings.start > 0 && out.timings.checks > 0);
+    }
+  });
+
+  it("restore-test fails when the inventory no longer matches, and when an assertion fails", async () => {
+    const changed = cloneBackup(full, "1a7e57");
+    const m = JSON.parse(readFileSync(manifestPath(changed), "utf8")) as Manifest;
+    const ids = parseIdentities(readFileSync(identity(), "utf8"));
+    const details = JSON.parse((await decryptBuffer(Buffer.from(m.details, "base64"), ids)).toString());
+    const orders = details.inventory.tables.find((t: { table: string }) => t.table === "orders");
+    orders.rows += 1000;
+    const recipient = readFileSync(join(cluster.dir, "keys/recipients.txt"), "utf8").match(/age1\w+/)![0];
+    m.details = (
+      await encryptBuffer(Buffer.from(JSON.stringify(details)), [parseRecipient(recipient)])
+    ).toString("base64");
+    const key = readFileSync(join(cluster.dir, "keys/signing.key"), "utf8");
+    writeFileSync(manifestPath(changed), JSON.stringify(signManifest(m, key, publicKeyFromPrivate(key))));
+    let r = await cli(["--config", cfg(), "restore-test", changed]);
+    assert.equal(r.code, 2);
+    assert.match(
+      r.stderr,
+      new RegExp(
+        `restore-test of ${changed} failed: table shop.orders has \\d+ rows, ${orders.rows} were recorded at backup time`,
+      ),
+    );
+    await rm(join(repo(), "backups", changed), { recursive: true });
+
+    const strict = editConfig(cfg(), join(cluster.dir, "assert.yaml"), (c) => {
+      c.restoreTest.assertions.push({
+        name: "exactly one late row",
+        sql: "SELECT COUNT(*) FROM logs.after_full",
+        expect: "2",
+      });
+    });
+    r = await cli(["--config", strict, "restore-test", inc]);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /assertion "exactly one late row": got 1, expected 2/);
+  });
+
+  it("restore rebuilds a data directory that bootstraps a new cluster; a second node joins by SST; data matches", async () => {
+    const target = join(cluster.dir, "restored");
+    const r = await cli(["--config", cfg(), "restore", inc, "--target-dir", target]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /galera_new_cluster/);
+    const gs = readFileSync(join(target, "grastate.dat"), "utf8");
+    assert.match(gs, /safe_to_bootstrap: 1/);
+    const m = JSON.parse(readFileSync(manifestPath(inc), "utf8")) as Manifest;
+    assert.match(gs, new RegExp(`uuid:\\s+${m.cluster.uuid}\\nseqno:\\s+${m.cluster.seqno}`));
+
+    // A new two-node cluster: node1 on the restored directory, node2 empty and joining by SST.
+    const dir = join(cluster.dir, "newcluster");
+    const base = await findFreeBasePort(2, 47000);
+    const nodes = clusterLayout(dir, 2, base);
+    const sstPassword = (await readSecret(cluster.dir, "sst")).password!;
+    for (const n of nodes) {
+      await mkdir(n.tmpdir, { recursive: true, mode: 0o700 });
+      await writeFile(
+        n.cnf,
+        renderNodeCnf(n, {
+          clusterName: "restored",
+          nodes,
+          sstUser: "strongbox_sst",
+          sstPassword,
+          runAsRoot: process.getuid?.() === 0,
+          bufferPool: "128M",
+        }),
+        { mode: 0o600 },
+      );
+    }
+    await rm(nodes[0]!.datadir, { recursive: true, force: true });
+    execFileSync("mv", [target, nodes[0]!.datadir]);
+    await mkdir(nodes[1]!.datadir, { recursive: true, mode: 0o700 });
+    const pids: number[] = [];
+    try {
+      pids.push(startMariadbd(nodes[0]!, true));
+      await waitSynced(nodes[0]!, pids[0]!, cluster.admin, 120_000);
+      pids.push(startMariadbd(nodes[1]!, false));
+      await waitSynced(nodes[1]!, pids[1]!, cluster.admin, 180_000);
+      const c2 = await connectNode(
+        { name: "new2", host: "127.0.0.1", port: nodes[1]!.port, socket: nodes[1]!.socket },
+        cluster.admin,
+      );
+      const [[size]] = (await c2.query("SHOW STATUS LIKE 'wsrep_cluster_size'")) as unknown as [
+        [{ Value: string }],
+      ];
+      assert.equal(size.Value, "2");
+      const sums = await datasetChecksum(c2);
+      const [[late]] = (await c2.query("CHECKSUM TABLE logs.after_full")) as unknown as [
+        [{ Checksum: string }],
+      ];
+      sums["logs.after_full"] = String(late.Checksum);
+      await c2.end();
+      assert.deepEqual(sums, checksumAtBackup);
+    } finally {
+      for (const pid of pids.reverse()) {
+        if (pidAlive(pid)) process.kill(pid, "SIGTERM");
+        for (let i = 0; i < 600 && pidAlive(pid); i++) await new Promise((res) => setTimeout(res, 100));
+      }
+    }
+  });
+});
