@@ -50,6 +50,8 @@ export interface BackupRequest {
   node?: string;
   signal?: AbortSignal;
   onProgress?: (rawBytes: number) => void;
+  /** Called with the donor's data size before streaming, so progress can show an ETA. */
+  onEstimate?: (bytes: number) => void;
 }
 
 export interface Plan {
@@ -231,6 +233,11 @@ async function attempt(
             parallel: config.backup.parallel,
             incrementalLsn: plan.parent?.lsn?.to,
           });
+    if (req.onEstimate) {
+      estimateSize(node, deps)
+        .then((n) => n > 0 && req.onEstimate?.(n))
+        .catch(() => {});
+    }
     // The inventory runs beside the stream on its own connection.
     const inventory: Promise<Inventory> = (async () => {
       const conn = await connectNode(node, deps.backupCreds, { tls: deps.tls });
@@ -328,5 +335,18 @@ async function attempt(
     if (!committed && !repo.storage.capabilities.appendOnly) {
       await repo.removeUncommitted(id).catch(() => {});
     }
+  }
+}
+
+/** Data plus index size of every table: about what mariabackup will stream. */
+async function estimateSize(node: ClusterNode, deps: BackupDeps): Promise<number> {
+  const conn = await connectNode(node, deps.backupCreds, { tls: deps.tls });
+  try {
+    const [rows] = (await conn.query(
+      "SELECT COALESCE(SUM(data_length + index_length), 0) AS n FROM information_schema.tables",
+    )) as unknown as [{ n: string }[]];
+    return Number(rows[0]?.n ?? 0);
+  } finally {
+    await conn.end().catch(() => {});
   }
 }

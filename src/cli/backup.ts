@@ -10,6 +10,34 @@ export function registerBackup(program: Command): void {
     .option("--force", "overwrite an existing file", false)
     .action(async (o, cmd: Command) => (await import("../commands/key.ts")).generate(globals(cmd), o));
 
+  key
+    .command("add-recipient")
+    .description(
+      "encrypt new backups also to this recipient (age1…); `key rotate` extends it to stored backups",
+    )
+    .argument("<recipient>", "age1… public key")
+    .option("--repo <name>", "only this repository")
+    .action(async (recipient: string, o, cmd: Command) =>
+      (await import("../commands/key.ts")).addRecipient(globals(cmd), { ...o, recipient }),
+    );
+  key
+    .command("remove-recipient")
+    .description("stop encrypting new backups to this recipient; `key rotate` removes it from stored backups")
+    .argument("<recipient>", "age1… public key")
+    .option("--repo <name>", "only this repository")
+    .action(async (recipient: string, o, cmd: Command) =>
+      (await import("../commands/key.ts")).removeRecipient(globals(cmd), { ...o, recipient }),
+    );
+  key
+    .command("rotate")
+    .description(
+      "re-wrap every stored backup's file keys for the current recipients (headers only), re-sign manifests",
+    )
+    .option("--identity <file>", "an identity of the current recipients (default: keys.identity)")
+    .option("--signing", "also replace the manifest signing key and re-sign everything with the new one")
+    .option("--repo <name>", "only this repository")
+    .action(async (o, cmd: Command) => (await import("../commands/key.ts")).rotate(globals(cmd), o));
+
   program
     .command("init")
     .description("create the manifest signing key (if missing) and initialise the configured repositories")

@@ -89,6 +89,9 @@ export async function backup(g: GlobalOptions, o: BackupCommandOptions): Promise
           node: o.node,
           signal: AbortSignal.any([abort.signal, timeout]),
           onProgress: (b) => progress.update(b),
+          onEstimate: (n) => {
+            progress.total = n;
+          },
         },
       );
       progress.done();

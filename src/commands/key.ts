@@ -1,9 +1,16 @@
-// key generate: an age X25519 identity (0600) and its recipient.
-import { writeFile } from "node:fs/promises";
+// key generate | add-recipient | remove-recipient | rotate
+import { readFile, rename, writeFile } from "node:fs/promises";
 import type { GlobalOptions } from "../cli/args.ts";
-import { emit } from "../cli/output.ts";
+import { emit, note } from "../cli/output.ts";
+import { identitiesOf, recipientsOf, repositoryConfig, signingKeyOf } from "../config/context.ts";
+import { type LoadedConfig, loadConfig } from "../config/load.ts";
 import { generateX25519Identity } from "../crypto/age.ts";
+import { generateSigningKey, publicKeyFromPrivate } from "../crypto/sign.ts";
 import { StrongboxError } from "../errors.ts";
+import { changeRecipients } from "../keys/recipients.ts";
+import { resignAll, rotateRecipients } from "../keys/rotate.ts";
+import { Repository } from "../repository/repository.ts";
+import { openStorage } from "../storage/open.ts";
 
 export async function generate(g: GlobalOptions, o: { out: string; force?: boolean }): Promise<void> {
   const { identity, recipient } = generateX25519Identity();
@@ -24,6 +31,134 @@ export async function generate(g: GlobalOptions, o: { out: string; force?: boole
     [
       `identity written to ${o.out} (mode 0600): keep it OFF the backup host, and keep a copy offline`,
       `recipient (public, goes into keys.recipients): ${recipient}`,
+    ].join("\n"),
+  );
+}
+
+async function updateRepositories(loaded: LoadedConfig, only?: string): Promise<string[]> {
+  const recipients = await recipientsOf(loaded);
+  const signing = await signingKeyOf(loaded);
+  const names = only ? [only] : loaded.config.repositories.map((r) => r.name);
+  const updated: string[] = [];
+  for (const name of names) {
+    const storage = await openStorage(repositoryConfig(loaded, name), loaded);
+    try {
+      const repo = await Repository.open(name, storage);
+      repo.verifyInfo(signing.publicKey);
+      if (repo.storage.capabilities.appendOnly) continue;
+      await repo.updateInfo(
+        { recipients: recipients.names, passphrase: recipients.passphrase },
+        signing.privateKeyPem,
+      );
+      updated.push(name);
+    } finally {
+      await storage.close();
+    }
+  }
+  return updated;
+}
+
+export async function addRecipient(g: GlobalOptions, o: { recipient: string; repo?: string }): Promise<void> {
+  const loaded = await loadConfig(g.config);
+  const r = await changeRecipients(loaded, { add: o.recipient });
+  const repos = await updateRepositories(await loadConfig(g.config), o.repo);
+  emit(g, { ...r, repositories: repos }, () =>
+    [
+      `added ${o.recipient} (in ${r.where}); new backups are encrypted to: ${r.recipients.join(", ")}`,
+      "existing backups are not readable with it yet: run `strongbox key rotate` to re-wrap them",
+    ].join("\n"),
+  );
+}
+
+export async function removeRecipient(
+  g: GlobalOptions,
+  o: { recipient: string; repo?: string },
+): Promise<void> {
+  const loaded = await loadConfig(g.config);
+  const r = await changeRecipients(loaded, { remove: o.recipient });
+  const repos = await updateRepositories(await loadConfig(g.config), o.repo);
+  emit(g, { ...r, repositories: repos }, () =>
+    [
+      `removed ${o.recipient} (from ${r.where}); new backups are encrypted to: ${r.recipients.join(", ")}`,
+      "existing backups can still be opened with the removed key: run `strongbox key rotate` to re-wrap them",
+    ].join("\n"),
+  );
+}
+
+export async function rotate(
+  g: GlobalOptions,
+  o: { identity?: string; signing?: boolean; repo?: string },
+): Promise<void> {
+  const loaded = await loadConfig(g.config);
+  const names = o.repo ? [o.repo] : loaded.config.repositories.map((r) => r.name);
+  const keyPath = loaded.resolvePath(loaded.config.keys.signingKey);
+  let signing = await signingKeyOf(loaded);
+  const accepted = [signing.publicKey];
+  let newKeyPath: string | undefined;
+  if (o.signing) {
+    // Resumable: a previous interrupted run left the new key in <signingKey>.new.
+    newKeyPath = `${keyPath}.new`;
+    let pem: string;
+    try {
+      pem = await readFile(newKeyPath, "utf8");
+    } catch {
+      pem = generateSigningKey().privateKeyPem;
+      await writeFile(newKeyPath, pem, { mode: 0o600, flag: "wx" });
+    }
+    signing = { privateKeyPem: pem, publicKey: publicKeyFromPrivate(pem) };
+    accepted.push(signing.publicKey);
+  }
+  const recipients = await recipientsOf(loaded);
+  const identities = o.signing && !o.identity ? undefined : await identitiesOf(loaded, o.identity);
+  const results: { repository: string; backups: number; parts: number; resigned: number }[] = [];
+  for (const name of names) {
+    const storage = await openStorage(repositoryConfig(loaded, name), loaded);
+    try {
+      const repo = await Repository.open(name, storage);
+      if (!accepted.some((k) => k === repo.info.signingPublicKey)) repo.verifyInfo(accepted[0]!);
+      let rewrapped = { backups: 0, parts: 0 };
+      if (identities) {
+        rewrapped = await rotateRecipients({
+          repo,
+          trustedPublicKey: accepted[0]!,
+          signing,
+          identities,
+          recipients: recipients.age,
+          recipientNames: recipients.names,
+          passphrase: recipients.passphrase,
+          log: (m) => (g.json ? undefined : note(m)),
+        });
+      }
+      const resigned = o.signing ? await resignAll({ repo, acceptedPublicKeys: accepted, signing }) : 0;
+      await repo.updateInfo(
+        {
+          recipients: recipients.names,
+          passphrase: recipients.passphrase,
+          signingPublicKey: signing.publicKey,
+        },
+        signing.privateKeyPem,
+      );
+      results.push({ repository: name, ...rewrapped, resigned });
+    } finally {
+      await storage.close();
+    }
+  }
+  if (newKeyPath) {
+    const retired = `${keyPath}.retired-${new Date()
+      .toISOString()
+      .replace(/[-:]/g, "")
+      .replace(/\.\d+Z$/, "Z")}`;
+    await rename(keyPath, retired);
+    await rename(newKeyPath, keyPath);
+  }
+  emit(g, { signingPublicKey: signing.publicKey, repositories: results }, () =>
+    [
+      ...results.map(
+        (r) =>
+          `repository ${r.repository}: ${r.backups} backup(s) re-keyed (${r.parts} part header(s) rewritten, payloads untouched)${o.signing ? `, ${r.resigned} manifest(s) re-signed` : ""}`,
+      ),
+      `recipients now: ${recipients.names.join(", ")}`,
+      ...(o.signing ? [`new signing public key: ${signing.publicKey}`] : []),
     ].join("\n"),
   );
 }

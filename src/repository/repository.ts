@@ -38,7 +38,7 @@ function unsignedInfo(info: RepositoryInfo): Omit<RepositoryInfo, "signature"> {
 
 export class Repository {
   readonly storage: Storage;
-  readonly info: RepositoryInfo;
+  info: RepositoryInfo;
   readonly name: string;
 
   constructor(name: string, storage: Storage, info: RepositoryInfo) {
@@ -175,6 +175,22 @@ export class Repository {
     await this.storage.put(this.manifestKey(m.id), Buffer.from(`${JSON.stringify(m, null, 2)}\n`), {
       ifAbsent: true,
     });
+  }
+
+  /** Key rotation only: atomically replaces a committed manifest with a re-signed one. */
+  async replaceManifest(m: Manifest): Promise<void> {
+    await this.storage.put(this.manifestKey(m.id), Buffer.from(`${JSON.stringify(m, null, 2)}\n`));
+  }
+
+  /** Re-signs the repository config (new recipients or a new signing key). */
+  async updateInfo(
+    change: Partial<Pick<RepositoryInfo, "recipients" | "passphrase" | "signingPublicKey">>,
+    signingPrivateKeyPem: string,
+  ): Promise<void> {
+    const info: RepositoryInfo = { ...unsignedInfo(this.info), ...change };
+    info.signature = sign(signingPrivateKeyPem, Buffer.from(canonicalJson(unsignedInfo(info))));
+    await this.storage.put(REPO_CONFIG_KEY, Buffer.from(`${JSON.stringify(info, null, 2)}\n`));
+    this.info = info;
   }
 
   /** Removes every object of an uncommitted backup. Refuses committed ones (that is prune's job). */

@@ -1,13 +1,13 @@
 // Backups against a real 3-node Galera cluster, through the real CLI, with real age/zstd/mbstream.
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { showGlobal } from "../../src/galera/connection.ts";
 import { loadDataset } from "../../src/sandbox/dataset.ts";
-import { cli, editConfig, FIXTURES, startCli } from "../helpers/cli.ts";
+import { BIN, cli, editConfig, FIXTURES, startCli } from "../helpers/cli.ts";
 import { useCluster } from "../helpers/cluster.ts";
 
 interface ListOut {
@@ -222,7 +222,7 @@ describe("backup", () => {
     const slow = editConfig(cfg(), join(cluster.dir, "slow2.yaml"), (c) => {
       c.backup.mariabackupPath = join(FIXTURES, "mariabackup-slow.sh");
     });
-    const first = startCli(["--config", slow, "backup", "--full"], { THROTTLE_BPS: "3000000" });
+    const first = startCli(["--config", slow, "backup", "--full"], { THROTTLE_BPS: "8000000" });
     const deadline = Date.now() + 30_000;
     while (!existsSync(join(repoDir(), "locks", "writer.json")) && Date.now() < deadline)
       await new Promise((r) => setTimeout(r, 100));
@@ -239,7 +239,7 @@ describe("backup", () => {
       c.backup.partSize = "1MiB";
     });
     const before = await list();
-    const run = startCli(["--config", slow, "backup", "--full", "--json"], { THROTTLE_BPS: "2000000" });
+    const run = startCli(["--config", slow, "backup", "--full", "--json"], { THROTTLE_BPS: "6000000" });
     const deadline = Date.now() + 60_000;
     while (scanRepo(repoDir()).orphans.length === 0 && Date.now() < deadline)
       await new Promise((r) => setTimeout(r, 200));
@@ -349,13 +349,32 @@ describe("backup", () => {
     assert.match(r.stderr, /cluster\.nodes: .*; .*repositories: .*; keys: /);
   });
 
+  it("on a terminal, a long backup shows bytes, rate and an ETA", async () => {
+    const slow = editConfig(cfg(), join(cluster.dir, "slow5.yaml"), (c) => {
+      c.backup.mariabackupPath = join(FIXTURES, "mariabackup-slow.sh");
+    });
+    // script(1) gives the CLI a pseudo-terminal, as an operator's shell would.
+    const cmd = `${BIN} --config ${slow} backup --full`;
+    const r = await new Promise<{ code: number | null; out: string }>((resolve) => {
+      const child = spawn("script", ["-qec", cmd, "/dev/null"], {
+        env: { ...process.env, STRONGBOX_NODE: process.execPath, THROTTLE_BPS: "8000000" },
+      });
+      let out = "";
+      child.stdout.on("data", (c: Buffer) => (out += c.toString()));
+      child.on("close", (code) => resolve({ code, out }));
+    });
+    assert.equal(r.code, 0, r.out);
+    assert.match(r.out, /\r {2}\d+(\.\d+)? MiB at \d+(\.\d+)? MiB\/s, ~\d+ s left/);
+    assert.match(r.out, /backup \S+ committed: full/);
+  });
+
   it("no password in any process's command line during a backup, nor in the output", async () => {
     const password = readFileSync(join(cluster.dir, "secrets/backup.password"), "utf8").trim();
     const admin = readFileSync(join(cluster.dir, "secrets/admin.password"), "utf8").trim();
     const slow = editConfig(cfg(), join(cluster.dir, "slow4.yaml"), (c) => {
       c.backup.mariabackupPath = join(FIXTURES, "mariabackup-slow.sh");
     });
-    const run = startCli(["--config", slow, "backup", "--full", "--verbose"], { THROTTLE_BPS: "4000000" });
+    const run = startCli(["--config", slow, "backup", "--full", "--verbose"], { THROTTLE_BPS: "8000000" });
     let scans = 0;
     let sawMariabackup = false;
     while (run.child.exitCode === null) {
