@@ -1,7 +1,9 @@
 // Argument parsing only: each command's work lives in src/commands/, loaded when it is used.
 import { Command, CommanderError, Option } from "commander";
 import { ExitCode, StrongboxError } from "../errors.ts";
+import { resultEmitted } from "./output.ts";
 import { registerBackup } from "./backup.ts";
+import { registerMonitor } from "./monitor.ts";
 import { registerRestore } from "./restore.ts";
 import { registerSandbox } from "./sandbox.ts";
 
@@ -22,12 +24,13 @@ export function buildProgram(): Command {
   registerSandbox(program);
   registerBackup(program);
   registerRestore(program);
+  registerMonitor(program);
   return program;
 }
 
 function report(error: unknown, json: boolean, verbose: boolean): number {
   if (error instanceof StrongboxError) {
-    if (json) {
+    if (json && !resultEmitted()) {
       process.stdout.write(
         `${JSON.stringify({ error: { code: error.code, message: error.oneLine(), stage: error.stage, details: error.details } })}\n`,
       );
@@ -42,7 +45,9 @@ function report(error: unknown, json: boolean, verbose: boolean): number {
     `strongbox: internal error (this is a bug, please report it): ${e?.message ?? String(e)}\n`,
   );
   if (verbose) process.stderr.write(`${e?.stack ?? ""}\n`);
-  if (json) process.stdout.write(`${JSON.stringify({ error: { code: "INTERNAL", message: e?.message } })}\n`);
+  if (json && !resultEmitted()) {
+    process.stdout.write(`${JSON.stringify({ error: { code: "INTERNAL", message: e?.message } })}\n`);
+  }
   return ExitCode.internal;
 }
 

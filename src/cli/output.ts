@@ -3,7 +3,15 @@ export interface OutputOptions {
   json: boolean;
 }
 
+let emitted = false;
+
+/** True once a command has written its result (so an error after it adds no second JSON document). */
+export function resultEmitted(): boolean {
+  return emitted;
+}
+
 export function emit(options: OutputOptions, data: unknown, human: () => string): void {
+  emitted = true;
   if (options.json) process.stdout.write(`${JSON.stringify(data, null, 2)}\n`);
   else {
     const text = human();

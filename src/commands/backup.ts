@@ -14,6 +14,7 @@ import {
 } from "../config/context.ts";
 import { StrongboxError, UsageError } from "../errors.ts";
 import { repairAbandonedDesync } from "../galera/desync.ts";
+import { runMonitored } from "../monitor/monitor.ts";
 import { acquireLock } from "../repository/lock.ts";
 import type { BackupType } from "../repository/manifest.ts";
 import { parseDuration } from "../util/duration.ts";
@@ -42,71 +43,77 @@ export async function backup(g: GlobalOptions, o: BackupCommandOptions): Promise
   process.on("SIGTERM", onSignal);
   process.on("SIGINT", onSignal);
   try {
-    const signing = await signingKeyOf(loaded);
-    repo.verifyInfo(signing.publicKey);
-    const recipients = await recipientsOf(loaded);
-    const backupCreds = (await credentialsFor(loaded, "backup"))!;
-    const adminCreds = await credentialsFor(loaded, "admin");
-    const ttlMs = parseDuration(loaded.config.backup.lockTtl);
-    const lock = await acquireLock(repo.storage, {
-      holder: { host: hostname(), pid: process.pid, command: `backup${kind ? ` --${kind}` : ""}` },
-      ttlMs,
-    });
-    const stopHeartbeat = lock.startHeartbeat(Math.max(1000, Math.min(60_000, ttlMs / 4)));
-    const progress = new Progress(!g.json && process.stderr.isTTY);
-    try {
-      // Leftovers of runs that crashed (kill -9) before their commit: safe to remove under the lock.
-      // We hold the writer lock, so every temp object is a dead writer's.
-      const temps = await repo.storage.cleanupTemp?.(0);
-      if (temps) progress.note(`removed ${temps} temporary file(s) of unfinished writes`, true);
-      if (!repo.storage.capabilities.appendOnly) {
-        for (const id of (await repo.scan()).orphans) {
-          const n = await repo.removeUncommitted(id);
-          progress.note(`removed ${n} object(s) of unfinished backup ${id}`, true);
-        }
-      }
-      const stateDir = stateDirOf(loaded);
-      await repairAbandonedDesync(stateDir, clusterNodes(loaded), adminCreds, {
-        tls: clusterTls(loaded),
-        log: (msg) => progress.note(msg, !g.json),
+    await runMonitored(loaded, { command: "backup", repository: repo.name, kind }, async (run) => {
+      const signing = await signingKeyOf(loaded);
+      repo.verifyInfo(signing.publicKey);
+      const recipients = await recipientsOf(loaded);
+      const backupCreds = (await credentialsFor(loaded, "backup"))!;
+      const adminCreds = await credentialsFor(loaded, "admin");
+      const ttlMs = parseDuration(loaded.config.backup.lockTtl);
+      const lock = await acquireLock(repo.storage, {
+        holder: { host: hostname(), pid: process.pid, command: `backup${kind ? ` --${kind}` : ""}` },
+        ttlMs,
       });
-      const timeout = AbortSignal.timeout(parseDuration(loaded.config.backup.timeout));
-      const m = await runBackup(
-        {
-          config: loaded.config,
-          repo,
-          nodes: clusterNodes(loaded),
-          backupCreds,
-          adminCreds,
+      const stopHeartbeat = lock.startHeartbeat(Math.max(1000, Math.min(60_000, ttlMs / 4)));
+      const progress = new Progress(!g.json && process.stderr.isTTY);
+      try {
+        // Leftovers of runs that crashed (kill -9) before their commit: safe to remove under the lock.
+        // We hold the writer lock, so every temp object is a dead writer's.
+        const temps = await repo.storage.cleanupTemp?.(0);
+        if (temps) progress.note(`removed ${temps} temporary file(s) of unfinished writes`, true);
+        if (!repo.storage.capabilities.appendOnly) {
+          for (const id of (await repo.scan()).orphans) {
+            const n = await repo.removeUncommitted(id);
+            progress.note(`removed ${n} object(s) of unfinished backup ${id}`, true);
+          }
+        }
+        const stateDir = stateDirOf(loaded);
+        await repairAbandonedDesync(stateDir, clusterNodes(loaded), adminCreds, {
           tls: clusterTls(loaded),
-          recipients,
-          signing,
-          stateDir,
-          log: (msg) => progress.note(msg, true),
-        },
-        {
-          kind,
-          node: o.node,
-          signal: AbortSignal.any([abort.signal, timeout]),
-          onProgress: (b) => progress.update(b),
-          onEstimate: (n) => {
-            progress.total = n;
+          log: (msg) => progress.note(msg, !g.json),
+        });
+        const timeout = AbortSignal.timeout(parseDuration(loaded.config.backup.timeout));
+        const m = await runBackup(
+          {
+            config: loaded.config,
+            repo,
+            nodes: clusterNodes(loaded),
+            backupCreds,
+            adminCreds,
+            tls: clusterTls(loaded),
+            recipients,
+            signing,
+            stateDir,
+            log: (msg) => progress.note(msg, true),
           },
-        },
-      );
-      progress.done();
-      emit(g, m, () =>
-        [
-          `backup ${m.id} committed: ${m.type}${m.parent ? ` (parent ${m.parent})` : ""} from ${m.donor}`,
-          `  ${formatBytes(m.bytes.raw)} read, ${formatBytes(m.bytes.compressed)} compressed, ${formatBytes(m.bytes.stored)} stored in ${m.parts.length} part(s), ${m.durations.total?.toFixed(1)} s`,
-          `  GTID ${m.gtid ?? "-"}, Galera ${m.cluster.uuid ?? "-"}:${m.cluster.seqno ?? "-"}${m.lsn ? `, LSN ${m.lsn.from}..${m.lsn.to}` : ""}`,
-        ].join("\n"),
-      );
-    } finally {
-      progress.done();
-      stopHeartbeat();
-      await lock.release().catch(() => {});
-    }
+          {
+            kind,
+            node: o.node,
+            signal: AbortSignal.any([abort.signal, timeout]),
+            onProgress: (b) => progress.update(b),
+            onEstimate: (n) => {
+              progress.total = n;
+            },
+          },
+        );
+        progress.done();
+        run.kind = m.type;
+        run.node = m.donor;
+        run.bytes = m.bytes.stored;
+        run.details = { backupId: m.id, raw: m.bytes.raw, seconds: m.durations.total };
+        emit(g, m, () =>
+          [
+            `backup ${m.id} committed: ${m.type}${m.parent ? ` (parent ${m.parent})` : ""} from ${m.donor}`,
+            `  ${formatBytes(m.bytes.raw)} read, ${formatBytes(m.bytes.compressed)} compressed, ${formatBytes(m.bytes.stored)} stored in ${m.parts.length} part(s), ${m.durations.total?.toFixed(1)} s`,
+            `  GTID ${m.gtid ?? "-"}, Galera ${m.cluster.uuid ?? "-"}:${m.cluster.seqno ?? "-"}${m.lsn ? `, LSN ${m.lsn.from}..${m.lsn.to}` : ""}`,
+          ].join("\n"),
+        );
+      } finally {
+        progress.done();
+        stopHeartbeat();
+        await lock.release().catch(() => {});
+      }
+    });
   } finally {
     process.off("SIGTERM", onSignal);
     process.off("SIGINT", onSignal);

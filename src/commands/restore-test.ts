@@ -3,7 +3,8 @@ import type { GlobalOptions } from "../cli/args.ts";
 import { emit, note } from "../cli/output.ts";
 import { identitiesOf, stateDirOf } from "../config/context.ts";
 import { decryptBuffer } from "../crypto/age.ts";
-import { ExitCode, StrongboxError } from "../errors.ts";
+import { StrongboxError } from "../errors.ts";
+import { runMonitored } from "../monitor/monitor.ts";
 import type { ManifestDetails } from "../repository/manifest.ts";
 import { resolveChain } from "../restore/chain.ts";
 import { restoreTest } from "../restore/test.ts";
@@ -24,52 +25,63 @@ export async function restoreTestCommand(
   process.on("SIGTERM", onSignal);
   process.on("SIGINT", onSignal);
   try {
-    let id = o.id;
-    if (!id) {
-      const all = (await repo.scan()).committed;
-      id = all[all.length - 1];
-      if (!id)
-        throw new StrongboxError("NO_BACKUPS", `repository ${repo.name} has no backups to test`, {
-          hint: "run: strongbox backup",
-        });
-    }
-    const chain = await resolveChain(repo, id, await trustedPublicKey(loaded));
-    const identities = await identitiesOf(loaded, o.identity);
-    const target = chain[chain.length - 1]!;
-    const details = JSON.parse(
-      (await decryptBuffer(Buffer.from(target.details, "base64"), identities)).toString("utf8"),
-    ) as ManifestDetails;
-    const cfg = loaded.config.restoreTest;
-    const r = await restoreTest({
-      repo,
-      chain,
-      identities,
-      details,
-      scratchRoot: cfg.scratchDir ? loaded.resolvePath(cfg.scratchDir) : `${stateDirOf(loaded)}/scratch`,
-      mariabackupPath: loaded.config.backup.mariabackupPath,
-      assertions: cfg.assertions,
-      rowCountTolerance: cfg.rowCountTolerance,
-      bufferPool: cfg.bufferPool,
-      signal: abort.signal,
-      log: (m) => (g.json ? undefined : note(m)),
-    });
-    emit(g, r, () =>
-      [
-        `restore-test of ${r.id} (${r.type}${r.chain.length > 1 ? `, chain of ${r.chain.length}` : ""}): ${r.passed ? "PASSED" : "FAILED"}`,
-        `  time to restore (RTO): ${r.rtoSeconds === null ? "-" : `${r.rtoSeconds.toFixed(1)} s`}; ${r.tablesChecked} table(s) checked; total ${r.timings.total?.toFixed(1)} s`,
-        `  steps: ${Object.entries(r.timings)
-          .map(([k, v]) => `${k} ${v}s`)
-          .join(", ")}`,
-        ...r.problems.map((p) => `  problem (${p.check}): ${p.message}`),
-      ].join("\n"),
-    );
-    if (!r.passed) {
-      if (!g.json)
-        process.stderr.write(
-          `strongbox: error: restore-test of ${r.id} failed: ${r.problems[0]?.message ?? "unknown"}\n`,
+    await runMonitored(loaded, { command: "restore-test", repository: repo.name }, async (run) => {
+      let id = o.id;
+      if (!id) {
+        const all = (await repo.scan()).committed;
+        id = all[all.length - 1];
+        if (!id)
+          throw new StrongboxError("NO_BACKUPS", `repository ${repo.name} has no backups to test`, {
+            hint: "run: strongbox backup",
+          });
+      }
+      const chain = await resolveChain(repo, id, await trustedPublicKey(loaded));
+      const identities = await identitiesOf(loaded, o.identity);
+      const target = chain[chain.length - 1]!;
+      const details = JSON.parse(
+        (await decryptBuffer(Buffer.from(target.details, "base64"), identities)).toString("utf8"),
+      ) as ManifestDetails;
+      const cfg = loaded.config.restoreTest;
+      const r = await restoreTest({
+        repo,
+        chain,
+        identities,
+        details,
+        scratchRoot: cfg.scratchDir ? loaded.resolvePath(cfg.scratchDir) : `${stateDirOf(loaded)}/scratch`,
+        mariabackupPath: loaded.config.backup.mariabackupPath,
+        assertions: cfg.assertions,
+        rowCountTolerance: cfg.rowCountTolerance,
+        bufferPool: cfg.bufferPool,
+        signal: abort.signal,
+        log: (m) => (g.json ? undefined : note(m)),
+      });
+      emit(g, r, () =>
+        [
+          `restore-test of ${r.id} (${r.type}${r.chain.length > 1 ? `, chain of ${r.chain.length}` : ""}): ${r.passed ? "PASSED" : "FAILED"}`,
+          `  time to restore (RTO): ${r.rtoSeconds === null ? "-" : `${r.rtoSeconds.toFixed(1)} s`}; ${r.tablesChecked} table(s) checked; total ${r.timings.total?.toFixed(1)} s`,
+          `  steps: ${Object.entries(r.timings)
+            .map(([k, v]) => `${k} ${v}s`)
+            .join(", ")}`,
+          ...r.problems.map((p) => `  problem (${p.check}): ${p.message}`),
+        ].join("\n"),
+      );
+      run.kind = r.type;
+      run.details = {
+        backupId: r.id,
+        rtoSeconds: r.rtoSeconds,
+        tablesChecked: r.tablesChecked,
+        timings: r.timings,
+      };
+      if (!r.passed) {
+        throw new StrongboxError(
+          "RESTORE_TEST_FAILED",
+          `restore-test of ${r.id} failed: ${r.problems[0]?.message ?? "unknown"}`,
+          {
+            details: { problems: r.problems },
+          },
         );
-      process.exitCode = ExitCode.failure;
-    }
+      }
+    });
   } finally {
     process.off("SIGTERM", onSignal);
     process.off("SIGINT", onSignal);

@@ -2,7 +2,8 @@
 import type { GlobalOptions } from "../cli/args.ts";
 import { emit } from "../cli/output.ts";
 import { identitiesOf, stateDirOf } from "../config/context.ts";
-import { ExitCode, UsageError } from "../errors.ts";
+import { StrongboxError, UsageError } from "../errors.ts";
+import { runMonitored } from "../monitor/monitor.ts";
 import { verifyBackups } from "../restore/verify.ts";
 import { openConfiguredRepository, trustedPublicKey } from "./repo.ts";
 
@@ -21,41 +22,49 @@ export async function verify(
   if (o.id && o.all) throw new UsageError("give a backup ID or --all, not both");
   const { loaded, repo, close } = await openConfiguredRepository(g.config, o.repo);
   try {
-    const trusted = await trustedPublicKey(loaded);
-    repo.verifyInfo(trusted);
-    const ids = o.id ? [o.id] : (await repo.scan()).committed;
-    const identities = o.readData ? await identitiesOf(loaded, o.identity) : undefined;
-    const verdicts = await verifyBackups({
-      repo,
-      trustedPublicKey: trusted,
-      ids,
-      identities,
-      sample: o.sample ? parsePercent(o.sample) : undefined,
-      stateDir: stateDirOf(loaded),
-    });
-    const failed = verdicts.filter((v) => !v.ok);
-    emit(g, { repository: repo.name, ok: failed.length === 0, backups: verdicts }, () => {
-      const lines = verdicts.map((v) =>
-        v.ok
-          ? `ok      ${v.id} ${v.type}: signature, chain, ${v.partsChecked}/${v.partsTotal} part(s) checked${v.dataRead ? ", data decrypted and parsed to the end" : ""}`
-          : `FAILED  ${v.id} ${v.type}: ${v.problems.map((p) => p.message).join("; ")}`,
-      );
-      lines.push(
-        verdicts.length === 0
-          ? `repository ${repo.name}: no backups to verify`
-          : `${verdicts.length - failed.length} of ${verdicts.length} backup(s) verified${failed.length ? `, ${failed.length} FAILED` : ""}`,
-      );
-      return lines.join("\n");
-    });
-    if (failed.length > 0) {
-      if (!g.json) {
-        const first = failed[0]!;
-        process.stderr.write(
-          `strongbox: error: backup ${first.id}: ${first.problems[0]?.message ?? "failed"}\n`,
-        );
-      }
-      process.exitCode = ExitCode.failure;
-    }
+    await runMonitored(
+      loaded,
+      { command: "verify", repository: repo.name, kind: o.readData ? "read-data" : "hashes" },
+      async (run) => {
+        const trusted = await trustedPublicKey(loaded);
+        repo.verifyInfo(trusted);
+        const ids = o.id ? [o.id] : (await repo.scan()).committed;
+        const identities = o.readData ? await identitiesOf(loaded, o.identity) : undefined;
+        const verdicts = await verifyBackups({
+          repo,
+          trustedPublicKey: trusted,
+          ids,
+          identities,
+          sample: o.sample ? parsePercent(o.sample) : undefined,
+          stateDir: stateDirOf(loaded),
+        });
+        const failed = verdicts.filter((v) => !v.ok);
+        emit(g, { repository: repo.name, ok: failed.length === 0, backups: verdicts }, () => {
+          const lines = verdicts.map((v) =>
+            v.ok
+              ? `ok      ${v.id} ${v.type}: signature, chain, ${v.partsChecked}/${v.partsTotal} part(s) checked${v.dataRead ? ", data decrypted and parsed to the end" : ""}`
+              : `FAILED  ${v.id} ${v.type}: ${v.problems.map((p) => p.message).join("; ")}`,
+          );
+          lines.push(
+            verdicts.length === 0
+              ? `repository ${repo.name}: no backups to verify`
+              : `${verdicts.length - failed.length} of ${verdicts.length} backup(s) verified${failed.length ? `, ${failed.length} FAILED` : ""}`,
+          );
+          return lines.join("\n");
+        });
+        run.details = { backups: verdicts.length, failed: failed.map((v) => v.id) };
+        if (failed.length > 0) {
+          const first = failed[0]!;
+          throw new StrongboxError(
+            "VERIFY_FAILED",
+            `backup ${first.id}: ${first.problems[0]?.message ?? "failed"}`,
+            {
+              details: { failed: failed.map((v) => v.id) },
+            },
+          );
+        }
+      },
+    );
   } finally {
     await close();
   }

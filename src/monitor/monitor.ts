@@ -1,0 +1,205 @@
+// What commands call: monitoring driven by a loaded strongbox.yaml. Monitoring must never be the
+// reason a backup fails: a catalog that cannot be opened or an alert that cannot be delivered is
+// a warning on stderr, and the command's own outcome passes through unchanged.
+
+import { hostname } from "node:os";
+import type { LoadedConfig } from "../config/load.ts";
+import { type AlertReport, channelsFrom, formatAlert, processAlerts } from "./alerts.ts";
+import {
+  type Catalog,
+  type CatalogOptions,
+  oneLineError,
+  openCatalog,
+  type RunHandle,
+  type RunMeta,
+  recordRun,
+} from "./catalog.ts";
+import { type AlertChannel, withRetry } from "./channels.ts";
+import { computeHealth, type HealthReport, unknownHealth } from "./health.ts";
+import { renderMetrics } from "./metrics.ts";
+import { evaluateRules } from "./rules.ts";
+import {
+  type AlertSettings,
+  alertSettings,
+  catalogPathOf,
+  monitoringConfigOf,
+  type RuleSettings,
+  repositoriesOf,
+  ruleSettings,
+} from "./settings.ts";
+
+export type Warn = (message: string) => void;
+
+const stderrWarn: Warn = (m) => process.stderr.write(`strongbox: warning: ${m}\n`);
+
+export function openMonitorCatalog(loaded: LoadedConfig, options: CatalogOptions = {}): Catalog {
+  return openCatalog(catalogPathOf(loaded), options);
+}
+
+export interface CheckOptions {
+  repositories: readonly string[];
+  rules: RuleSettings;
+  channels: readonly AlertChannel[];
+  attempts: number;
+  backoffMs: number;
+  now?: number;
+  signal?: AbortSignal | undefined;
+}
+
+/** Marks dead runs, evaluates every rule, opens/closes incidents and delivers their alerts. */
+export async function checkAndAlert(catalog: Catalog, o: CheckOptions): Promise<AlertReport> {
+  catalog.markStaleRuns();
+  const findings = evaluateRules(catalog, { repositories: o.repositories, rules: o.rules, now: o.now });
+  return processAlerts(catalog, findings, {
+    channels: o.channels,
+    scope: o.repositories,
+    attempts: o.attempts,
+    backoffMs: o.backoffMs,
+    signal: o.signal,
+  });
+}
+
+/** checkAndAlert with rules, repositories and channels from the config (reads the secret files). */
+export async function checkAndAlertConfigured(
+  loaded: LoadedConfig,
+  catalog: Catalog,
+  o: { signal?: AbortSignal; now?: number } = {},
+): Promise<AlertReport> {
+  const alerts: AlertSettings = await alertSettings(loaded);
+  return checkAndAlert(catalog, {
+    repositories: repositoriesOf(loaded),
+    rules: ruleSettings(monitoringConfigOf(loaded.config)),
+    channels: channelsFrom(alerts),
+    attempts: alerts.attempts,
+    backoffMs: alerts.backoffMs,
+    signal: o.signal,
+    now: o.now,
+  });
+}
+
+export interface MonitoredOptions<T> {
+  summarize?: (result: T) => { bytes?: number; details?: Record<string, unknown> };
+  warn?: Warn;
+  /** Limit for evaluating and delivering alerts after the run (default 2 min). */
+  alertTimeoutMs?: number;
+}
+
+/**
+ * Runs a command's work as a recorded run, then evaluates the rules and sends what changed.
+ * Wrap the body of backup, verify, restore-test, copy and prune with it.
+ */
+export async function runMonitored<T>(
+  loaded: LoadedConfig,
+  meta: RunMeta,
+  fn: (run: RunHandle) => Promise<T> | T,
+  o: MonitoredOptions<T> = {},
+): Promise<T> {
+  const warn = o.warn ?? stderrWarn;
+  let catalog: Catalog | undefined;
+  try {
+    catalog = openMonitorCatalog(loaded);
+    catalog.markStaleRuns();
+  } catch (e) {
+    warn(`this run is not recorded: ${oneLineError(e)}`);
+    catalog?.close();
+    catalog = undefined;
+  }
+  if (!catalog)
+    return fn({ id: undefined, bytes: undefined, details: undefined, node: undefined, kind: undefined });
+  try {
+    return await recordRun(catalog, meta, fn, {
+      ...(o.summarize ? { summarize: o.summarize } : {}),
+      onCatalogError: (e) => warn(`the run catalog could not be written: ${oneLineError(e)}`),
+    });
+  } finally {
+    try {
+      const report = await checkAndAlertConfigured(loaded, catalog, {
+        signal: AbortSignal.timeout(o.alertTimeoutMs ?? 120_000),
+      });
+      for (const d of report.deliveries) {
+        if (!d.ok) warn(`alert via ${d.channel} not delivered after ${d.attempts} attempt(s): ${d.error}`);
+      }
+    } catch (e) {
+      warn(`alerts were not checked: ${oneLineError(e)}`);
+    }
+    catalog.close();
+  }
+}
+
+/** The `status` report; UNKNOWN (exit code 3) when the catalog cannot be read. */
+export function statusOf(loaded: LoadedConfig, o: { now?: number } = {}): HealthReport {
+  let catalog: Catalog | undefined;
+  try {
+    catalog = openMonitorCatalog(loaded);
+    catalog.markStaleRuns();
+    return computeHealth(catalog, {
+      repositories: repositoriesOf(loaded),
+      rules: ruleSettings(monitoringConfigOf(loaded.config)),
+      ...(o.now === undefined ? {} : { now: o.now }),
+    });
+  } catch (e) {
+    return unknownHealth(e);
+  } finally {
+    catalog?.close();
+  }
+}
+
+/** The /metrics body for the configured repositories. */
+export async function metricsOf(loaded: LoadedConfig): Promise<string> {
+  const catalog = openMonitorCatalog(loaded);
+  try {
+    catalog.markStaleRuns();
+    return await renderMetrics(catalog, { repositories: repositoriesOf(loaded) });
+  } finally {
+    catalog.close();
+  }
+}
+
+export interface TestDelivery {
+  channel: string;
+  ok: boolean;
+  attempts: number;
+  error?: string;
+}
+
+/**
+ * Sends a clearly marked test alert through every configured channel (for `alerts test`), with
+ * the configured retries. Nothing is written to the catalog.
+ */
+export async function sendTestAlert(
+  loaded: LoadedConfig,
+  o: { signal?: AbortSignal } = {},
+): Promise<TestDelivery[]> {
+  const settings = await alertSettings(loaded);
+  const now = Date.now();
+  const message = formatAlert(
+    {
+      id: 0,
+      rule: "test",
+      repository: repositoriesOf(loaded)[0] ?? "-",
+      subject: "test",
+      severity: "warning",
+      message: `test alert from strongbox on ${hostname()}: if you read this, alerts reach you`,
+      details: { test: true },
+      openedAt: now,
+      lastSeenAt: now,
+      closedAt: null,
+    },
+    "open",
+  );
+  const out: TestDelivery[] = [];
+  for (const channel of channelsFrom(settings)) {
+    const r = await withRetry(() => channel.send(message, o.signal), {
+      attempts: settings.attempts,
+      backoffMs: settings.backoffMs,
+      signal: o.signal,
+    });
+    out.push({
+      channel: channel.name,
+      ok: r.ok,
+      attempts: r.attempts,
+      ...(r.ok ? {} : { error: oneLineError(r.error) }),
+    });
+  }
+  return out;
+}
