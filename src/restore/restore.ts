@@ -92,6 +92,7 @@ export async function restorePhysical(o: RestoreOptions): Promise<RestoreResult>
   await prepareTarget(target, need, o.force ?? false);
   const incRoot = `${target}.strongbox-incremental`;
   let rawBytes = 0;
+  let ok = false;
   try {
     for (const [i, m] of o.chain.entries()) {
       const dir = i === 0 ? target : join(incRoot, m.id);
@@ -121,8 +122,14 @@ export async function restorePhysical(o: RestoreOptions): Promise<RestoreResult>
         timings[`apply ${m.id}`] = since(t);
       }
     }
+    ok = true;
   } finally {
     await rm(incRoot, { recursive: true, force: true });
+    // A half-restored directory looks usable and is not: the target was empty, so empty it again.
+    if (!ok) {
+      for (const f of await readdir(target).catch(() => []))
+        await rm(join(target, f), { recursive: true, force: true });
+    }
   }
   const last = o.chain[o.chain.length - 1]!;
   let state: RestoreResult["grastate"] = null;

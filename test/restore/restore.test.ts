@@ -287,6 +287,26 @@ describe("verify, restore, restore-test", () => {
     assert.match(r.stderr, /assertion "exactly one late row": got 1, expected 2/);
   });
 
+  it("status: CRITICAL after failed checks, OK again once verify and restore-test pass (Nagios exit codes)", async () => {
+    let r = await cli(["--config", cfg(), "status", "--json"]);
+    assert.equal(r.code, 2, r.stdout);
+    assert.equal(JSON.parse(r.stdout).level, "CRITICAL");
+    assert.match(JSON.parse(r.stdout).summary, /^STRONGBOX CRITICAL - .*failed/);
+    r = await cli(["--config", cfg(), "restore-test", inc]);
+    assert.equal(r.code, 0, r.stderr);
+    for (const args of [["verify"], ["verify", "--read-data"]]) {
+      r = await cli(["--config", cfg(), ...args]);
+      assert.equal(r.code, 0, r.stderr);
+    }
+    r = await cli(["--config", cfg(), "status", "--json"]);
+    assert.equal(r.code, 0, r.stdout);
+    const report = JSON.parse(r.stdout);
+    assert.equal(report.level, "OK");
+    r = await cli(["--config", cfg(), "status"]);
+    assert.equal(r.code, 0);
+    assert.match(r.stdout, /OK/);
+  });
+
   it("restore rebuilds a data directory that bootstraps a new cluster; a second node joins by SST; data matches", async () => {
     const target = join(cluster.dir, "restored");
     const r = await cli(["--config", cfg(), "restore", inc, "--target-dir", target]);
