@@ -1,9 +1,10 @@
 // Argument parsing only: each command's work lives in src/commands/, loaded when it is used.
 import { Command, CommanderError, Option } from "commander";
 import { ExitCode, StrongboxError } from "../errors.ts";
-import { resultEmitted } from "./output.ts";
 import { registerBackup } from "./backup.ts";
 import { registerMonitor } from "./monitor.ts";
+import { registerOffsite } from "./offsite.ts";
+import { resultEmitted } from "./output.ts";
 import { registerRestore } from "./restore.ts";
 import { registerSandbox } from "./sandbox.ts";
 
@@ -25,6 +26,7 @@ export function buildProgram(): Command {
   registerBackup(program);
   registerRestore(program);
   registerMonitor(program);
+  registerOffsite(program);
   return program;
 }
 

@@ -2,7 +2,7 @@
 import { hostname } from "node:os";
 import { runBackup } from "../backup/run.ts";
 import type { GlobalOptions } from "../cli/args.ts";
-import { emit } from "../cli/output.ts";
+import { emit, note } from "../cli/output.ts";
 import { Progress } from "../cli/progress.ts";
 import {
   clusterNodes,
@@ -19,6 +19,7 @@ import { acquireLock } from "../repository/lock.ts";
 import type { BackupType } from "../repository/manifest.ts";
 import { parseDuration } from "../util/duration.ts";
 import { formatBytes } from "../util/size.ts";
+import { copyInto } from "./offsite.ts";
 import { openConfiguredRepository } from "./repo.ts";
 
 export interface BackupCommandOptions {
@@ -43,77 +44,87 @@ export async function backup(g: GlobalOptions, o: BackupCommandOptions): Promise
   process.on("SIGTERM", onSignal);
   process.on("SIGINT", onSignal);
   try {
-    await runMonitored(loaded, { command: "backup", repository: repo.name, kind }, async (run) => {
-      const signing = await signingKeyOf(loaded);
-      repo.verifyInfo(signing.publicKey);
-      const recipients = await recipientsOf(loaded);
-      const backupCreds = (await credentialsFor(loaded, "backup"))!;
-      const adminCreds = await credentialsFor(loaded, "admin");
-      const ttlMs = parseDuration(loaded.config.backup.lockTtl);
-      const lock = await acquireLock(repo.storage, {
-        holder: { host: hostname(), pid: process.pid, command: `backup${kind ? ` --${kind}` : ""}` },
-        ttlMs,
-      });
-      const stopHeartbeat = lock.startHeartbeat(Math.max(1000, Math.min(60_000, ttlMs / 4)));
-      const progress = new Progress(!g.json && process.stderr.isTTY);
-      try {
-        // Leftovers of runs that crashed (kill -9) before their commit: safe to remove under the lock.
-        // We hold the writer lock, so every temp object is a dead writer's.
-        const temps = await repo.storage.cleanupTemp?.(0);
-        if (temps) progress.note(`removed ${temps} temporary file(s) of unfinished writes`, true);
-        if (!repo.storage.capabilities.appendOnly) {
-          for (const id of (await repo.scan()).orphans) {
-            const n = await repo.removeUncommitted(id);
-            progress.note(`removed ${n} object(s) of unfinished backup ${id}`, true);
-          }
-        }
-        const stateDir = stateDirOf(loaded);
-        await repairAbandonedDesync(stateDir, clusterNodes(loaded), adminCreds, {
-          tls: clusterTls(loaded),
-          log: (msg) => progress.note(msg, !g.json),
+    const committed = await runMonitored(
+      loaded,
+      { command: "backup", repository: repo.name, kind },
+      async (run) => {
+        const signing = await signingKeyOf(loaded);
+        repo.verifyInfo(signing.publicKey);
+        const recipients = await recipientsOf(loaded);
+        const backupCreds = (await credentialsFor(loaded, "backup"))!;
+        const adminCreds = await credentialsFor(loaded, "admin");
+        const ttlMs = parseDuration(loaded.config.backup.lockTtl);
+        const lock = await acquireLock(repo.storage, {
+          holder: { host: hostname(), pid: process.pid, command: `backup${kind ? ` --${kind}` : ""}` },
+          ttlMs,
         });
-        const timeout = AbortSignal.timeout(parseDuration(loaded.config.backup.timeout));
-        const m = await runBackup(
-          {
-            config: loaded.config,
-            repo,
-            nodes: clusterNodes(loaded),
-            backupCreds,
-            adminCreds,
+        const stopHeartbeat = lock.startHeartbeat(Math.max(1000, Math.min(60_000, ttlMs / 4)));
+        const progress = new Progress(!g.json && process.stderr.isTTY);
+        try {
+          // Leftovers of runs that crashed (kill -9) before their commit: safe to remove under the lock.
+          // We hold the writer lock, so every temp object is a dead writer's.
+          const temps = await repo.storage.cleanupTemp?.(0);
+          if (temps) progress.note(`removed ${temps} temporary file(s) of unfinished writes`, true);
+          if (!repo.storage.capabilities.appendOnly) {
+            for (const id of (await repo.scan()).orphans) {
+              const n = await repo.removeUncommitted(id);
+              progress.note(`removed ${n} object(s) of unfinished backup ${id}`, true);
+            }
+          }
+          const stateDir = stateDirOf(loaded);
+          await repairAbandonedDesync(stateDir, clusterNodes(loaded), adminCreds, {
             tls: clusterTls(loaded),
-            recipients,
-            signing,
-            stateDir,
-            log: (msg) => progress.note(msg, true),
-          },
-          {
-            kind,
-            node: o.node,
-            signal: AbortSignal.any([abort.signal, timeout]),
-            onProgress: (b) => progress.update(b),
-            onEstimate: (n) => {
-              progress.total = n;
+            log: (msg) => progress.note(msg, !g.json),
+          });
+          const timeout = AbortSignal.timeout(parseDuration(loaded.config.backup.timeout));
+          const m = await runBackup(
+            {
+              config: loaded.config,
+              repo,
+              nodes: clusterNodes(loaded),
+              backupCreds,
+              adminCreds,
+              tls: clusterTls(loaded),
+              recipients,
+              signing,
+              stateDir,
+              log: (msg) => progress.note(msg, true),
             },
-          },
-        );
-        progress.done();
-        run.kind = m.type;
-        run.node = m.donor;
-        run.bytes = m.bytes.stored;
-        run.details = { backupId: m.id, raw: m.bytes.raw, seconds: m.durations.total };
-        emit(g, m, () =>
-          [
-            `backup ${m.id} committed: ${m.type}${m.parent ? ` (parent ${m.parent})` : ""} from ${m.donor}`,
-            `  ${formatBytes(m.bytes.raw)} read, ${formatBytes(m.bytes.compressed)} compressed, ${formatBytes(m.bytes.stored)} stored in ${m.parts.length} part(s), ${m.durations.total?.toFixed(1)} s`,
-            `  GTID ${m.gtid ?? "-"}, Galera ${m.cluster.uuid ?? "-"}:${m.cluster.seqno ?? "-"}${m.lsn ? `, LSN ${m.lsn.from}..${m.lsn.to}` : ""}`,
-          ].join("\n"),
-        );
-      } finally {
-        progress.done();
-        stopHeartbeat();
-        await lock.release().catch(() => {});
-      }
-    });
+            {
+              kind,
+              node: o.node,
+              signal: AbortSignal.any([abort.signal, timeout]),
+              onProgress: (b) => progress.update(b),
+              onEstimate: (n) => {
+                progress.total = n;
+              },
+            },
+          );
+          progress.done();
+          run.kind = m.type;
+          run.node = m.donor;
+          run.bytes = m.bytes.stored;
+          run.details = { backupId: m.id, raw: m.bytes.raw, seconds: m.durations.total };
+          emit(g, m, () =>
+            [
+              `backup ${m.id} committed: ${m.type}${m.parent ? ` (parent ${m.parent})` : ""} from ${m.donor}`,
+              `  ${formatBytes(m.bytes.raw)} read, ${formatBytes(m.bytes.compressed)} compressed, ${formatBytes(m.bytes.stored)} stored in ${m.parts.length} part(s), ${m.durations.total?.toFixed(1)} s`,
+              `  GTID ${m.gtid ?? "-"}, Galera ${m.cluster.uuid ?? "-"}:${m.cluster.seqno ?? "-"}${m.lsn ? `, LSN ${m.lsn.from}..${m.lsn.to}` : ""}`,
+            ].join("\n"),
+          );
+          return m;
+        } finally {
+          progress.done();
+          stopHeartbeat();
+          await lock.release().catch(() => {});
+        }
+      },
+    );
+    // Offsite right away (backup.copyTo): each copy is its own recorded run of the destination.
+    for (const to of loaded.config.backup.copyTo) {
+      const r = await copyInto(loaded, repo.name, to, committed.id, () => {});
+      note(`copied ${committed.id} to ${to} (${r.parts} part(s) sent, hashes checked on arrival)`);
+    }
   } finally {
     process.off("SIGTERM", onSignal);
     process.off("SIGINT", onSignal);

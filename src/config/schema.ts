@@ -84,8 +84,127 @@ const localStorageSchema = z
   })
   .strict();
 
+const sftpStorageSchema = z
+  .object({
+    type: z.literal("sftp"),
+    host: z.string().min(1).describe("SSH server: host name or address"),
+    port: z.number().int().min(1).max(65535).default(22).describe("SSH port"),
+    user: z.string().min(1).describe("SSH account"),
+    path: z
+      .string()
+      .min(1)
+      .describe(
+        "repository directory on the server (absolute, or relative to the account's login directory)",
+      ),
+    privateKey: filePath.describe("OpenSSH private key for key authentication (mode 0600)"),
+    passphraseFile: filePath.optional().describe("file holding the private key's passphrase (mode 0600)"),
+    hostKey: z
+      .union([z.string().min(1), z.array(z.string().min(1)).min(1)])
+      .optional()
+      .describe(
+        'the server\'s host key, "ssh-ed25519 AAAA…", or its fingerprint "SHA256:…" (a list during a key rotation); this or knownHostsFile is required',
+      ),
+    knownHostsFile: filePath
+      .optional()
+      .describe("OpenSSH known_hosts file with the server's key (hashed entries and @revoked are honoured)"),
+    readOnlyFiles: z
+      .boolean()
+      .default(false)
+      .describe(
+        "create files 0400 instead of 0600, so an append-only SFTP account cannot reopen them for writing",
+      ),
+    connectTimeout: duration.default("20s").describe("give up on the SSH handshake after this long"),
+  })
+  .strict()
+  .superRefine((s, ctx) => {
+    if (s.hostKey === undefined && s.knownHostsFile === undefined) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["hostKey"],
+        message: "set hostKey or knownHostsFile: the server's host key is never accepted blindly",
+      });
+    }
+  });
+
+const s3StorageSchema = z
+  .object({
+    type: z.literal("s3"),
+    bucket: z.string().min(3).describe("bucket name"),
+    prefix: z.string().default("").describe('key prefix inside the bucket, e.g. "strongbox/prod/"'),
+    endpoint: z
+      .string()
+      .regex(/^https?:\/\/[^/]/, "a URL such as https://s3.example.net:9000")
+      .optional()
+      .describe("URL of an S3-compatible server; omit for AWS"),
+    region: z.string().min(1).default("us-east-1").describe("region used for signing requests"),
+    forcePathStyle: z
+      .boolean()
+      .default(false)
+      .describe("path-style URLs (https://host/bucket/key), as most non-AWS servers want"),
+    credentialsFile: filePath.describe(
+      "file (mode 0600) with `access_key_id = …` and `secret_access_key = …` lines; keys never go in this config",
+    ),
+    caFile: filePath
+      .optional()
+      .describe(
+        "PEM certificate of the CA that signed the server's certificate (trusted instead of the system CAs)",
+      ),
+    allowInsecureHttp: z
+      .boolean()
+      .default(false)
+      .describe("accept a plain http:// endpoint (no TLS); only for loopback or a trusted network"),
+    serverSideEncryption: z
+      .discriminatedUnion("mode", [
+        z.object({ mode: z.literal("AES256") }).strict(),
+        z
+          .object({
+            mode: z.literal("aws:kms"),
+            kmsKeyId: z.string().min(1).optional().describe("KMS key id or ARN (default: the bucket's key)"),
+          })
+          .strict(),
+      ])
+      .optional()
+      .describe("ask the server to encrypt objects at rest (on top of strongbox's own encryption)"),
+    objectLock: z
+      .object({
+        mode: z
+          .enum(["GOVERNANCE", "COMPLIANCE"])
+          .describe("COMPLIANCE: nobody can shorten it; GOVERNANCE: accounts with a bypass permission can"),
+        retainDays: z
+          .number()
+          .int()
+          .min(1)
+          .max(36500)
+          .describe("days each object is retained after it is written"),
+      })
+      .strict()
+      .optional()
+      .describe("Object Lock retention for every object written (the bucket must have Object Lock enabled)"),
+    partSize: sizeString
+      .default("16MiB")
+      .describe("multipart part size, 5MiB to 5GiB; memory per upload is (concurrency + 1) × partSize"),
+    concurrency: z.number().int().min(1).max(64).default(4).describe("parts uploaded in parallel per object"),
+    conditionalWrites: z
+      .boolean()
+      .default(true)
+      .describe(
+        "create-if-absent with If-None-Match: *; turn off only for a server that rejects it (then a check before the write, which two writers can race)",
+      ),
+  })
+  .strict()
+  .superRefine((s, ctx) => {
+    if (s.endpoint?.startsWith("http://") && !s.allowInsecureHttp) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["endpoint"],
+        message:
+          "plain http:// is refused: use https://, or set allowInsecureHttp: true for a trusted network",
+      });
+    }
+  });
+
 export const storageSchema = z
-  .discriminatedUnion("type", [localStorageSchema])
+  .discriminatedUnion("type", [localStorageSchema, sftpStorageSchema, s3StorageSchema])
   .describe("where the repository lives");
 
 export const repositorySchema = z
@@ -97,6 +216,25 @@ export const repositorySchema = z
       .describe("repository name"),
     storage: storageSchema,
     appendOnly: z.boolean().default(false).describe("never delete or overwrite here (offsite copies)"),
+    retention: z
+      .object({
+        keepLast: z.number().int().min(0).optional().describe("keep the newest N backups"),
+        keepDaily: z
+          .number()
+          .int()
+          .min(0)
+          .optional()
+          .describe("keep the newest backup of each of the last N days"),
+        keepWeekly: z.number().int().min(0).optional().describe("… of each of the last N ISO weeks"),
+        keepMonthly: z.number().int().min(0).optional().describe("… of each of the last N months"),
+        keepWithin: duration.optional().describe("keep every backup newer than this"),
+        timeZone: z.string().default("UTC").describe("time zone of the calendar periods (IANA name)"),
+      })
+      .strict()
+      .optional()
+      .describe(
+        "what prune keeps; prune refuses to run without it. Ancestors of kept incrementals are always kept",
+      ),
   })
   .strict();
 
@@ -132,6 +270,10 @@ export const backupSchema = z
       .default("2h")
       .describe("a writer lock whose holder stopped refreshing it this long ago is stale"),
     timeout: duration.default("24h").describe("abort a backup that runs longer than this"),
+    copyTo: z
+      .array(z.string())
+      .default([])
+      .describe("repositories to copy every new backup to, right after it is taken"),
   })
   .strict();
 
@@ -329,6 +471,15 @@ export const configSchema = z
     if (new Set(repos).size !== repos.length) {
       ctx.addIssue({ code: "custom", path: ["repositories"], message: "repository names must be unique" });
     }
+    cfg.backup.copyTo.forEach((name, i) => {
+      if (!repos.includes(name)) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["backup", "copyTo", i],
+          message: `no repository named "${name}"`,
+        });
+      }
+    });
     if (cfg.defaultRepository !== undefined && !repos.includes(cfg.defaultRepository)) {
       ctx.addIssue({
         code: "custom",

@@ -49,6 +49,7 @@ export function sandboxConfig(state: SandboxState): StrongboxConfig {
       parallel: 2,
       lockTtl: "2h",
       timeout: "24h",
+      copyTo: [],
     },
     restoreTest: {
       bufferPool: "256M",

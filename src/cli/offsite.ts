@@ -1,0 +1,25 @@
+import type { Command } from "commander";
+import { globals } from "./args.ts";
+
+export function registerOffsite(program: Command): void {
+  program
+    .command("copy")
+    .description("replicate backups to another repository: parts checked on arrival, manifest last")
+    .argument(
+      "[id]",
+      "one backup (with its chain); default with --missing: every backup the destination lacks",
+    )
+    .requiredOption("--to <repo>", "destination repository")
+    .option("--from <repo>", "source repository (default: the default repository)")
+    .option("--missing", "every backup the destination does not have (the default without an ID)")
+    .action(async (id: string | undefined, o, cmd: Command) =>
+      (await import("../commands/offsite.ts")).copy(globals(cmd), { ...o, id }),
+    );
+
+  program
+    .command("prune")
+    .description("apply the repository's retention policy without breaking incremental chains")
+    .option("--repo <name>", "repository (default: the default repository)")
+    .option("--dry-run", "list what would go and why; delete nothing")
+    .action(async (o, cmd: Command) => (await import("../commands/offsite.ts")).prune(globals(cmd), o));
+}

@@ -1,0 +1,149 @@
+// copy --from A --to B [ID|--missing] and prune [--repo R] [--dry-run]
+import { hostname } from "node:os";
+import type { GlobalOptions } from "../cli/args.ts";
+import { emit, note } from "../cli/output.ts";
+import { repositoryConfig, signingKeyOf } from "../config/context.ts";
+import { type LoadedConfig, loadConfig } from "../config/load.ts";
+import { StrongboxError, UsageError } from "../errors.ts";
+import { runMonitored } from "../monitor/monitor.ts";
+import { type CopyResult, copyBackups } from "../repository/copy.ts";
+import { acquireLock } from "../repository/lock.ts";
+import { prune as pruneRepo } from "../repository/prune.ts";
+import { Repository } from "../repository/repository.ts";
+import { openStorage } from "../storage/open.ts";
+import { parseDuration } from "../util/duration.ts";
+import { formatBytes } from "../util/size.ts";
+
+async function openRepo(loaded: LoadedConfig, name: string, trusted: string): Promise<Repository> {
+  const storage = await openStorage(repositoryConfig(loaded, name), loaded);
+  try {
+    const repo = await Repository.open(name, storage);
+    repo.verifyInfo(trusted);
+    return repo;
+  } catch (e) {
+    await storage.close();
+    throw e;
+  }
+}
+
+async function withLock<T>(repo: Repository, command: string, ttl: string, fn: () => Promise<T>): Promise<T> {
+  const ttlMs = parseDuration(ttl);
+  const lock = await acquireLock(repo.storage, {
+    holder: { host: hostname(), pid: process.pid, command },
+    ttlMs,
+  });
+  const stop = lock.startHeartbeat(Math.max(1000, Math.min(60_000, ttlMs / 4)));
+  try {
+    return await fn();
+  } finally {
+    stop();
+    await lock.release().catch(() => {});
+  }
+}
+
+/** Copies into `toName` under its lock; recorded as a "copy" run of the destination. */
+export async function copyInto(
+  loaded: LoadedConfig,
+  fromName: string,
+  toName: string,
+  id: string | undefined,
+  log: (m: string) => void,
+): Promise<CopyResult> {
+  if (fromName === toName) throw new UsageError("--from and --to name the same repository");
+  const trusted = (await signingKeyOf(loaded)).publicKey;
+  const from = await openRepo(loaded, fromName, trusted);
+  try {
+    const to = await openRepo(loaded, toName, trusted);
+    try {
+      return await runMonitored(loaded, { command: "copy", repository: toName }, async (run) => {
+        const r = await withLock(to, `copy from ${fromName}`, loaded.config.backup.lockTtl, () =>
+          copyBackups({ from, to, id, trustedPublicKey: trusted, log }),
+        );
+        run.bytes = r.bytes;
+        run.details = { from: fromName, copied: r.copied };
+        return r;
+      });
+    } finally {
+      await to.storage.close();
+    }
+  } finally {
+    await from.storage.close();
+  }
+}
+
+export async function copy(
+  g: GlobalOptions,
+  o: { from?: string; to: string; id?: string; missing?: boolean },
+): Promise<void> {
+  if (o.id && o.missing) throw new UsageError("give a backup ID or --missing, not both");
+  const loaded = await loadConfig(g.config);
+  const from = o.from ?? loaded.config.defaultRepository ?? loaded.config.repositories[0]!.name;
+  const r = await copyInto(loaded, from, o.to, o.id, (m) => (g.json ? undefined : note(m)));
+  emit(g, { from, to: o.to, ...r }, () =>
+    r.copied.length === 0
+      ? `nothing to copy: ${o.to} already has ${o.id ?? "every backup of " + from}`
+      : `copied ${r.copied.length} backup(s), ${r.parts} part(s), ${formatBytes(r.bytes)} from ${from} to ${o.to}; hashes checked on arrival`,
+  );
+}
+
+export async function prune(g: GlobalOptions, o: { repo?: string; dryRun?: boolean }): Promise<void> {
+  const loaded = await loadConfig(g.config);
+  const rc = repositoryConfig(loaded, o.repo);
+  const retention = rc.retention;
+  if (rc.appendOnly) {
+    throw new StrongboxError(
+      "REPO_APPEND_ONLY",
+      `repository ${rc.name} is append-only: prune refuses to delete there`,
+      {
+        hint: "run prune from a separate configuration (and credentials) that may delete, e.g. on the offsite host",
+      },
+    );
+  }
+  if (
+    !retention ||
+    [
+      retention.keepLast,
+      retention.keepDaily,
+      retention.keepWeekly,
+      retention.keepMonthly,
+      retention.keepWithin,
+    ].every((v) => v === undefined)
+  ) {
+    throw new StrongboxError(
+      "NO_RETENTION",
+      `repository ${rc.name} has no retention policy; prune would delete everything`,
+      {
+        hint: `set repositories[].retention (e.g. keepDaily: 7, keepWeekly: 4, keepMonthly: 6) for ${rc.name}`,
+      },
+    );
+  }
+  const trusted = (await signingKeyOf(loaded)).publicKey;
+  const repo = await openRepo(loaded, rc.name, trusted);
+  try {
+    const policy = {
+      keepLast: retention.keepLast,
+      keepDaily: retention.keepDaily,
+      keepWeekly: retention.keepWeekly,
+      keepMonthly: retention.keepMonthly,
+      keepWithin: retention.keepWithin ? parseDuration(retention.keepWithin) : undefined,
+      timeZone: retention.timeZone,
+    };
+    const run = () =>
+      withLock(repo, `prune${o.dryRun ? " --dry-run" : ""}`, loaded.config.backup.lockTtl, () =>
+        pruneRepo({ repo, policy, dryRun: o.dryRun ?? false }),
+      );
+    const r = o.dryRun
+      ? await run()
+      : await runMonitored(loaded, { command: "prune", repository: rc.name }, run);
+    emit(g, { repository: rc.name, ...r }, () =>
+      [
+        ...r.kept.map((k) => `keep    ${k.id}  (${k.reasons.join("; ")})`),
+        ...r.removed.map((id) => `${r.dryRun ? "would remove" : "removed"} ${id}  (no rule keeps it)`),
+        ...r.orphans.map((id) => `${r.dryRun ? "would remove" : "removed"} ${id}  (unfinished: no manifest)`),
+        `${rc.name}: ${r.kept.length} kept, ${r.removed.length} ${r.dryRun ? "to remove" : "removed"}, ${r.orphans.length} unfinished${r.dryRun ? " (dry run: nothing deleted)" : `, ${r.objectsDeleted} object(s) deleted`}`,
+      ].join("\n"),
+    );
+  } finally {
+    await repo.storage.close();
+  }
+}
