@@ -1,7 +1,11 @@
 // Storage for a configured repository: the backend by type, wrapped once with retries and append-only.
 import type { LoadedConfig } from "../config/load.ts";
 import type { RepositoryConfig } from "../config/schema.ts";
+import { parseDuration } from "../util/duration.ts";
+import { parseSize } from "../util/size.ts";
 import { LocalStorage } from "./local.ts";
+import { S3Storage } from "./s3.ts";
+import { SftpStorage } from "./sftp.ts";
 import type { Storage } from "./types.ts";
 import { wrapStorage } from "./wrap.ts";
 
@@ -13,5 +17,40 @@ export async function openStorage(rc: RepositoryConfig, loaded: LoadedConfig): P
         appendOnly: rc.appendOnly,
         mutablePrefixes: ["locks/"],
       });
+    case "sftp":
+      return wrapStorage(
+        await SftpStorage.open({
+          host: s.host,
+          port: s.port,
+          user: s.user,
+          path: s.path,
+          privateKeyFile: loaded.resolvePath(s.privateKey),
+          ...(s.passphraseFile ? { passphraseFile: loaded.resolvePath(s.passphraseFile) } : {}),
+          ...(s.hostKey !== undefined ? { hostKey: s.hostKey } : {}),
+          ...(s.knownHostsFile ? { knownHostsFile: loaded.resolvePath(s.knownHostsFile) } : {}),
+          readOnlyFiles: s.readOnlyFiles,
+          connectTimeoutMs: parseDuration(s.connectTimeout),
+        }),
+        { appendOnly: rc.appendOnly, mutablePrefixes: ["locks/"] },
+      );
+    case "s3":
+      return wrapStorage(
+        await S3Storage.open({
+          bucket: s.bucket,
+          prefix: s.prefix,
+          ...(s.endpoint ? { endpoint: s.endpoint } : {}),
+          region: s.region,
+          forcePathStyle: s.forcePathStyle,
+          credentialsFile: loaded.resolvePath(s.credentialsFile),
+          ...(s.caFile ? { caFile: loaded.resolvePath(s.caFile) } : {}),
+          allowInsecureHttp: s.allowInsecureHttp,
+          ...(s.serverSideEncryption ? { serverSideEncryption: s.serverSideEncryption } : {}),
+          ...(s.objectLock ? { objectLock: s.objectLock } : {}),
+          partSize: parseSize(s.partSize),
+          concurrency: s.concurrency,
+          conditionalWrites: s.conditionalWrites,
+        }),
+        { appendOnly: rc.appendOnly, mutablePrefixes: ["locks/"] },
+      );
   }
 }

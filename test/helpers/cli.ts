@@ -35,8 +35,11 @@ export function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliRes
 }
 
 /** Writes a modified copy of a config file (mode 0600). */
-export function editConfig(from: string, to: string, edit: (c: Record<string, any>) => void): string {
-  const c = parse(readFileSync(from, "utf8")) as Record<string, any>;
+// biome-ignore lint/suspicious/noExplicitAny: tests edit free-form YAML
+type Loose = Record<string, any>;
+
+export function editConfig(from: string, to: string, edit: (c: Loose) => void): string {
+  const c = parse(readFileSync(from, "utf8")) as Loose;
   edit(c);
   writeFileSync(to, stringify(c), { mode: 0o600 });
   return to;
