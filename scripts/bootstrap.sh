@@ -59,7 +59,9 @@ ensure_node() {
   local local_node="$ROOT/.tools/node_modules/node/bin/node"
   if [ ! -x "$local_node" ] || [ "$(node_major "$local_node")" -lt "$NODE_MAJOR_MIN" ]; then
     command -v npm >/dev/null || die "no npm found; install Node.js and npm (apt-get install -y nodejs npm), then retry"
-    say "system Node is ${sys:+$("$sys" --version)}${sys:-missing}; fetching Node $NODE_MAJOR_MIN from the npm registry into .tools/"
+    local have="missing"
+    [ -n "$sys" ] && have="$("$sys" --version)"
+    say "system Node is $have; fetching Node $NODE_MAJOR_MIN from the npm registry into .tools/"
     mkdir -p "$ROOT/.tools"
     (cd "$ROOT/.tools" && npm install --prefix . --no-audit --no-fund --loglevel=error "node@$NODE_MAJOR_MIN" >/dev/null) \
       || die "could not install node@$NODE_MAJOR_MIN from npm; install Node.js $NODE_MAJOR_MIN yourself and retry"

@@ -13,8 +13,8 @@ import { Agent as HttpsAgent } from "node:https";
 import { addAbortSignal, Readable } from "node:stream";
 import {
   AbortMultipartUploadCommand,
-  CompleteMultipartUploadCommand,
   type CompletedPart,
+  CompleteMultipartUploadCommand,
   CreateMultipartUploadCommand,
   DeleteObjectCommand,
   GetObjectCommand,
@@ -235,9 +235,13 @@ function endpointProblem(endpoint: string, allowInsecureHttp: boolean): Strongbo
   try {
     url = new URL(endpoint);
   } catch {
-    return storageError(RemoteStorageErrorCode.config, `S3 endpoint ${JSON.stringify(endpoint)} is not a URL`, {
-      hint: 'write it as "https://host[:port]"',
-    });
+    return storageError(
+      RemoteStorageErrorCode.config,
+      `S3 endpoint ${JSON.stringify(endpoint)} is not a URL`,
+      {
+        hint: 'write it as "https://host[:port]"',
+      },
+    );
   }
   if (url.protocol === "https:") return undefined;
   if (url.protocol === "http:") {
@@ -307,9 +311,13 @@ export class S3Storage implements Storage {
       try {
         ca = readFileSync(options.caFile);
       } catch (error) {
-        throw storageError(RemoteStorageErrorCode.config, `cannot read caFile ${options.caFile}: ${messageOf(error)}`, {
-          cause: error,
-        });
+        throw storageError(
+          RemoteStorageErrorCode.config,
+          `cannot read caFile ${options.caFile}: ${messageOf(error)}`,
+          {
+            cause: error,
+          },
+        );
       }
     }
     const sockets = Math.max(16, concurrency * 2);
@@ -349,12 +357,18 @@ export class S3Storage implements Storage {
       const body = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
       if (body.length <= this.partSize) return this.putSingle(key, body, ifAbsent, signal);
       let offset = 0;
-      return this.putMultipart(key, [], async () => {
-        if (offset >= body.length) return undefined;
-        const part = body.subarray(offset, offset + this.partSize);
-        offset += part.length;
-        return part;
-      }, ifAbsent, signal);
+      return this.putMultipart(
+        key,
+        [],
+        async () => {
+          if (offset >= body.length) return undefined;
+          const part = body.subarray(offset, offset + this.partSize);
+          offset += part.length;
+          return part;
+        },
+        ifAbsent,
+        signal,
+      );
     }
     const source = signal ? addAbortSignal(signal, data) : data;
     const reader = new PartReader(source, this.partSize);
@@ -377,10 +391,16 @@ export class S3Storage implements Storage {
     const { signal, start, end } = options;
     signal?.throwIfAborted();
     const range =
-      start === undefined && end === undefined ? undefined : `bytes=${start ?? 0}-${end === undefined ? "" : end}`;
+      start === undefined && end === undefined
+        ? undefined
+        : `bytes=${start ?? 0}-${end === undefined ? "" : end}`;
     try {
       const response = await this.client.send(
-        new GetObjectCommand({ Bucket: this.bucket, Key: this.objectKey(key), ...(range ? { Range: range } : {}) }),
+        new GetObjectCommand({
+          Bucket: this.bucket,
+          Key: this.objectKey(key),
+          ...(range ? { Range: range } : {}),
+        }),
         signal ? { abortSignal: signal } : {},
       );
       const body = response.Body as Readable | undefined;
@@ -530,7 +550,11 @@ export class S3Storage implements Storage {
   private async ensureRetention(key: string, versionId: string | undefined, until: Date): Promise<void> {
     const lock = this.options.objectLock;
     if (!lock) return;
-    const target = { Bucket: this.bucket, Key: this.objectKey(key), ...(versionId ? { VersionId: versionId } : {}) };
+    const target = {
+      Bucket: this.bucket,
+      Key: this.objectKey(key),
+      ...(versionId ? { VersionId: versionId } : {}),
+    };
     try {
       const current = await this.client.send(new GetObjectRetentionCommand(target));
       if (current.Retention?.Mode && current.Retention.RetainUntilDate) return;
@@ -685,7 +709,9 @@ export class S3Storage implements Storage {
   /** Aborts a multipart upload (its parts are deleted); remembered for later if that fails. */
   private async abortUpload(objectKey: string, uploadId: string): Promise<void> {
     try {
-      await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: objectKey, UploadId: uploadId }));
+      await this.client.send(
+        new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: objectKey, UploadId: uploadId }),
+      );
       this.pendingAborts.delete(uploadId);
     } catch (error) {
       if (httpStatus(error) === 404) {
@@ -703,7 +729,9 @@ export class S3Storage implements Storage {
   /** A cheap request that tells apart a missing bucket, refused credentials and an unreachable server. */
   private async verifyBucket(): Promise<void> {
     try {
-      await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: this.prefix, MaxKeys: 1 }));
+      await this.client.send(
+        new ListObjectsV2Command({ Bucket: this.bucket, Prefix: this.prefix, MaxKeys: 1 }),
+      );
     } catch (error) {
       throw this.mapError(error, "open", "");
     }
@@ -742,28 +770,48 @@ export class S3Storage implements Storage {
     const reason = name && name !== "Error" ? name : messageOf(error);
     const options = { cause: error, details: { key, operation, s3Error: name, httpStatus: status } };
     if (typeof code === "string" && TLS_CODES.has(code)) {
-      return storageError(RemoteStorageErrorCode.tls, `TLS verification of the S3 endpoint failed: ${messageOf(error)} (${code})`, {
-        ...options,
-        hint: "if the server uses a private CA, set caFile to that CA's certificate (PEM)",
-      });
+      return storageError(
+        RemoteStorageErrorCode.tls,
+        `TLS verification of the S3 endpoint failed: ${messageOf(error)} (${code})`,
+        {
+          ...options,
+          hint: "if the server uses a private CA, set caFile to that CA's certificate (PEM)",
+        },
+      );
     }
-    if ((typeof code === "string" && NETWORK_CODES.has(code)) || TRANSIENT_NAMES.has(name) || (status !== undefined && status >= 500) || status === 409) {
+    if (
+      (typeof code === "string" && NETWORK_CODES.has(code)) ||
+      TRANSIENT_NAMES.has(name) ||
+      (status !== undefined && status >= 500) ||
+      status === 409
+    ) {
       return storageError(StorageErrorCode.unavailable, `temporary failure: ${where} (${reason})`, {
         ...options,
         hint: "the S3 server is unreachable or busy; the request is retried",
       });
     }
     if (name === "NoSuchBucket") {
-      return storageError(RemoteStorageErrorCode.bucketMissing, `bucket ${this.bucket} does not exist${this.options.endpoint ? ` at ${this.options.endpoint}` : ""}`, {
-        ...options,
-        hint: "create it (with Object Lock enabled if you use objectLock), or check bucket, region, endpoint and forcePathStyle",
-      });
+      return storageError(
+        RemoteStorageErrorCode.bucketMissing,
+        `bucket ${this.bucket} does not exist${this.options.endpoint ? ` at ${this.options.endpoint}` : ""}`,
+        {
+          ...options,
+          hint: "create it (with Object Lock enabled if you use objectLock), or check bucket, region, endpoint and forcePathStyle",
+        },
+      );
     }
     if (AUTH_NAMES.has(name)) {
-      return storageError(RemoteStorageErrorCode.auth, `the S3 server refused the credentials from ${this.options.credentialsFile} (${name})`, {
-        ...options,
-        hint: name === "SignatureDoesNotMatch" ? "the secret access key is wrong" : "check the access key id, and that the key is active",
-      });
+      return storageError(
+        RemoteStorageErrorCode.auth,
+        `the S3 server refused the credentials from ${this.options.credentialsFile} (${name})`,
+        {
+          ...options,
+          hint:
+            name === "SignatureDoesNotMatch"
+              ? "the secret access key is wrong"
+              : "check the access key id, and that the key is active",
+        },
+      );
     }
     if (name === "PreconditionFailed" || status === 412) return this.exists(key, error);
     if (name === "NoSuchKey" || name === "NotFound" || status === 404) {
@@ -787,6 +835,10 @@ export class S3Storage implements Storage {
         hint: "is Object Lock enabled on the bucket?",
       });
     }
-    return storageError(StorageErrorCode.io, `${where} failed: ${reason}${name && messageOf(error) !== name ? `: ${messageOf(error)}` : ""}`, options);
+    return storageError(
+      StorageErrorCode.io,
+      `${where} failed: ${reason}${name && messageOf(error) !== name ? `: ${messageOf(error)}` : ""}`,
+      options,
+    );
   }
 }

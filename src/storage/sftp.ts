@@ -348,7 +348,12 @@ export class SftpStorage implements Storage {
       const final =
         copying && !(error instanceof WriteFailure)
           ? error
-          : await this.mapWriteError(session, error instanceof WriteFailure ? error.cause : error, "put", key);
+          : await this.mapWriteError(
+              session,
+              error instanceof WriteFailure ? error.cause : error,
+              "put",
+              key,
+            );
       if (handle && session.alive) {
         const open = handle;
         await this.request<void>(session, (sftp, cb) => sftp.close(open, cb)).catch(() => {});
