@@ -40,6 +40,8 @@ export interface UpOptions {
   /** Called with short progress messages. */
   log?: (message: string) => void;
   timeoutMs?: number;
+  /** Extra [mysqld] lines per node (tuning; fault tests). */
+  extraCnf?: (node: SandboxNode) => string[];
 }
 
 export interface NodeStatus {
@@ -128,15 +130,17 @@ async function readPid(node: SandboxNode): Promise<number | null> {
   }
 }
 
-async function errorLogTail(node: SandboxNode, lines = 8): Promise<string> {
+/** The last error lines of a node's log, on one line (timestamps dropped). */
+async function errorLogTail(node: SandboxNode, lines = 3): Promise<string> {
   try {
     const text = await readFile(node.errorLog, "utf8");
     return text
       .trimEnd()
       .split("\n")
-      .filter((l) => /ERROR|\[Warning\] WSREP: .*fail|Aborting|FATAL|error/i.test(l))
+      .filter((l) => /\[ERROR\]|Aborting|FATAL/i.test(l))
       .slice(-lines)
-      .join("\n");
+      .map((l) => l.replace(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \d+ /, "").trim())
+      .join(" | ");
   } catch {
     return "(no error log)";
   }
@@ -313,6 +317,7 @@ export async function sandboxUp(o: UpOptions): Promise<SandboxState> {
         sstPassword: secrets.sst,
         runAsRoot,
         bufferPool: o.bufferPool ?? "256M",
+        extra: o.extraCnf?.(n) ?? [],
       }),
       { mode: MODE_FILE },
     );

@@ -8,6 +8,8 @@ export interface CnfOptions {
   sstPassword: string;
   runAsRoot: boolean;
   bufferPool: string;
+  /** Appended to [mysqld]; later lines override earlier ones. */
+  extra?: string[];
 }
 
 export function renderNodeCnf(node: SandboxNode, o: CnfOptions): string {
@@ -50,6 +52,7 @@ export function renderNodeCnf(node: SandboxNode, o: CnfOptions): string {
     "wsrep_gtid_mode=ON",
     "wsrep_gtid_domain_id=1",
     "wsrep_slave_threads=2",
+    ...(o.extra ?? []),
     "",
     "[sst]",
     "progress=none",

@@ -121,10 +121,16 @@ export async function run(cmd: string, args: string[], options: RunOptions = {})
     const okCodes = options.okCodes ?? [0];
     if (reason || code === null || !okCodes.includes(code)) {
       const how = reason ?? (code === null ? `was killed by ${signal}` : `exited with code ${code}`);
-      throw new StrongboxError("CHILD_FAILED", `${label} ${how}: ${err.lastLines() || "(no output)"}`, {
-        stage: label,
-        details: { code, signal, stderrTail: err.text().slice(-TAIL_BYTES) },
-      });
+      const outTail = new TailBuffer();
+      outTail.push(Buffer.from(result.stdout));
+      throw new StrongboxError(
+        "CHILD_FAILED",
+        `${label} ${how}: ${err.lastLines() || outTail.lastLines() || "(no output)"}`,
+        {
+          stage: label,
+          details: { code, signal, stderrTail: err.text().slice(-TAIL_BYTES) },
+        },
+      );
     }
     return result;
   } finally {
