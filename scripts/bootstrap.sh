@@ -24,6 +24,11 @@ APT_PACKAGES=(
   "/usr/bin/restic:restic"
   "/usr/bin/borg:borgbackup"
   "/usr/bin/chromium:chromium"
+  # A real S3 server for the storage tests: Ceph's RADOS Gateway on a one-OSD cluster (test/helpers/s3server.ts).
+  "/usr/bin/radosgw:radosgw"
+  "/usr/bin/ceph-mon:ceph-mon"
+  "/usr/bin/ceph-osd:ceph-osd"
+  "/usr/bin/openssl:openssl"
 )
 
 ensure_apt() {

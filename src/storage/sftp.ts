@@ -43,8 +43,8 @@ const { Client: SshClient, utils } = ssh2;
 const DIR_MODE = 0o700;
 const FILE_MODE = 0o600;
 const READ_ONLY_FILE_MODE = 0o400;
-/** One write or read request (OpenSSH accepts up to 255 KiB; other servers at least 32 KiB). */
-const CHUNK = 64 * 1024;
+/** One write or read request: OpenSSH's limit (ssh2 splits it for servers that announce less). */
+const CHUNK = 255 * 1024;
 /** Unacknowledged write bytes per put: bounds memory while keeping the link busy. */
 const WRITE_WINDOW = 8 * 1024 * 1024;
 /** Read requests in flight per get. */

@@ -1,11 +1,12 @@
 // Backups against a real 3-node Galera cluster, through the real CLI, with real age/zstd/mbstream.
 import assert from "node:assert/strict";
-import { execFileSync, spawn } from "node:child_process";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { showGlobal } from "../../src/galera/connection.ts";
+import { openCatalog } from "../../src/monitor/catalog.ts";
 import { loadDataset } from "../../src/sandbox/dataset.ts";
 import { BIN, cli, editConfig, FIXTURES, startCli } from "../helpers/cli.ts";
 import { useCluster } from "../helpers/cluster.ts";
@@ -216,6 +217,42 @@ describe("backup", () => {
     assert.deepEqual(scanRepo(repoDir()).orphans, []);
     assert.equal((await list()).length, before.length + 1);
     assert.deepEqual(await desyncStates(), ["OFF", "OFF", "OFF"]);
+  });
+
+  it("SIGTERM mid-backup: aborted cleanly, nothing committed, desync turned off, recorded as aborted", async () => {
+    const before = await list();
+    const slow = editConfig(cfg(), join(cluster.dir, "slow-term.yaml"), (c) => {
+      c.backup.mariabackupPath = join(FIXTURES, "mariabackup-slow.sh");
+      c.backup.partSize = "1MiB";
+    });
+    const run = startCli(["--config", slow, "backup", "--full"], { THROTTLE_BPS: "2000000" });
+    const deadline = Date.now() + 60_000;
+    while (scanRepo(repoDir()).orphans.length === 0 && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 200));
+    assert.deepEqual(await desyncStates(), ["OFF", "OFF", "ON"]);
+    run.child.kill("SIGTERM");
+    const r = await run.result;
+    assert.equal(r.code, 130, r.stderr);
+    assert.match(r.stderr, /^strongbox: error: backup aborted by SIGTERM; nothing was committed$/m);
+    assert.deepEqual(await list(), before);
+    assert.deepEqual(scanRepo(repoDir()).orphans, [], "parts of the aborted run removed");
+    assert.deepEqual(await desyncStates(), ["OFF", "OFF", "OFF"]);
+    const catalog = openCatalog(join(cluster.dir, "state", "catalog.db"));
+    try {
+      const last = catalog.lastRun("backup", "local");
+      assert.equal(last?.result, "aborted");
+      assert.match(last?.error ?? "", /aborted by SIGTERM/);
+    } finally {
+      catalog.close();
+    }
+    // The fixture's own pipeline children see EPIPE and exit within moments.
+    let left = "";
+    for (let i = 0; i < 50; i++) {
+      left = spawnSync("pgrep", ["-f", "mariabackup-slow"], { encoding: "utf8" }).stdout.trim();
+      if (!left) break;
+      await new Promise((res) => setTimeout(res, 100));
+    }
+    assert.equal(left, "", "no backup process left running");
   });
 
   it("two backups at once: the second is refused, naming the holder of the lock", async () => {
