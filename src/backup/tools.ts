@@ -17,14 +17,24 @@ function clientOptions(
   node: NodeEndpoint,
   creds: Credentials,
   tls?: TlsOptions,
-): Record<string, string | number | undefined> {
+): Record<string, string | number | boolean | undefined> {
   return {
     user: creds.user,
     password: creds.password,
     ...(node.socket ? { socket: node.socket } : { host: node.host, port: node.port }),
-    "ssl-ca": tls?.ca,
-    "ssl-cert": tls?.cert,
-    "ssl-key": tls?.key,
+    ...tlsClientOptions(tls),
+  };
+}
+
+/** Client TLS for mariabackup, mariadb-dump and mariadb: encrypted, and the server's certificate verified. */
+export function tlsClientOptions(tls?: TlsOptions): Record<string, string | boolean | undefined> {
+  if (!tls) return {};
+  return {
+    ssl: true,
+    "ssl-ca": tls.ca,
+    "ssl-cert": tls.cert,
+    "ssl-key": tls.key,
+    "ssl-verify-server-cert": tls.ca !== undefined,
   };
 }
 

@@ -20,6 +20,7 @@ export function registerSandbox(program: Command): void {
       intArg("--base-port"),
     )
     .option("--buffer-pool <size>", "innodb_buffer_pool_size of each node", "256M")
+    .option("--tls", "TLS for client connections (private CA in DIR/tls), require_secure_transport=ON")
     .action(async (o, cmd: Command) => (await load()).up(globals(cmd), o));
 
   sandbox

@@ -30,7 +30,7 @@ function useGlobals(g: GlobalOptions): void {
 
 export async function up(
   g: GlobalOptions,
-  o: { dir?: string; nodes: number; basePort?: number; bufferPool: string },
+  o: { dir?: string; nodes: number; basePort?: number; bufferPool: string; tls?: boolean },
 ): Promise<void> {
   useGlobals(g);
   const dir = dirOf(o);
@@ -40,6 +40,7 @@ export async function up(
     nodes: o.nodes,
     basePort: o.basePort,
     bufferPool: o.bufferPool,
+    tls: o.tls,
     log: g.json ? undefined : (m) => note(`sandbox: ${m}`),
   });
   const seconds = (Date.now() - started) / 1000;

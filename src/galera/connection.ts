@@ -1,4 +1,5 @@
 // Connections to cluster nodes (mysql2). Passwords come from files, never from argv.
+import { readFileSync } from "node:fs";
 import mysql from "mysql2/promise";
 import { StrongboxError } from "../errors.ts";
 
@@ -22,6 +23,16 @@ export interface TlsOptions {
 
 export type Connection = mysql.Connection;
 
+/** mysql2 wants certificate contents; the config names files. The server certificate is verified. */
+function tlsFiles(t: TlsOptions): { ca?: Buffer; cert?: Buffer; key?: Buffer; rejectUnauthorized: boolean } {
+  return {
+    ...(t.ca ? { ca: readFileSync(t.ca) } : {}),
+    ...(t.cert ? { cert: readFileSync(t.cert) } : {}),
+    ...(t.key ? { key: readFileSync(t.key) } : {}),
+    rejectUnauthorized: true,
+  };
+}
+
 export async function connectNode(
   node: NodeEndpoint,
   creds: Credentials,
@@ -37,23 +48,28 @@ export async function connectNode(
       supportBigNumbers: true,
       bigNumberStrings: true,
       dateStrings: true,
-      ...(options.tls ? { ssl: options.tls } : {}),
+      ...(options.tls ? { ssl: tlsFiles(options.tls) } : {}),
       // unix_socket authentication: the server checks the peer's OS user; the client sends nothing.
       ...(options.socketAuth ? { authPlugins: { unix_socket: () => () => Buffer.alloc(0) } } : {}),
     });
   } catch (e) {
     const err = e as NodeJS.ErrnoException & { sqlMessage?: string };
     const where = node.socket ? `socket ${node.socket}` : `${node.host}:${node.port}`;
-    const why = err.sqlMessage ?? err.code ?? err.message;
+    const tls = /SSL|TLS|CERT|certificate/i.test(`${err.code ?? ""} ${err.message}`);
+    const why = err.sqlMessage ?? (tls ? `TLS handshake failed: ${err.message}` : (err.code ?? err.message));
     const unreachable = ["ECONNREFUSED", "ENOENT", "ETIMEDOUT", "EHOSTUNREACH", "ECONNRESET"].includes(
       err.code ?? "",
     );
     throw new StrongboxError(
-      unreachable ? "NODE_UNREACHABLE" : "NODE_CONNECT_FAILED",
+      unreachable ? "NODE_UNREACHABLE" : tls ? "NODE_TLS" : "NODE_CONNECT_FAILED",
       `cannot connect to node ${node.name} (${where}) as ${creds.user}: ${why}`,
       {
         stage: "connect",
-        hint: unreachable ? "is mariadbd running there?" : "check the user and password file",
+        hint: unreachable
+          ? "is mariadbd running there?"
+          : tls
+            ? "check cluster.tls: the CA must have signed the server's certificate, issued for this host"
+            : "check the user and password file",
         cause: e,
       },
     );

@@ -1,6 +1,7 @@
 // Loading a logical backup into a running server through the mariadb client (credentials in a
 // 0600 option file, never argv).
 import { spawn } from "node:child_process";
+import { tlsClientOptions } from "../backup/tools.ts";
 import type { AgeIdentity } from "../crypto/age.ts";
 import { StrongboxError } from "../errors.ts";
 import type { Credentials, NodeEndpoint, TlsOptions } from "../galera/connection.ts";
@@ -27,9 +28,7 @@ export async function loadLogical(o: {
         user: o.creds.user,
         password: o.creds.password,
         ...(o.node.socket ? { socket: o.node.socket } : { host: o.node.host, port: o.node.port }),
-        "ssl-ca": o.tls?.ca,
-        "ssl-cert": o.tls?.cert,
-        "ssl-key": o.tls?.key,
+        ...tlsClientOptions(o.tls),
       },
     });
     const child = spawn("mariadb", [`--defaults-file=${cnf}`, "--binary-mode"], {

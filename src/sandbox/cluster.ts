@@ -11,6 +11,7 @@ import { type Connection, type Credentials, connectNode, showGlobal } from "../g
 import { pidAlive, run, sleep } from "../util/proc.ts";
 import { clusterLayout, DEFAULT_BASE_PORT, DEFAULT_NODES, type SandboxNode, sandboxPaths } from "./layout.ts";
 import { renderNodeCnf } from "./mycnf.ts";
+import { makeSandboxTls } from "./tls.ts";
 
 export const REQUIRED_PACKAGES: { path: string; pkg: string }[] = [
   { path: "/usr/sbin/mariadbd", pkg: "mariadb-server" },
@@ -30,6 +31,7 @@ export interface SandboxState {
   runAsRoot: boolean;
   osUser: string;
   createdAt: string;
+  tls?: boolean;
 }
 
 export interface UpOptions {
@@ -42,6 +44,8 @@ export interface UpOptions {
   timeoutMs?: number;
   /** Extra [mysqld] lines per node (tuning; fault tests). */
   extraCnf?: (node: SandboxNode) => string[];
+  /** TLS for client connections, with require_secure_transport (certificates in DIR/tls). */
+  tls?: boolean;
 }
 
 export interface NodeStatus {
@@ -297,6 +301,7 @@ export async function sandboxUp(o: UpOptions): Promise<SandboxState> {
     runAsRoot,
     osUser,
     createdAt: new Date().toISOString(),
+    tls: o.tls ?? false,
   };
   await mkdir(dir, { recursive: true, mode: MODE_DIR });
   await mkdir(paths.secrets, { recursive: true, mode: MODE_DIR });
@@ -305,6 +310,15 @@ export async function sandboxUp(o: UpOptions): Promise<SandboxState> {
     await writeFile(join(paths.secrets, `${name}.password`), `${value}\n`, { mode: MODE_FILE, flag: "wx" });
   }
   await writeFile(paths.state, `${JSON.stringify(state, null, 2)}\n`, { mode: MODE_FILE });
+  const tls = o.tls ? await makeSandboxTls(join(dir, "tls")) : undefined;
+  const tlsCnf = tls
+    ? [
+        `ssl_ca=${tls.ca}`,
+        `ssl_cert=${tls.serverCert}`,
+        `ssl_key=${tls.serverKey}`,
+        "require_secure_transport=ON",
+      ]
+    : [];
   for (const n of nodes) {
     await mkdir(n.datadir, { recursive: true, mode: MODE_DIR });
     await mkdir(n.tmpdir, { recursive: true, mode: MODE_DIR });
@@ -317,7 +331,7 @@ export async function sandboxUp(o: UpOptions): Promise<SandboxState> {
         sstPassword: secrets.sst,
         runAsRoot,
         bufferPool: o.bufferPool ?? "256M",
-        extra: o.extraCnf?.(n) ?? [],
+        extra: [...tlsCnf, ...(o.extraCnf?.(n) ?? [])],
       }),
       { mode: MODE_FILE },
     );

@@ -16,7 +16,8 @@ export function sandboxConfig(state: SandboxState): StrongboxConfig {
         name: n.name,
         host: "127.0.0.1",
         port: n.port,
-        socket: n.socket,
+        // With TLS the nodes are reached over TCP, so the encrypted path is the one used.
+        ...(state.tls ? {} : { socket: n.socket }),
         datadir: n.datadir,
         defaultsFile: n.cnf,
       })),
@@ -29,6 +30,9 @@ export function sandboxConfig(state: SandboxState): StrongboxConfig {
         backup: { user: SANDBOX_USERS.backup, passwordFile: "secrets/backup.password" },
         admin: { user: SANDBOX_USERS.admin, passwordFile: "secrets/admin.password" },
       },
+      ...(state.tls
+        ? { tls: { ca: "tls/ca.pem", cert: "tls/client-cert.pem", key: "tls/client-key.pem" } }
+        : {}),
     },
     repositories: [{ name: "local", storage: { type: "local", path: "repository" }, appendOnly: false }],
     keys: {

@@ -26,7 +26,7 @@ let nextBase = 34000 + (process.pid % 200) * 100;
  * Registers before/after hooks that start an N-node sandbox once for the calling test file.
  * The returned object is filled in when `before` has run.
  */
-export function useCluster(options: { nodes?: number; keep?: boolean } = {}): TestCluster {
+export function useCluster(options: { nodes?: number; keep?: boolean; tls?: boolean } = {}): TestCluster {
   const cluster = { nodes: [] } as unknown as TestCluster;
   before(
     async () => {
@@ -34,7 +34,7 @@ export function useCluster(options: { nodes?: number; keep?: boolean } = {}): Te
       const { findFreeBasePort } = await import("../../src/sandbox/cluster.ts");
       const basePort = await findFreeBasePort(options.nodes ?? 3, nextBase);
       nextBase = basePort + 100;
-      await createSandbox({ dir, nodes: options.nodes ?? 3, basePort, bufferPool: "128M" });
+      await createSandbox({ dir, nodes: options.nodes ?? 3, basePort, bufferPool: "128M", tls: options.tls });
       const state = await readState(dir);
       cluster.dir = dir;
       cluster.nodes = sandboxNodes(state);
