@@ -55,5 +55,8 @@ sb --config "$CFG" verify --read-data
 step "restore-test: restore the chain into scratch space, start mariadbd, CHECK TABLE, compare the inventory"
 sb --config "$CFG" restore-test
 
+step "status: the health of every repository (Nagios exit codes)"
+sb --config "$CFG" status || true
+
 printf '\nDone. The sandbox is still running:\n  %s --config %s <command>\n  %s sandbox down --dir %s [--purge]\n' \
   "$ROOT/bin/strongbox" "$CFG" "$ROOT/bin/strongbox" "$DIR"
