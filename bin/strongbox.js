@@ -1,7 +1,10 @@
-#!/usr/bin/env node
-// Entry point. In a checkout it runs the TypeScript sources (Node 24 strips types); an installed
-// package (npm install -g, which ships dist/ and not src/) runs the build.
-import { existsSync } from "node:fs";
+#!/usr/bin/env -S node --max-semi-space-size=2
+// Entry point. Runs the build (dist/) when it is up to date with the sources, else the TypeScript
+// sources directly (Node 24 strips types; fine for development, but the stripper costs memory).
+// --max-semi-space-size=2: the backup stream allocates many short-lived buffers; a small young
+// generation frees them sooner and keeps the peak RSS low (measured: ~200 MB → ~130 MB).
+import { existsSync, readdirSync, statSync } from "node:fs";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const major = Number(process.versions.node.split(".")[0]);
@@ -9,8 +12,23 @@ if (major < 24) {
   process.stderr.write(`strongbox: needs Node.js 24 or newer (this is ${process.version})\n`);
   process.exit(1);
 }
-const source = fileURLToPath(new URL("../src/cli/main.ts", import.meta.url));
-const built = fileURLToPath(new URL("../dist/cli/main.js", import.meta.url));
-const entry = existsSync(source) && !source.includes("/node_modules/") ? source : built;
-const { main } = await import(entry);
+const root = fileURLToPath(new URL("..", import.meta.url));
+const source = join(root, "src/cli/main.ts");
+const built = join(root, "dist/cli/main.js");
+const stamp = join(root, "dist/.stamp");
+
+function newestSource(dir) {
+  let newest = 0;
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    newest = Math.max(newest, e.isDirectory() ? newestSource(p) : statSync(p).mtimeMs);
+  }
+  return newest;
+}
+
+const hasSource = existsSync(source) && !source.includes("/node_modules/");
+const buildFresh =
+  existsSync(built) &&
+  (!hasSource || (existsSync(stamp) && statSync(stamp).mtimeMs >= newestSource(join(root, "src"))));
+const { main } = await import(buildFresh ? built : source);
 process.exitCode = await main(process.argv.slice(2));

@@ -257,6 +257,7 @@ async function attempt(
       compressionThreads: config.backup.compressionThreads,
       signal: req.signal,
       onProgress: req.onProgress,
+      keepEnds: plan.kind === "logical",
     });
     mark("stream", tStream);
     const tInv = performance.now();

@@ -7,6 +7,7 @@ import { registerOffsite } from "./offsite.ts";
 import { resultEmitted } from "./output.ts";
 import { registerRestore } from "./restore.ts";
 import { registerSandbox } from "./sandbox.ts";
+import { registerService } from "./service.ts";
 
 export function buildProgram(): Command {
   const program = new Command("strongbox")
@@ -27,6 +28,7 @@ export function buildProgram(): Command {
   registerRestore(program);
   registerMonitor(program);
   registerOffsite(program);
+  registerService(program);
   return program;
 }
 

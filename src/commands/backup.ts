@@ -4,6 +4,7 @@ import { runBackup } from "../backup/run.ts";
 import type { GlobalOptions } from "../cli/args.ts";
 import { emit, note } from "../cli/output.ts";
 import { Progress } from "../cli/progress.ts";
+import { interruptible } from "../cli/signals.ts";
 import {
   clusterNodes,
   clusterTls,
@@ -12,7 +13,7 @@ import {
   signingKeyOf,
   stateDirOf,
 } from "../config/context.ts";
-import { StrongboxError, UsageError } from "../errors.ts";
+import { UsageError } from "../errors.ts";
 import { repairAbandonedDesync } from "../galera/desync.ts";
 import { runMonitored } from "../monitor/monitor.ts";
 import { acquireLock } from "../repository/lock.ts";
@@ -36,13 +37,7 @@ export async function backup(g: GlobalOptions, o: BackupCommandOptions): Promise
     throw new UsageError(`choose one of --full, --incremental, --logical (got ${chosen.join(", ")})`);
   const kind: BackupType | undefined = chosen[0];
   const { loaded, repo, close } = await openConfiguredRepository(g.config, o.repo);
-  const abort = new AbortController();
-  const onSignal = (sig: NodeJS.Signals) =>
-    abort.abort(
-      new StrongboxError("ABORTED", `backup aborted by ${sig}; nothing was committed`, { exitCode: 130 }),
-    );
-  process.on("SIGTERM", onSignal);
-  process.on("SIGINT", onSignal);
+  const abort = interruptible((sig) => `backup aborted by ${sig}; nothing was committed`);
   try {
     const committed = await runMonitored(
       loaded,
@@ -126,8 +121,7 @@ export async function backup(g: GlobalOptions, o: BackupCommandOptions): Promise
       note(`copied ${committed.id} to ${to} (${r.parts} part(s) sent, hashes checked on arrival)`);
     }
   } finally {
-    process.off("SIGTERM", onSignal);
-    process.off("SIGINT", onSignal);
+    abort.dispose();
     await close();
   }
 }

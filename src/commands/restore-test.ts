@@ -1,6 +1,7 @@
 // restore-test [ID]: prove a backup by restoring it for real and checking the result.
 import type { GlobalOptions } from "../cli/args.ts";
 import { emit, note } from "../cli/output.ts";
+import { interruptible } from "../cli/signals.ts";
 import { identitiesOf, stateDirOf } from "../config/context.ts";
 import { decryptBuffer } from "../crypto/age.ts";
 import { StrongboxError } from "../errors.ts";
@@ -15,15 +16,7 @@ export async function restoreTestCommand(
   o: { id?: string; identity?: string; repo?: string },
 ): Promise<void> {
   const { loaded, repo, close } = await openConfiguredRepository(g.config, o.repo);
-  const abort = new AbortController();
-  const onSignal = (sig: NodeJS.Signals) =>
-    abort.abort(
-      new StrongboxError("ABORTED", `restore-test aborted by ${sig}; scratch server stopped`, {
-        exitCode: 130,
-      }),
-    );
-  process.on("SIGTERM", onSignal);
-  process.on("SIGINT", onSignal);
+  const abort = interruptible((sig) => `restore-test aborted by ${sig}; scratch server stopped`);
   try {
     await runMonitored(loaded, { command: "restore-test", repository: repo.name }, async (run) => {
       let id = o.id;
@@ -83,8 +76,7 @@ export async function restoreTestCommand(
       }
     });
   } finally {
-    process.off("SIGTERM", onSignal);
-    process.off("SIGINT", onSignal);
+    abort.dispose();
     await close();
   }
 }

@@ -1,8 +1,9 @@
 // restore ID --target-dir D [--force] [--no-prepare] | restore ID --into-node NAME (logical)
 import type { GlobalOptions } from "../cli/args.ts";
 import { emit, note } from "../cli/output.ts";
+import { interruptible } from "../cli/signals.ts";
 import { clusterNodes, clusterTls, credentialsFor, identitiesOf } from "../config/context.ts";
-import { StrongboxError, UsageError } from "../errors.ts";
+import { UsageError } from "../errors.ts";
 import { resolveChain } from "../restore/chain.ts";
 import { loadLogical } from "../restore/logical.ts";
 import { nextSteps, restorePhysical } from "../restore/restore.ts";
@@ -21,11 +22,7 @@ export async function restore(
   },
 ): Promise<void> {
   const { loaded, repo, close } = await openConfiguredRepository(g.config, o.repo);
-  const abort = new AbortController();
-  const onSignal = (sig: NodeJS.Signals) =>
-    abort.abort(new StrongboxError("ABORTED", `restore aborted by ${sig}`, { exitCode: 130 }));
-  process.on("SIGTERM", onSignal);
-  process.on("SIGINT", onSignal);
+  const abort = interruptible((sig) => `restore aborted by ${sig}`);
   try {
     const chain = await resolveChain(repo, o.id, await trustedPublicKey(loaded));
     const target = chain[chain.length - 1]!;
@@ -74,8 +71,7 @@ export async function restore(
       ].join("\n"),
     );
   } finally {
-    process.off("SIGTERM", onSignal);
-    process.off("SIGINT", onSignal);
+    abort.dispose();
     await close();
   }
 }

@@ -405,6 +405,52 @@ export const monitoringSchema = z
   })
   .strict();
 
+const LOOPBACK_BINDS = new Set(["127.0.0.1", "::1", "localhost"]);
+
+/** True for an address only this machine can reach (127.0.0.0/8, ::1, localhost). */
+export function isLoopbackBind(host: string): boolean {
+  return LOOPBACK_BINDS.has(host) || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
+
+export const serveSchema = z
+  .object({
+    bind: z.string().min(1).default("127.0.0.1").describe("address the dashboard listens on"),
+    port: z.number().int().min(0).max(65535).default(8484).describe("TCP port of the dashboard"),
+    tokenFile: filePath
+      .optional()
+      .describe(
+        "file holding the access token (mode 0600): Authorization: Bearer, or basic auth with it as password; required when bind is not a loopback address",
+      ),
+  })
+  .strict()
+  .superRefine((s, ctx) => {
+    if (!isLoopbackBind(s.bind) && !s.tokenFile) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["tokenFile"],
+        message: `binding to ${s.bind} (not loopback) needs a token file`,
+      });
+    }
+  });
+
+const cronExpression = z
+  .string()
+  .min(1)
+  .describe('cron expression ("0 2 * * *"; six fields for seconds), or omit the job');
+
+export const scheduleSchema = z
+  .object({
+    full: cronExpression.optional().describe("full backup"),
+    incremental: cronExpression.optional().describe("incremental backup"),
+    verify: cronExpression.optional().describe("verify every backup (hashes and signatures)"),
+    restoreTest: cronExpression.optional().describe("restore-test of the newest backup"),
+    copy: cronExpression.optional().describe("copy missing backups to every repository in backup.copyTo"),
+    prune: cronExpression.optional().describe("prune every repository that has a retention policy"),
+    binlog: cronExpression.optional().describe("binary log archiving"),
+    timeZone: z.string().optional().describe("IANA time zone of the expressions (default: the system's)"),
+  })
+  .strict();
+
 export const restoreTestSchema = z
   .object({
     scratchDir: filePath
@@ -450,6 +496,8 @@ export const configSchema = z
       .optional()
       .describe("directory for the run catalog and scratch space (default: beside this file)"),
     monitoring: monitoringSchema.optional().describe("run catalog, alert rules and channels"),
+    serve: serveSchema.optional().describe("the dashboard, JSON API and /metrics (strongbox serve)"),
+    schedule: scheduleSchema.optional().describe("when strongbox daemon runs each job"),
   })
   .strict()
   .superRefine((cfg, ctx) => {
@@ -510,3 +558,5 @@ export type NodeConfig = z.infer<typeof nodeSchema>;
 export type RepositoryConfig = z.infer<typeof repositorySchema>;
 export type StorageConfig = z.infer<typeof storageSchema>;
 export type MonitoringConfig = z.infer<typeof monitoringSchema>;
+export type ServeConfig = z.infer<typeof serveSchema>;
+export type ScheduleConfig = z.infer<typeof scheduleSchema>;

@@ -1,6 +1,8 @@
 // zstd compression in a child process: multi-threaded and off our event loop. Node's built-in zstd
 // is single-threaded (and crashes with nbWorkers > 0), about half as fast on this kind of machine.
 import { type ChildProcess, spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
+import type { Readable } from "node:stream";
 import { StrongboxError } from "../errors.ts";
 import { TailBuffer } from "../util/proc.ts";
 
@@ -43,11 +45,42 @@ function supervise(child: ChildProcess, label: string): Promise<void> {
   });
 }
 
-export function zstdCompress(level: number, threads: number): Codec {
-  const child = spawn("zstd", [`-${level}`, `-T${threads}`, "-q", "-c", "--no-progress"], {
-    stdio: ["pipe", "pipe", "pipe"],
+export interface Compressor extends Codec {
+  /** Bytes zstd has read so far (Linux /proc; for progress), or undefined when unknown. */
+  bytesRead(): number | undefined;
+  /** Exact bytes zstd read, from its closing report; resolves after `done`. */
+  totalIn: Promise<number>;
+}
+
+/**
+ * zstd as a child. With `input`, zstd reads straight from that stream's file descriptor (another
+ * child's stdout): the raw stream never passes through this process. Its exact size comes from
+ * zstd's own closing report (-vv prints "N B => M B").
+ */
+export function zstdCompress(level: number, threads: number, input?: Readable): Compressor {
+  const child = spawn("zstd", [`-${level}`, `-T${threads}`, "-vv", "-c", "--no-progress"], {
+    stdio: [input ?? "pipe", "pipe", "pipe"],
   });
-  return { child, done: supervise(child, "zstd") };
+  let report = "";
+  child.stderr?.on("data", (c: Buffer) => {
+    report = (report + c.toString("latin1")).slice(-4096);
+  });
+  const done = supervise(child, "zstd");
+  const totalIn = done.then(() => {
+    const m = /\((\d+) B => (\d+) B/.exec(report);
+    if (!m) throw new StrongboxError("ZSTD_REPORT", "zstd did not report how many bytes it read");
+    return Number(m[1]);
+  });
+  totalIn.catch(() => {});
+  const bytesRead = () => {
+    try {
+      const io = readFileSync(`/proc/${child.pid}/io`, "latin1");
+      return Number(/^rchar: (\d+)/m.exec(io)?.[1]);
+    } catch {
+      return undefined;
+    }
+  };
+  return { child, done, totalIn, bytesRead };
 }
 
 export function zstdDecompress(): Codec {

@@ -28,6 +28,8 @@ export interface StreamOptions {
   maxInFlight?: number;
   signal?: AbortSignal;
   onProgress?: (rawBytes: number) => void;
+  /** Pass the raw stream through this process to keep its first and last bytes (logical dumps). */
+  keepEnds?: boolean;
 }
 
 export interface StreamResult {
@@ -41,7 +43,17 @@ export interface StreamResult {
 }
 
 export async function streamToParts(source: StreamSource, o: StreamOptions): Promise<StreamResult> {
-  const zstd = zstdCompress(o.compressionLevel, o.compressionThreads);
+  // Without `keepEnds` the tool's stdout goes straight into zstd (fd to fd): the raw stream, the
+  // largest of the pipeline, never crosses this process. A dump's positions are in its text, so
+  // for logical backups the raw stream passes through here to keep its first and last bytes.
+  const direct = !o.keepEnds;
+  const zstd = zstdCompress(
+    o.compressionLevel,
+    o.compressionThreads,
+    direct ? source.child.stdout! : undefined,
+  );
+  // zstd has its own copy of the pipe now; ours must be closed or the tool's 'close' never comes.
+  if (direct) source.child.stdout!.destroy();
   const abort = new AbortController();
   const signal = o.signal ? AbortSignal.any([o.signal, abort.signal]) : abort.signal;
   let rawBytes = 0;
@@ -63,16 +75,26 @@ export async function streamToParts(source: StreamSource, o: StreamOptions): Pro
       cb(null, chunk);
     },
   });
+  const poll =
+    direct && o.onProgress
+      ? setInterval(() => {
+          const n = zstd.bytesRead();
+          if (n !== undefined) o.onProgress?.(n);
+        }, 500)
+      : undefined;
   const stop = async () => {
     abort.abort(new Error("pipeline stopped"));
     await Promise.all([terminate(source.child, 3000), terminate(zstd.child, 3000)]);
   };
   const onAbort = () => void stop();
   o.signal?.addEventListener("abort", onAbort, { once: true });
+  const feed = direct
+    ? Promise.resolve()
+    : pipeline(source.child.stdout!, counter, zstd.child.stdin!, { signal });
   const tasks = [
     source.done,
     zstd.done,
-    pipeline(source.child.stdout!, counter, zstd.child.stdin!, { signal }),
+    feed,
     writeParts(zstd.child.stdout!, {
       storage: o.storage,
       keyFor: o.keyFor,
@@ -85,6 +107,7 @@ export async function streamToParts(source: StreamSource, o: StreamOptions): Pro
   try {
     const results = await allOrFirstError(tasks, stop, o.signal);
     const parts = results[3];
+    if (direct) rawBytes = await zstd.totalIn;
     return {
       parts,
       head: Buffer.concat(headChunks),
@@ -94,6 +117,7 @@ export async function streamToParts(source: StreamSource, o: StreamOptions): Pro
       storedBytes: parts.reduce((s, p) => s + p.size, 0),
     };
   } finally {
+    if (poll) clearInterval(poll);
     o.signal?.removeEventListener("abort", onAbort);
   }
 }

@@ -1,11 +1,10 @@
 // Storage for a configured repository: the backend by type, wrapped once with retries and append-only.
+// Remote backends are loaded only when used: the AWS SDK alone costs tens of MB of memory.
 import type { LoadedConfig } from "../config/load.ts";
 import type { RepositoryConfig } from "../config/schema.ts";
 import { parseDuration } from "../util/duration.ts";
 import { parseSize } from "../util/size.ts";
 import { LocalStorage } from "./local.ts";
-import { S3Storage } from "./s3.ts";
-import { SftpStorage } from "./sftp.ts";
 import type { Storage } from "./types.ts";
 import { wrapStorage } from "./wrap.ts";
 
@@ -19,7 +18,7 @@ export async function openStorage(rc: RepositoryConfig, loaded: LoadedConfig): P
       });
     case "sftp":
       return wrapStorage(
-        await SftpStorage.open({
+        await (await import("./sftp.ts")).SftpStorage.open({
           host: s.host,
           port: s.port,
           user: s.user,
@@ -35,7 +34,7 @@ export async function openStorage(rc: RepositoryConfig, loaded: LoadedConfig): P
       );
     case "s3":
       return wrapStorage(
-        await S3Storage.open({
+        await (await import("./s3.ts")).S3Storage.open({
           bucket: s.bucket,
           prefix: s.prefix,
           ...(s.endpoint ? { endpoint: s.endpoint } : {}),
