@@ -12,6 +12,7 @@ SIZE="${STRONGBOX_DEMO_SIZE:-200MB}"
 sb() { "$ROOT/bin/strongbox" "$@"; }
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
+if [ -f "$DIR/serve.pid" ]; then kill "$(cat "$DIR/serve.pid")" 2>/dev/null || true; fi
 if [ -f "$DIR/sandbox.json" ]; then
   step "removing the previous demo sandbox in $DIR"
   sb sandbox down --dir "$DIR" --purge
@@ -58,5 +59,15 @@ sb --config "$CFG" restore-test
 step "status: the health of every repository (Nagios exit codes)"
 sb --config "$CFG" status || true
 
-printf '\nDone. The sandbox is still running:\n  %s --config %s <command>\n  %s sandbox down --dir %s [--purge]\n' \
-  "$ROOT/bin/strongbox" "$CFG" "$ROOT/bin/strongbox" "$DIR"
+step "dashboard: backup timeline, duration and size charts, verify and restore-test record"
+PORT="${STRONGBOX_DEMO_PORT:-8484}"
+nohup "$ROOT/bin/strongbox" --config "$CFG" serve --port "$PORT" > "$DIR/serve.log" 2>&1 &
+echo $! > "$DIR/serve.pid"
+for _ in $(seq 1 50); do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then break; fi
+  sleep 0.2
+done
+echo "dashboard: http://127.0.0.1:$PORT/   (metrics: http://127.0.0.1:$PORT/metrics)"
+
+printf '\nDone. The sandbox and the dashboard are still running:\n  %s --config %s <command>\n  kill $(cat %s/serve.pid); %s sandbox down --dir %s [--purge]\n' \
+  "$ROOT/bin/strongbox" "$CFG" "$DIR" "$ROOT/bin/strongbox" "$DIR"
