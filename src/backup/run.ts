@@ -17,6 +17,7 @@ import {
   signManifest,
 } from "../repository/manifest.ts";
 import type { Repository } from "../repository/repository.ts";
+import { explainPrivilegeError, preflightBackupGrants } from "../security/grants.ts";
 import { parseDuration } from "../util/duration.ts";
 import { privateTempDir } from "../util/optionfile.ts";
 import { parseSize } from "../util/size.ts";
@@ -190,6 +191,16 @@ async function attempt(
   let desync: DesyncGuard | undefined;
   let committed = false;
   try {
+    // Missing grants are found before anything is desynced or streamed, and named with the GRANT
+    // that fixes them: some (TRIGGER, EVENT) would otherwise make backups silently incomplete.
+    const account = await (async () => {
+      const conn = await connectNode(node, deps.backupCreds, { tls: deps.tls });
+      try {
+        return await preflightBackupGrants(conn, [plan.kind === "logical" ? "logical" : "physical"]);
+      } finally {
+        await conn.end().catch(() => {});
+      }
+    })();
     const wantDesync =
       config.cluster.desync === "on" || (config.cluster.desync === "auto" && donor.clusterSize > 1);
     if (wantDesync && plan.kind !== "logical") {
@@ -223,6 +234,7 @@ async function attempt(
             creds: deps.backupCreds,
             tls: deps.tls,
             workDir: work.path,
+            account,
           })
         : await startMariabackup({
             path: config.backup.mariabackupPath,
@@ -232,6 +244,7 @@ async function attempt(
             workDir: work.path,
             parallel: config.backup.parallel,
             incrementalLsn: plan.parent?.lsn?.to,
+            account,
           });
     if (req.onEstimate) {
       estimateSize(node, deps)
@@ -243,6 +256,11 @@ async function attempt(
       const conn = await connectNode(node, deps.backupCreds, { tls: deps.tls });
       try {
         return await takeInventory(conn);
+      } catch (e) {
+        const privilege = explainPrivilegeError((e as Error).message, account);
+        if (privilege)
+          throw new StrongboxError("BACKUP_PRIVILEGES", privilege, { stage: "inventory", cause: e });
+        throw e;
       } finally {
         await conn.end().catch(() => {});
       }

@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { StrongboxError } from "../errors.ts";
 import type { Credentials, NodeEndpoint, TlsOptions } from "../galera/connection.ts";
 import type { StreamSource } from "../pipeline/stream.ts";
+import { explainPrivilegeError } from "../security/grants.ts";
 import { type OptionSections, writeOptionFile } from "../util/optionfile.ts";
 import { TailBuffer } from "../util/proc.ts";
 
@@ -38,7 +39,7 @@ export function tlsClientOptions(tls?: TlsOptions): Record<string, string | bool
   };
 }
 
-function spawnTool(cmd: string, args: string[], label: string, mustSay?: RegExp): ToolRun {
+function spawnTool(cmd: string, args: string[], label: string, mustSay?: RegExp, account?: string): ToolRun {
   const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"] });
   const stderr = new TailBuffer(16 * 1024);
   child.stderr!.on("data", (c: Buffer) => stderr.push(c));
@@ -65,11 +66,14 @@ function spawnTool(cmd: string, args: string[], label: string, mustSay?: RegExp)
           : code === 0
             ? "ended without reporting success"
             : `exited with code ${code}`;
+      // A missing privilege is named with the GRANT that fixes it, instead of the tool's own words.
+      const privilege = signal === null ? explainPrivilegeError(stderr.text(), account) : undefined;
       reject(
-        new StrongboxError("BACKUP_TOOL_FAILED", `${label} ${how}: ${stderr.lastLines(3) || "(no output)"}`, {
-          stage: label,
-          details: { code, signal, stderrTail: stderr.text().slice(-4000) },
-        }),
+        new StrongboxError(
+          privilege ? "BACKUP_PRIVILEGES" : "BACKUP_TOOL_FAILED",
+          privilege ?? `${label} ${how}: ${stderr.lastLines(3) || "(no output)"}`,
+          { stage: label, details: { code, signal, stderrTail: stderr.text().slice(-4000) } },
+        ),
       );
     });
   });
@@ -85,6 +89,8 @@ export interface MariabackupOptions {
   workDir: string;
   parallel: number;
   incrementalLsn?: number;
+  /** 'user'@'host' of the backup account, for error messages about missing privileges. */
+  account?: string;
 }
 
 export async function startMariabackup(o: MariabackupOptions): Promise<ToolRun & { lsnDir: string }> {
@@ -109,7 +115,7 @@ export async function startMariabackup(o: MariabackupOptions): Promise<ToolRun &
     `--parallel=${o.parallel}`,
   ];
   if (o.incrementalLsn !== undefined) args.push(`--incremental-lsn=${o.incrementalLsn}`);
-  return { ...spawnTool(o.path, args, "mariabackup", /completed OK!/), lsnDir };
+  return { ...spawnTool(o.path, args, "mariabackup", /completed OK!/, o.account), lsnDir };
 }
 
 export interface DumpOptions {
@@ -118,6 +124,7 @@ export interface DumpOptions {
   creds: Credentials;
   tls?: TlsOptions;
   workDir: string;
+  account?: string;
 }
 
 export async function startDump(o: DumpOptions): Promise<ToolRun> {
@@ -135,7 +142,7 @@ export async function startDump(o: DumpOptions): Promise<ToolRun> {
     "--quick",
     "--add-drop-database",
   ];
-  return spawnTool(o.path, args, "mariadb-dump", undefined);
+  return spawnTool(o.path, args, "mariadb-dump", undefined, o.account);
 }
 
 export interface PhysicalPosition {

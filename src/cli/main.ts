@@ -1,6 +1,7 @@
 // Argument parsing only: each command's work lives in src/commands/, loaded when it is used.
 import { Command, CommanderError, Option } from "commander";
 import { ExitCode, StrongboxError } from "../errors.ts";
+import { registerAdmin } from "./admin.ts";
 import { registerBackup } from "./backup.ts";
 import { registerMonitor } from "./monitor.ts";
 import { registerOffsite } from "./offsite.ts";
@@ -29,6 +30,7 @@ export function buildProgram(): Command {
   registerMonitor(program);
   registerOffsite(program);
   registerService(program);
+  registerAdmin(program);
   return program;
 }
 

@@ -451,6 +451,24 @@ export const scheduleSchema = z
   })
   .strict();
 
+export const securitySchema = z
+  .object({
+    backupMethods: z
+      .array(z.enum(["physical", "logical"]))
+      .min(1)
+      .default(["physical", "logical"])
+      .describe(
+        "backup methods this deployment uses: what `user grants` and `user create` grant and what `audit` compares the backup account with",
+      ),
+    acceptFindings: z
+      .array(z.string().min(1))
+      .default([])
+      .describe(
+        "audit finding ids accepted as known risks: still listed, as info, and left out of the exit code",
+      ),
+  })
+  .strict();
+
 export const restoreTestSchema = z
   .object({
     scratchDir: filePath
@@ -480,6 +498,24 @@ export const restoreTestSchema = z
   })
   .strict();
 
+export const binlogSchema = z
+  .object({
+    node: z
+      .string()
+      .optional()
+      .describe("node to archive binary logs from while it is Synced (default: cluster.backupNode)"),
+    flushInterval: duration
+      .default("5m")
+      .describe(
+        "binlog archive --follow closes (FLUSH BINARY LOGS) and archives the open binlog this often: the most data a lost cluster can take with it",
+      ),
+    repository: z
+      .string()
+      .optional()
+      .describe("repository for the binlog archive (default: the default repository)"),
+  })
+  .strict();
+
 export const configSchema = z
   .object({
     version: z.literal(1).describe("config format version"),
@@ -496,8 +532,10 @@ export const configSchema = z
       .optional()
       .describe("directory for the run catalog and scratch space (default: beside this file)"),
     monitoring: monitoringSchema.optional().describe("run catalog, alert rules and channels"),
+    security: securitySchema.optional().describe("least privilege and audit settings"),
     serve: serveSchema.optional().describe("the dashboard, JSON API and /metrics (strongbox serve)"),
     schedule: scheduleSchema.optional().describe("when strongbox daemon runs each job"),
+    binlog: binlogSchema.optional().describe("binary log archiving for point-in-time recovery"),
   })
   .strict()
   .superRefine((cfg, ctx) => {
@@ -511,6 +549,13 @@ export const configSchema = z
           message: `no node named "${v}" in cluster.nodes`,
         });
       }
+    }
+    if (cfg.binlog?.node !== undefined && !names.has(cfg.binlog.node)) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["binlog", "node"],
+        message: `no node named "${cfg.binlog.node}" in cluster.nodes`,
+      });
     }
     if (names.size !== cfg.cluster.nodes.length) {
       ctx.addIssue({ code: "custom", path: ["cluster", "nodes"], message: "node names must be unique" });
@@ -528,6 +573,13 @@ export const configSchema = z
         });
       }
     });
+    if (cfg.binlog?.repository !== undefined && !repos.includes(cfg.binlog.repository)) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["binlog", "repository"],
+        message: `no repository named "${cfg.binlog.repository}"`,
+      });
+    }
     if (cfg.defaultRepository !== undefined && !repos.includes(cfg.defaultRepository)) {
       ctx.addIssue({
         code: "custom",
@@ -560,3 +612,4 @@ export type StorageConfig = z.infer<typeof storageSchema>;
 export type MonitoringConfig = z.infer<typeof monitoringSchema>;
 export type ServeConfig = z.infer<typeof serveSchema>;
 export type ScheduleConfig = z.infer<typeof scheduleSchema>;
+export type SecurityConfig = z.infer<typeof securitySchema>;

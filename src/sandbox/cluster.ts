@@ -387,9 +387,9 @@ async function createUsers(
       `CREATE USER '${SANDBOX_USERS.admin}'@'${h}' IDENTIFIED BY '${q(secrets.admin!)}';`,
       `GRANT ALL PRIVILEGES ON *.* TO '${SANDBOX_USERS.admin}'@'${h}' WITH GRANT OPTION;`,
       `CREATE USER '${SANDBOX_USERS.backup}'@'${h}' IDENTIFIED BY '${q(secrets.backup!)}';`,
-      // Physical: RELOAD, PROCESS, LOCK TABLES, BINLOG MONITOR, SLAVE MONITOR (--galera-info).
-      // Logical and inventory: SELECT, SHOW VIEW, TRIGGER, EVENT.
-      `GRANT RELOAD, PROCESS, LOCK TABLES, BINLOG MONITOR, SLAVE MONITOR, SELECT, SHOW VIEW, TRIGGER, EVENT ON *.* TO '${SANDBOX_USERS.backup}'@'${h}';`,
+      // The minimal set (docs/least-privilege.md): physical RELOAD, PROCESS, BINLOG MONITOR;
+      // logical and the inventory SELECT, SHOW VIEW, TRIGGER, EVENT.
+      `GRANT SELECT, RELOAD, PROCESS, BINLOG MONITOR, SHOW VIEW, EVENT, TRIGGER ON *.* TO '${SANDBOX_USERS.backup}'@'${h}';`,
     ]),
     `CREATE USER '${SANDBOX_USERS.sst}'@'localhost' IDENTIFIED BY '${q(secrets.sst!)}';`,
     `GRANT RELOAD, PROCESS, LOCK TABLES, BINLOG MONITOR, SLAVE MONITOR ON *.* TO '${SANDBOX_USERS.sst}'@'localhost';`,
