@@ -3,6 +3,7 @@ import { Command, CommanderError, Option } from "commander";
 import { ExitCode, StrongboxError } from "../errors.ts";
 import { registerAdmin } from "./admin.ts";
 import { registerBackup } from "./backup.ts";
+import { registerBinlog } from "./binlog.ts";
 import { registerMonitor } from "./monitor.ts";
 import { registerOffsite } from "./offsite.ts";
 import { resultEmitted } from "./output.ts";
@@ -31,6 +32,7 @@ export function buildProgram(): Command {
   registerOffsite(program);
   registerService(program);
   registerAdmin(program);
+  registerBinlog(program);
   return program;
 }
 

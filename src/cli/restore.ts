@@ -25,15 +25,17 @@ export function registerRestore(program: Command): void {
     .description(
       "rebuild a data directory from a backup chain (full + incrementals, prepared, grastate.dat written)",
     )
-    .argument("<id>", "backup id (an incremental brings its whole chain)")
+    .argument("[id]", "backup id (an incremental brings its whole chain); optional with --to-time/--to-gtid")
     .option("--target-dir <dir>", "empty directory to restore into")
+    .option("--to-time <time>", "point-in-time recovery: replay archived binlogs up to this time (ISO 8601)")
+    .option("--to-gtid <gtid>", "point-in-time recovery: replay archived binlogs up to this GTID (inclusive)")
     .option("--force", "replace the contents of a non-empty target")
     .option("--prepare", "run mariabackup --prepare (the default)", true)
     .option("--no-prepare", "only extract")
     .option("--into-node <name>", "logical backups: load into this configured node (admin account)")
     .option("--identity <file>", "age identity (default: keys.identity)")
     .option("--repo <name>", "repository")
-    .action(async (id: string, o, cmd: Command) =>
+    .action(async (id: string | undefined, o, cmd: Command) =>
       (await import("../commands/restore.ts")).restore(globals(cmd), { ...o, id }),
     );
 

@@ -1,9 +1,13 @@
 // restore ID --target-dir D [--force] [--no-prepare] | restore ID --into-node NAME (logical)
+
+import { chooseBackupFor, restoreToPoint } from "../binlog/replay.ts";
 import type { GlobalOptions } from "../cli/args.ts";
 import { emit, note } from "../cli/output.ts";
 import { interruptible } from "../cli/signals.ts";
 import { clusterNodes, clusterTls, credentialsFor, identitiesOf } from "../config/context.ts";
+import type { LoadedConfig } from "../config/load.ts";
 import { UsageError } from "../errors.ts";
+import type { Repository } from "../repository/repository.ts";
 import { resolveChain } from "../restore/chain.ts";
 import { loadLogical } from "../restore/logical.ts";
 import { nextSteps, restorePhysical } from "../restore/restore.ts";
@@ -12,7 +16,9 @@ import { openConfiguredRepository, trustedPublicKey } from "./repo.ts";
 export async function restore(
   g: GlobalOptions,
   o: {
-    id: string;
+    id?: string;
+    toTime?: string;
+    toGtid?: string;
     targetDir?: string;
     intoNode?: string;
     force?: boolean;
@@ -24,6 +30,11 @@ export async function restore(
   const { loaded, repo, close } = await openConfiguredRepository(g.config, o.repo);
   const abort = interruptible((sig) => `restore aborted by ${sig}`);
   try {
+    if (o.toTime || o.toGtid) {
+      await restoreToPointCommand(g, o, { loaded, repo, signal: abort.signal });
+      return;
+    }
+    if (!o.id) throw new UsageError("give a backup ID, or --to-time / --to-gtid for point-in-time recovery");
     const chain = await resolveChain(repo, o.id, await trustedPublicKey(loaded));
     const target = chain[chain.length - 1]!;
     const identities = await identitiesOf(loaded, o.identity);
@@ -74,4 +85,63 @@ export async function restore(
     abort.dispose();
     await close();
   }
+}
+
+/** restore [ID] --to-time T | --to-gtid G: the newest backup before the target, then archived binlogs. */
+async function restoreToPointCommand(
+  g: GlobalOptions,
+  o: {
+    id?: string;
+    toTime?: string;
+    toGtid?: string;
+    targetDir?: string;
+    force?: boolean;
+    identity?: string;
+  },
+  ctx: { loaded: LoadedConfig; repo: Repository; signal: AbortSignal },
+): Promise<void> {
+  const { loaded, repo, signal } = ctx;
+  if (!o.targetDir) throw new UsageError("point-in-time recovery needs --target-dir DIR");
+  let toTime: Date | undefined;
+  if (o.toTime) {
+    toTime = new Date(o.toTime);
+    if (Number.isNaN(toTime.getTime())) {
+      throw new UsageError(`--to-time "${o.toTime}" is not a time (use e.g. 2026-11-26T15:01:00Z)`);
+    }
+  }
+  const target = { toTime, toGtid: o.toGtid };
+  const key = await trustedPublicKey(loaded);
+  const base = o.id ? await repo.get(o.id) : chooseBackupFor(await repo.list(), target);
+  const chain = await resolveChain(repo, base.id, key);
+  const identities = await identitiesOf(loaded, o.identity);
+  const log = (m: string) => (g.json ? undefined : note(m));
+  const restored = await restorePhysical({
+    repo,
+    chain,
+    identities,
+    targetDir: o.targetDir,
+    force: o.force,
+    mariabackupPath: loaded.config.backup.mariabackupPath,
+    signal,
+    log,
+  });
+  const pitr = await restoreToPoint({
+    repo,
+    identities,
+    trustedPublicKey: key,
+    targetDir: o.targetDir,
+    fromGtid: chain[chain.length - 1]!.gtid!,
+    ...target,
+    bufferPool: loaded.config.restoreTest.bufferPool,
+    signal,
+    log,
+  });
+  emit(g, { restore: restored, pointInTime: pitr }, () =>
+    [
+      `restored ${restored.backups.join(" + ")} into ${restored.targetDir}, then replayed archived binlogs up to ${o.toGtid ?? o.toTime}`,
+      `  last transaction applied: ${pitr.lastGtid ?? "-"} at ${pitr.lastEventAt ?? "-"} (${pitr.transactions} transaction(s) from ${pitr.files.length} file(s))`,
+      "next steps: this directory starts a NEW Galera history (grastate.dat has seqno -1):",
+      `  chown -R mysql:mysql ${restored.targetDir}; point datadir at it; galera_new_cluster; then join the other nodes by SST`,
+    ].join("\n"),
+  );
 }

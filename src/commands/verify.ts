@@ -1,4 +1,6 @@
 // verify [ID|--all] [--read-data] [--sample P%]
+
+import { verifyBinlogArchive } from "../binlog/verify.ts";
 import type { GlobalOptions } from "../cli/args.ts";
 import { emit } from "../cli/output.ts";
 import { identitiesOf, stateDirOf } from "../config/context.ts";
@@ -39,20 +41,42 @@ export async function verify(
           stateDir: stateDirOf(loaded),
         });
         const failed = verdicts.filter((v) => !v.ok);
-        emit(g, { repository: repo.name, ok: failed.length === 0, backups: verdicts }, () => {
-          const lines = verdicts.map((v) =>
-            v.ok
-              ? `ok      ${v.id} ${v.type}: signature, chain, ${v.partsChecked}/${v.partsTotal} part(s) checked${v.dataRead ? ", data decrypted and parsed to the end" : ""}`
-              : `FAILED  ${v.id} ${v.type}: ${v.problems.map((p) => p.message).join("; ")}`,
-          );
-          lines.push(
-            verdicts.length === 0
-              ? `repository ${repo.name}: no backups to verify`
-              : `${verdicts.length - failed.length} of ${verdicts.length} backup(s) verified${failed.length ? `, ${failed.length} FAILED` : ""}`,
-          );
-          return lines.join("\n");
-        });
+        // Only a single-backup check skips the binlog archive (signatures, hashes, GTID continuity).
+        const binlogs = o.id ? undefined : await verifyBinlogArchive(repo, trusted);
+        const binlogsUsed = binlogs && (binlogs.ranges.length > 0 || binlogs.problems.length > 0);
+        emit(
+          g,
+          {
+            repository: repo.name,
+            ok: failed.length === 0 && (binlogs?.ok ?? true),
+            backups: verdicts,
+            binlogs,
+          },
+          () => {
+            const lines = verdicts.map((v) =>
+              v.ok
+                ? `ok      ${v.id} ${v.type}: signature, chain, ${v.partsChecked}/${v.partsTotal} part(s) checked${v.dataRead ? ", data decrypted and parsed to the end" : ""}`
+                : `FAILED  ${v.id} ${v.type}: ${v.problems.map((p) => p.message).join("; ")}`,
+            );
+            lines.push(
+              verdicts.length === 0
+                ? `repository ${repo.name}: no backups to verify`
+                : `${verdicts.length - failed.length} of ${verdicts.length} backup(s) verified${failed.length ? `, ${failed.length} FAILED` : ""}`,
+            );
+            if (binlogs && binlogsUsed) {
+              lines.push(
+                binlogs.ok
+                  ? `ok      binlog archive: ${binlogs.ranges.length} GTID range(s), signatures and hashes checked, no gaps`
+                  : `FAILED  binlog archive: ${binlogs.problems.join("; ")}`,
+              );
+            }
+            return lines.join("\n");
+          },
+        );
         run.details = { backups: verdicts.length, failed: failed.map((v) => v.id) };
+        if (binlogs && !binlogs.ok && failed.length === 0) {
+          throw new StrongboxError("VERIFY_FAILED", `binlog archive: ${binlogs.problems[0] ?? "gap"}`);
+        }
         if (failed.length > 0) {
           const first = failed[0]!;
           throw new StrongboxError(

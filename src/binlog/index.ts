@@ -1,0 +1,143 @@
+// The signed binlog index: one small signed object per archived file, skipped duplicate or gap,
+// under binlogs/index/<seq>.json, written create-if-absent (never replaced). Readers list the
+// prefix and verify every entry, so a tampered, forged or dropped-in entry is detected.
+//
+//   binlogs/<node>/<file>.zst.age     the binlog file: zstd, then age v1 to the recipients
+//   binlogs/index/0000000042.json     what it holds: node, file, size, sha256, GTID range, times
+import { canonicalJson, sign, verify } from "../crypto/sign.ts";
+import { StrongboxError } from "../errors.ts";
+import { type Repository, readAll } from "../repository/repository.ts";
+
+export const BINLOG_INDEX_FORMAT = 1;
+export const INDEX_PREFIX = "binlogs/index/";
+
+export type BinlogEntryKind =
+  /** An archived binlog file. */
+  | "file"
+  /** A closed file whose GTIDs were all archived already from another node: nothing stored. */
+  | "skipped"
+  /** GTIDs that are on no node any more: recovery across this point is impossible. */
+  | "gap";
+
+export interface BinlogEntry {
+  format: number;
+  seq: number;
+  kind: BinlogEntryKind;
+  node: string;
+  /** Binlog file name on that node ("" for a gap). */
+  file: string;
+  /** Storage key of the encrypted file (kind "file" only). */
+  key: string | null;
+  rawSize: number;
+  /** Stored (encrypted) bytes and their SHA-256, hex. */
+  size: number;
+  sha256: string | null;
+  /** The cluster's GTID domain (wsrep_gtid_domain_id) the range is in. */
+  domain: number;
+  gtidFirst: string | null;
+  gtidLast: string | null;
+  /** Number of transactions (GTIDs of the domain) in the file. */
+  transactions: number;
+  /** Event times of the first and last transaction, UTC, whole seconds. */
+  firstEventAt: string | null;
+  lastEventAt: string | null;
+  /** kind "gap": the last GTID archived before it and the first one found after it. */
+  gap: { after: string; before: string } | null;
+  archivedAt: string;
+  signature?: { algorithm: "ed25519"; publicKey: string; value: string };
+}
+
+export function indexKey(seq: number): string {
+  return `${INDEX_PREFIX}${String(seq).padStart(10, "0")}.json`;
+}
+
+export function binlogObjectKey(node: string, file: string): string {
+  return `binlogs/${node}/${file}.zst.age`;
+}
+
+function signedBytes(e: BinlogEntry): Buffer {
+  const { signature: _s, ...rest } = e;
+  return Buffer.from(canonicalJson(rest), "utf8");
+}
+
+export function signEntry(e: BinlogEntry, privateKeyPem: string, publicKey: string): BinlogEntry {
+  const { signature: _s, ...rest } = e;
+  return {
+    ...rest,
+    signature: { algorithm: "ed25519", publicKey, value: sign(privateKeyPem, signedBytes(rest)) },
+  };
+}
+
+export function entryVerifies(e: BinlogEntry, trustedPublicKey: string): boolean {
+  const s = e.signature;
+  return !!s && s.publicKey === trustedPublicKey && verify(trustedPublicKey, signedBytes(e), s.value);
+}
+
+export interface IndexRead {
+  entries: BinlogEntry[];
+  /** Keys whose object is not a valid entry or fails its signature check. */
+  bad: { key: string; reason: string }[];
+}
+
+/** Every entry in seq order; with a trusted key, entries that fail the signature go to `bad`. */
+export async function readIndex(repo: Repository, trustedPublicKey?: string): Promise<IndexRead> {
+  const keys: string[] = [];
+  for await (const o of repo.storage.list(INDEX_PREFIX)) {
+    if (/^binlogs\/index\/\d{10}\.json$/.test(o.key)) keys.push(o.key);
+  }
+  keys.sort();
+  const out: IndexRead = { entries: [], bad: [] };
+  for (const key of keys) {
+    let e: BinlogEntry;
+    try {
+      e = JSON.parse((await readAll(await repo.storage.get(key))).toString("utf8")) as BinlogEntry;
+    } catch {
+      out.bad.push({ key, reason: "not valid JSON" });
+      continue;
+    }
+    if (typeof e !== "object" || e === null || e.format !== BINLOG_INDEX_FORMAT || indexKey(e.seq) !== key) {
+      out.bad.push({ key, reason: "not a binlog index entry (or its seq does not match its name)" });
+      continue;
+    }
+    if (trustedPublicKey !== undefined && !entryVerifies(e, trustedPublicKey)) {
+      out.bad.push({ key, reason: "signature check failed: modified, or signed by another key" });
+      continue;
+    }
+    out.entries.push(e);
+  }
+  return out;
+}
+
+/** Reads the index and refuses to go on if any entry fails its check (restore must not trust it). */
+export async function readTrustedIndex(repo: Repository, trustedPublicKey: string): Promise<BinlogEntry[]> {
+  const r = await readIndex(repo, trustedPublicKey);
+  if (r.bad.length > 0) {
+    throw new StrongboxError(
+      "BINLOG_INDEX_TAMPERED",
+      `binlog index of repository ${repo.name}: ${r.bad.map((b) => `${b.key}: ${b.reason}`).join("; ")}`,
+      { hint: "do not trust this archive; compare with an offsite copy (strongbox verify)" },
+    );
+  }
+  return r.entries;
+}
+
+/** Appends an entry; the seq is taken create-if-absent, so two archivers cannot both write it. */
+export async function appendEntry(repo: Repository, e: BinlogEntry): Promise<void> {
+  try {
+    await repo.storage.put(indexKey(e.seq), Buffer.from(`${JSON.stringify(e, null, 2)}\n`), {
+      ifAbsent: true,
+    });
+  } catch (err) {
+    if ((err as StrongboxError).code === "STORAGE_EXISTS") {
+      throw new StrongboxError(
+        "BINLOG_INDEX_RACE",
+        `binlog index entry ${e.seq} exists already: is another \`binlog archive\` running on this repository?`,
+        {
+          hint: "run one archiver per repository",
+          cause: err,
+        },
+      );
+    }
+    throw err;
+  }
+}

@@ -1,0 +1,17 @@
+import type { Command } from "commander";
+import { globals } from "./args.ts";
+
+export function registerBinlog(program: Command): void {
+  const binlog = program.command("binlog").description("binary log archiving for point-in-time recovery");
+  binlog
+    .command("archive")
+    .description(
+      "archive the closed binlogs of one Synced node (compressed, encrypted, signed index); with --follow keep going and flush the open file every binlog.flushInterval",
+    )
+    .option("--follow", "run until SIGTERM")
+    .option("--node <name>", "preferred node (default: binlog.node, else cluster.backupNode)")
+    .option("--repo <name>", "repository (default: binlog.repository, else the default)")
+    .action(async (o, cmd: Command) =>
+      (await import("../commands/binlog.ts")).binlogArchive(globals(cmd), o),
+    );
+}
