@@ -140,6 +140,9 @@ export async function prune(g: GlobalOptions, o: { repo?: string; dryRun?: boole
         ...r.kept.map((k) => `keep    ${k.id}  (${k.reasons.join("; ")})`),
         ...r.removed.map((id) => `${r.dryRun ? "would remove" : "removed"} ${id}  (no rule keeps it)`),
         ...r.orphans.map((id) => `${r.dryRun ? "would remove" : "removed"} ${id}  (unfinished: no manifest)`),
+        ...r.binlogsRemoved.map(
+          (f) => `${r.dryRun ? "would remove" : "removed"} binlog ${f}  (before the oldest kept backup)`,
+        ),
         `${rc.name}: ${r.kept.length} kept, ${r.removed.length} ${r.dryRun ? "to remove" : "removed"}, ${r.orphans.length} unfinished${r.dryRun ? " (dry run: nothing deleted)" : `, ${r.objectsDeleted} object(s) deleted`}`,
       ].join("\n"),
     );

@@ -1,6 +1,10 @@
 // prune: apply the retention policy. The manifest goes first (the backup disappears at once),
 // then its parts; objects of crashed runs (no manifest) are removed too.
+
+import { type BinlogEntry, indexKey, readIndex } from "../binlog/index.ts";
+import { gtidInList } from "../binlog/scan.ts";
 import { StrongboxError } from "../errors.ts";
+import type { Manifest } from "./manifest.ts";
 import type { Repository } from "./repository.ts";
 import { applyRetention, type RetentionPolicy } from "./retention.ts";
 
@@ -8,6 +12,8 @@ export interface PruneResult {
   kept: { id: string; reasons: string[] }[];
   removed: string[];
   orphans: string[];
+  /** Archived binlog files that no kept backup needs any more (all before the oldest kept one). */
+  binlogsRemoved: string[];
   objectsDeleted: number;
   dryRun: boolean;
 }
@@ -34,10 +40,15 @@ export async function prune(o: {
     o.now,
   );
   const { orphans } = await o.repo.scan();
+  const oldBinlogs = await binlogsBefore(
+    o.repo,
+    manifests.filter((m) => decision.keep.has(m.id)),
+  );
   const result: PruneResult = {
     kept: [...decision.keep].map(([id, reasons]) => ({ id, reasons })).sort((a, b) => (a.id < b.id ? -1 : 1)),
     removed: decision.remove,
     orphans,
+    binlogsRemoved: oldBinlogs.map((e) => `${e.node}/${e.file || "gap"}`),
     objectsDeleted: 0,
     dryRun: o.dryRun,
   };
@@ -47,6 +58,33 @@ export async function prune(o: {
     result.objectsDeleted += 1 + (await o.repo.removeUncommitted(id));
   }
   for (const id of orphans) result.objectsDeleted += await o.repo.removeUncommitted(id);
+  // Index entry first (the file stops being part of the archive), then the object.
+  for (const e of oldBinlogs) {
+    await o.repo.storage.delete(indexKey(e.seq));
+    if (e.key) await o.repo.storage.delete(e.key);
+    result.objectsDeleted += e.key ? 2 : 1;
+  }
   result.objectsDeleted += (await o.repo.storage.cleanupTemp?.(0)) ?? 0;
   return result;
+}
+
+/**
+ * Binlog index entries entirely before the oldest kept physical backup: recovery to any point
+ * from a kept backup never replays them. With no kept backup that has a GTID, nothing goes.
+ */
+export async function binlogsBefore(repo: Repository, kept: Manifest[]): Promise<BinlogEntry[]> {
+  const { entries } = await readIndex(repo);
+  const domain = entries.find((e) => e.kind === "file")?.domain;
+  if (domain === undefined) return [];
+  const starts = kept
+    .filter((m) => m.type !== "logical" && m.gtid)
+    .map((m) => gtidInList(m.gtid!, domain)?.seq)
+    .filter((n): n is number => n !== undefined);
+  if (starts.length === 0) return [];
+  const oldest = Math.min(...starts);
+  return entries.filter((e) => {
+    const last = e.kind === "gap" ? e.gap?.before : e.gtidLast;
+    const seq = last ? gtidInList(last, domain)?.seq : undefined;
+    return seq !== undefined && seq <= oldest;
+  });
 }
