@@ -44,7 +44,9 @@ export function registerRestore(program: Command): void {
     .description(
       "restore into scratch space, start a throw-away mariadbd, CHECK TABLE, compare the inventory, run assertions",
     )
-    .argument("[id]", "backup id (default: the newest)")
+    .argument("[id]", "backup id (default: the newest, or the newest before --to-time/--to-gtid)")
+    .option("--to-time <time>", "also replay archived binlogs up to this time (point-in-time recovery test)")
+    .option("--to-gtid <gtid>", "also replay archived binlogs up to this GTID")
     .option("--identity <file>", "age identity (default: keys.identity)")
     .option("--repo <name>", "repository")
     .action(async (id: string | undefined, o, cmd: Command) =>

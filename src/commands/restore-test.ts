@@ -1,10 +1,12 @@
 // restore-test [ID]: prove a backup by restoring it for real and checking the result.
+
+import { chooseBackupFor } from "../binlog/replay.ts";
 import type { GlobalOptions } from "../cli/args.ts";
 import { emit, note } from "../cli/output.ts";
 import { interruptible } from "../cli/signals.ts";
 import { identitiesOf, stateDirOf } from "../config/context.ts";
 import { decryptBuffer } from "../crypto/age.ts";
-import { StrongboxError } from "../errors.ts";
+import { StrongboxError, UsageError } from "../errors.ts";
 import { runMonitored } from "../monitor/monitor.ts";
 import type { ManifestDetails } from "../repository/manifest.ts";
 import { resolveChain } from "../restore/chain.ts";
@@ -13,13 +15,21 @@ import { openConfiguredRepository, trustedPublicKey } from "./repo.ts";
 
 export async function restoreTestCommand(
   g: GlobalOptions,
-  o: { id?: string; identity?: string; repo?: string },
+  o: { id?: string; identity?: string; repo?: string; toTime?: string; toGtid?: string },
 ): Promise<void> {
   const { loaded, repo, close } = await openConfiguredRepository(g.config, o.repo);
   const abort = interruptible((sig) => `restore-test aborted by ${sig}; scratch server stopped`);
   try {
     await runMonitored(loaded, { command: "restore-test", repository: repo.name }, async (run) => {
-      let id = o.id;
+      const key = await trustedPublicKey(loaded);
+      let toTime: Date | undefined;
+      if (o.toTime) {
+        toTime = new Date(o.toTime);
+        if (Number.isNaN(toTime.getTime())) throw new UsageError(`--to-time "${o.toTime}" is not a time`);
+      }
+      const pointInTime =
+        toTime || o.toGtid ? { toTime, toGtid: o.toGtid, trustedPublicKey: key } : undefined;
+      let id = o.id ?? (pointInTime ? chooseBackupFor(await repo.list(), pointInTime).id : undefined);
       if (!id) {
         const all = (await repo.scan()).committed;
         id = all[all.length - 1];
@@ -28,7 +38,7 @@ export async function restoreTestCommand(
             hint: "run: strongbox backup",
           });
       }
-      const chain = await resolveChain(repo, id, await trustedPublicKey(loaded));
+      const chain = await resolveChain(repo, id, key);
       const identities = await identitiesOf(loaded, o.identity);
       const target = chain[chain.length - 1]!;
       const details = JSON.parse(
@@ -46,6 +56,7 @@ export async function restoreTestCommand(
         rowCountTolerance: cfg.rowCountTolerance,
         bufferPool: cfg.bufferPool,
         signal: abort.signal,
+        pointInTime,
         log: (m) => (g.json ? undefined : note(m)),
       });
       emit(g, r, () =>

@@ -187,6 +187,17 @@ describe("point-in-time recovery", () => {
     assert.match(readFileSync(join(dir, "grastate.dat"), "utf8"), /seqno:\s+-1/);
   });
 
+  it("restore-test --to-time proves the point-in-time restore on a throw-away server", LONG, async () => {
+    const to = new Date((dropAt - 0.2) * 1000).toISOString();
+    const r = await cli(["--config", opened.loaded.path, "restore-test", "--to-time", to, "--json"]);
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    const out = JSON.parse(r.stdout);
+    assert.equal(out.passed, true);
+    assert.equal(out.id, backup.id);
+    assert.ok(out.timings.replay > 0, "binlogs were replayed");
+    assert.ok(out.tablesChecked > 0);
+  });
+
   it("continues from another node by GTID when the archiving node stops", LONG, async () => {
     // node2 rotates its binlog (as max_binlog_size would): its older file holds only archived GTIDs.
     const n2 = await cluster.connect(2);
