@@ -78,7 +78,7 @@ const loadedOf = (text: string): LoadedConfig => ({
 });
 
 describe("schedule config", () => {
-  it("turns each scheduled job into CLI steps; binlog is accepted but unavailable", () => {
+  it("turns each scheduled job into CLI steps", () => {
     const jobs = jobsFromConfig(
       loadedOf(`${BASE}
 backup: { copyTo: [offsite] }
@@ -102,7 +102,8 @@ schedule:
     assert.deepEqual(byName.restoreTest?.steps, [["restore-test", "--repo", "main"]]);
     assert.deepEqual(byName.copy?.steps, [["copy", "--missing", "--to", "offsite"]]);
     assert.deepEqual(byName.prune?.steps, [["prune", "--repo", "offsite"]]);
-    assert.match(byName.binlog?.unavailable ?? "", /not available in this version/);
+    assert.deepEqual(byName.binlog?.steps, [["binlog", "archive"]]);
+    assert.equal(byName.binlog?.unavailable, undefined);
   });
 
   it("reports every problem at once, with its path", () => {
@@ -261,7 +262,7 @@ describe("daemon process against a real cluster", () => {
       assert.equal(r.code, 0, r.stderr);
     }
     const cfg = editConfig(cluster.configPath, `${cluster.dir}/daemon.yaml`, (c) => {
-      c.schedule = { verify: "*/2 * * * * *", binlog: "*/3 * * * * *" };
+      c.schedule = { verify: "*/2 * * * * *" };
     });
     const child = spawn(BIN, ["--config", cfg, "daemon"], {
       stdio: ["ignore", "pipe", "pipe"],
@@ -296,7 +297,6 @@ describe("daemon process against a real cluster", () => {
       ends.every((e) => e.job === "verify" && e.result === "ok"),
       JSON.stringify(ends),
     );
-    assert.ok(events().some((e) => e.event === "job-unavailable" && e.job === "binlog"));
     const verifyStarts = events()
       .filter((e) => e.event === "job-start")
       .map((e) => Date.parse(e.time));

@@ -47,6 +47,8 @@ describe("sandbox cluster", () => {
       await c1.query(
         "CREATE DATABASE t_repl; CREATE TABLE t_repl.t (id INT PRIMARY KEY, v INT); INSERT INTO t_repl.t VALUES (1, 42)",
       );
+      // Galera applies asynchronously on other nodes; a causal read waits for this node to catch up.
+      await c3.query("SET SESSION wsrep_sync_wait = 1");
       const [rows] = await c3.query("SELECT v FROM t_repl.t WHERE id = 1");
       assert.deepEqual(rows, [{ v: 42 }]);
       const vars = await showGlobal(c3, "VARIABLES", "%");
@@ -94,6 +96,7 @@ describe("sandbox cluster", () => {
     const log = readFileSync(join(cluster.dir, "node2", "error.log"), "utf8");
     assert.match(log, /IST received/);
     const c2 = await cluster.connect(2);
+    await c2.query("SET SESSION wsrep_sync_wait = 1");
     const [rows] = await c2.query("SELECT v FROM t_repl.t WHERE id = 2");
     await c2.end();
     assert.deepEqual(rows, [{ v: 43 }]);
