@@ -25,11 +25,11 @@ export async function makeSandboxTls(dir: string): Promise<SandboxTls> {
     clientKey: p("client-key.pem"),
   };
   const ossl = (args: string[]) => run("openssl", args, { label: "openssl", timeoutMs: 60_000 });
-  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+  const newKey = ["-newkey", "rsa:2048", "-nodes"];
   await ossl([
     "req",
     "-x509",
-    ...ec,
+    ...newKey,
     "-days",
     "3650",
     "-subj",
@@ -45,7 +45,7 @@ export async function makeSandboxTls(dir: string): Promise<SandboxTls> {
   ] as const) {
     await ossl([
       "req",
-      ...ec,
+      ...newKey,
       "-subj",
       `/CN=${cn}`,
       "-keyout",
