@@ -1,0 +1,350 @@
+// Medians of the repetitions, the spec's targets checked against them, and the Markdown tables.
+
+export type Op = "full" | "incremental" | "restore";
+export type Tool = "floor" | "shell" | "strongbox" | "restic" | "borg";
+
+/** One measured command. */
+export interface Run {
+  op: Op;
+  tool: Tool;
+  rep: number;
+  wallS: number;
+  /** user + sys of the whole process tree. */
+  cpuS: number;
+  /** Peak RSS of the tool's own process (strongbox: the Node process; shell: its largest filter). */
+  rssMb: number;
+  /** CPU seconds of the tool's own process (strongbox: the Node process alone). */
+  ownCpuS: number;
+  /** Peak RSS (MB) and CPU seconds of the other processes of the tree, by name. */
+  others: Record<string, { rssMb: number; cpuS: number }>;
+  /** CPU seconds of every process of the tree by name (strongbox's Node process as "strongbox"). */
+  cpuByProcess: Record<string, number>;
+  storedBytes?: number;
+  rawBytes?: number;
+  /** Stage times: strongbox's manifest durations or restore timings, the shell's extract/prepare. */
+  stages?: Record<string, number>;
+  eventLoopMaxMs?: number;
+  eventLoopP99Ms?: number;
+  loadAvg: number;
+}
+
+export interface SizeResult {
+  size: string;
+  requestedBytes: number;
+  /** Bytes of the mariabackup stream (strongbox's manifest bytes.raw of the first full). */
+  rawStreamBytes: number;
+  datadirBytes: number;
+  loadSeconds: number;
+  writeLoad: { seconds: number; rate: number };
+  runs: Run[];
+}
+
+export interface Row {
+  op: Op;
+  tool: Tool;
+  reps: number;
+  wallS: number;
+  cpuS: number;
+  /** The largest over the repetitions (the spec's limit is on the peak). */
+  rssMb: number;
+  ownCpuS: number;
+  others: Record<string, number>;
+  /** Median CPU seconds by process name. */
+  cpuByProcess: Record<string, number>;
+  storedBytes?: number;
+  stages?: Record<string, number>;
+  eventLoopMaxMs?: number;
+}
+
+export interface Check {
+  size: string;
+  name: string;
+  measured: string;
+  limit: string;
+  pass: boolean;
+}
+
+export const LABELS: Record<Op, Partial<Record<Tool, string>>> = {
+  full: {
+    floor: "mariabackup > /dev/null (floor)",
+    shell: "shell: mariabackup | zstd -1 -T0 | age",
+    strongbox: "strongbox backup --full",
+    restic: "restic backup --stdin",
+    borg: "borg create --compression zstd,3 -",
+  },
+  incremental: {
+    strongbox: "strongbox backup --incremental",
+    restic: "restic: 2nd snapshot of a full stream",
+    borg: "borg: 2nd archive of a full stream",
+  },
+  restore: {
+    shell: "shell: age -d | zstd -d | mbstream -x; prepare",
+    strongbox: "strongbox restore (extract + prepare)",
+    restic: "restic dump | mbstream -x; prepare",
+    borg: "borg extract --stdout | mbstream -x; prepare",
+  },
+};
+
+export function median(xs: number[]): number {
+  const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+  if (s.length === 0) return Number.NaN;
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+function medianRecord(records: (Record<string, number> | undefined)[]): Record<string, number> | undefined {
+  const keys = new Set(records.flatMap((r) => Object.keys(r ?? {})));
+  if (keys.size === 0) return undefined;
+  const out: Record<string, number> = {};
+  for (const k of keys) out[k] = round(median(records.map((r) => r?.[k] ?? Number.NaN)), 3);
+  return out;
+}
+
+function round(x: number, digits = 2): number {
+  const f = 10 ** digits;
+  return Math.round(x * f) / f;
+}
+
+export function summarize(runs: Run[]): Row[] {
+  const rows: Row[] = [];
+  for (const op of ["full", "incremental", "restore"] as const) {
+    for (const tool of ["floor", "shell", "strongbox", "restic", "borg"] as const) {
+      const rs = runs.filter((r) => r.op === op && r.tool === tool);
+      if (rs.length === 0) continue;
+      const others: Record<string, number> = {};
+      for (const r of rs)
+        for (const [k, v] of Object.entries(r.others)) others[k] = Math.max(others[k] ?? 0, v.rssMb);
+      const stored = rs.map((r) => r.storedBytes).filter((x): x is number => x !== undefined);
+      const stages = medianRecord(rs.map((r) => r.stages));
+      const cpuByProcess = medianRecord(rs.map((r) => r.cpuByProcess)) ?? {};
+      const loop = rs.map((r) => r.eventLoopMaxMs).filter((x): x is number => x !== undefined);
+      rows.push({
+        op,
+        tool,
+        reps: rs.length,
+        wallS: round(median(rs.map((r) => r.wallS))),
+        cpuS: round(median(rs.map((r) => r.cpuS))),
+        rssMb: round(Math.max(...rs.map((r) => r.rssMb)), 1),
+        ownCpuS: round(median(rs.map((r) => r.ownCpuS))),
+        others,
+        cpuByProcess,
+        ...(stored.length ? { storedBytes: Math.round(median(stored)) } : {}),
+        ...(stages ? { stages } : {}),
+        ...(loop.length ? { eventLoopMaxMs: round(Math.max(...loop), 1) } : {}),
+      });
+    }
+  }
+  return rows;
+}
+
+export const TARGETS = {
+  fullVsShell: 1.15,
+  fasterThanRestic: 2,
+  fasterThanBorg: 2,
+  restoreVsShell: 1.2,
+  rssMb: 150,
+  /** Flat: peak RSS at the largest size at most this much above the smallest. */
+  rssGrowth: 1.2,
+  /** "A small fraction of a full". */
+  incrementalFraction: 0.1,
+};
+
+function row(rows: Row[], op: Op, tool: Tool): Row | undefined {
+  return rows.find((r) => r.op === op && r.tool === tool);
+}
+
+export function checks(size: string, rows: Row[]): Check[] {
+  const out: Check[] = [];
+  const sbFull = row(rows, "full", "strongbox");
+  const shFull = row(rows, "full", "shell");
+  if (sbFull && shFull) {
+    const ratio = sbFull.wallS / shFull.wallS;
+    out.push({
+      size,
+      name: "full backup vs shell pipeline",
+      measured: `${ratio.toFixed(2)}× (${sbFull.wallS} s vs ${shFull.wallS} s)`,
+      limit: `≤ ${TARGETS.fullVsShell}×`,
+      pass: ratio <= TARGETS.fullVsShell,
+    });
+  }
+  for (const [tool, limit] of [
+    ["restic", TARGETS.fasterThanRestic],
+    ["borg", TARGETS.fasterThanBorg],
+  ] as const) {
+    const other = row(rows, "full", tool);
+    if (!sbFull || !other) continue;
+    const speedup = other.wallS / sbFull.wallS;
+    out.push({
+      size,
+      name: `full backup faster than ${tool}`,
+      measured: `${speedup.toFixed(2)}× (${sbFull.wallS} s vs ${other.wallS} s)`,
+      limit: `≥ ${limit}×`,
+      pass: speedup >= limit,
+    });
+  }
+  const sbRestore = row(rows, "restore", "strongbox");
+  const shRestore = row(rows, "restore", "shell");
+  if (sbRestore && shRestore) {
+    const ratio = sbRestore.wallS / shRestore.wallS;
+    out.push({
+      size,
+      name: "restore vs shell pipeline",
+      measured: `${ratio.toFixed(2)}× (${sbRestore.wallS} s vs ${shRestore.wallS} s)`,
+      limit: `≤ ${TARGETS.restoreVsShell}×`,
+      pass: ratio <= TARGETS.restoreVsShell,
+    });
+  }
+  const sbIncr = row(rows, "incremental", "strongbox");
+  if (sbIncr?.storedBytes !== undefined && sbFull?.storedBytes) {
+    const f = sbIncr.storedBytes / sbFull.storedBytes;
+    out.push({
+      size,
+      name: "incremental stores a small fraction of a full",
+      measured: `${(f * 100).toFixed(1)}% (${mb(sbIncr.storedBytes)} MB of ${mb(sbFull.storedBytes)} MB)`,
+      limit: `≤ ${TARGETS.incrementalFraction * 100}%`,
+      pass: f <= TARGETS.incrementalFraction,
+    });
+  }
+  const sbRss = strongboxPeakRss(rows);
+  if (sbRss !== undefined) {
+    out.push({
+      size,
+      name: "strongbox peak RSS (backup and restore)",
+      measured: `${sbRss.toFixed(0)} MB`,
+      limit: `< ${TARGETS.rssMb} MB`,
+      pass: sbRss < TARGETS.rssMb,
+    });
+  }
+  return out;
+}
+
+export function strongboxPeakRss(rows: Row[]): number | undefined {
+  const rss = rows.filter((r) => r.tool === "strongbox").map((r) => r.rssMb);
+  return rss.length ? Math.max(...rss) : undefined;
+}
+
+/** Peak RSS stays flat from the smallest size to the largest. */
+export function flatnessCheck(sizes: { size: string; rows: Row[] }[]): Check | undefined {
+  if (sizes.length < 2) return undefined;
+  const first = sizes[0]!;
+  const last = sizes[sizes.length - 1]!;
+  const a = strongboxPeakRss(first.rows);
+  const b = strongboxPeakRss(last.rows);
+  if (a === undefined || b === undefined) return undefined;
+  return {
+    size: `${first.size} → ${last.size}`,
+    name: "strongbox peak RSS flat as the data grows",
+    measured: `${a.toFixed(0)} → ${b.toFixed(0)} MB (${(b / a).toFixed(2)}×)`,
+    limit: `≤ ${TARGETS.rssGrowth}×`,
+    pass: b / a <= TARGETS.rssGrowth,
+  };
+}
+
+function mb(bytes: number): string {
+  return (bytes / 1e6).toFixed(1);
+}
+
+function targetFor(rows: Row[], r: Row): [string, string] {
+  const sb = row(rows, r.op, "strongbox");
+  const shell = row(rows, r.op, "shell");
+  const verdict = (ok: boolean, v: string) => (ok ? `pass (${v})` : `**FAIL** (${v})`);
+  if (r.op === "full" && r.tool === "strongbox" && shell) {
+    const x = r.wallS / shell.wallS;
+    return [`≤ ${TARGETS.fullVsShell}× shell`, verdict(x <= TARGETS.fullVsShell, `${x.toFixed(2)}×`)];
+  }
+  if (r.op === "full" && (r.tool === "restic" || r.tool === "borg") && sb) {
+    const x = r.wallS / sb.wallS;
+    return ["strongbox ≥ 2× faster", verdict(x >= 2, `${x.toFixed(2)}×`)];
+  }
+  if (r.op === "restore" && r.tool === "strongbox" && shell) {
+    const x = r.wallS / shell.wallS;
+    return [`≤ ${TARGETS.restoreVsShell}× shell`, verdict(x <= TARGETS.restoreVsShell, `${x.toFixed(2)}×`)];
+  }
+  if (r.op === "incremental") {
+    const full = row(rows, "full", r.tool);
+    if (r.storedBytes !== undefined && full?.storedBytes) {
+      const f = r.storedBytes / full.storedBytes;
+      const pct = `${(f * 100).toFixed(1)}% of a full`;
+      return r.tool === "strongbox"
+        ? [
+            `≤ ${TARGETS.incrementalFraction * 100}% of a full`,
+            verdict(f <= TARGETS.incrementalFraction, pct),
+          ]
+        : ["", pct];
+    }
+  }
+  return ["", ""];
+}
+
+function othersText(others: Record<string, number>): string {
+  return Object.entries(others)
+    .filter(([k, v]) => v >= 1 && k !== "bash" && k !== "time")
+    .sort((a, b) => b[1] - a[1])
+    .map(([k, v]) => `${k} ${v.toFixed(0)}`)
+    .join(", ");
+}
+
+export function markdownTable(rows: Row[]): string {
+  const head = [
+    "operation",
+    "tool",
+    "wall s",
+    "CPU s",
+    "peak RSS MB",
+    "other processes, peak RSS MB",
+    "stored MB",
+    "ratio vs shell",
+    "target",
+    "result",
+  ];
+  const lines = [
+    `| ${head.join(" | ")} |`,
+    `|${head.map((_, i) => (i < 2 || i > 7 ? "---" : "---:")).join("|")}|`,
+  ];
+  for (const r of rows) {
+    const shell = row(rows, r.op, "shell");
+    const ratio = shell && r.op !== "incremental" ? `${(r.wallS / shell.wallS).toFixed(2)}×` : "";
+    const [target, result] = targetFor(rows, r);
+    lines.push(
+      `| ${[
+        r.op,
+        (LABELS[r.op][r.tool] ?? r.tool).replace(/\|/g, "\\|"),
+        r.wallS.toFixed(2),
+        r.cpuS.toFixed(2),
+        r.rssMb.toFixed(0),
+        othersText(r.others),
+        r.storedBytes !== undefined ? mb(r.storedBytes) : "",
+        ratio,
+        target,
+        result,
+      ].join(" | ")} |`,
+    );
+  }
+  return lines.join("\n");
+}
+
+export function checksTable(all: Check[]): string {
+  const lines = ["| size | target | measured | limit | result |", "|---|---|---|---|---|"];
+  for (const c of all)
+    lines.push(`| ${c.size} | ${c.name} | ${c.measured} | ${c.limit} | ${c.pass ? "pass" : "**FAIL**"} |`);
+  return lines.join("\n");
+}
+
+export function scalingTable(sizes: { size: string; rawStreamBytes: number; rows: Row[] }[]): string {
+  const lines = [
+    "| size | stream GB | strongbox full s/GB | shell s/GB | restic s/GB | borg s/GB | strongbox restore s/GB | shell restore s/GB | strongbox peak RSS MB (full / incr / restore) |",
+    "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+  ];
+  for (const s of sizes) {
+    const gb = s.rawStreamBytes / 1e9;
+    const per = (op: Op, tool: Tool) => {
+      const r = row(s.rows, op, tool);
+      return r ? (r.wallS / gb).toFixed(1) : "";
+    };
+    const rss = (op: Op) => row(s.rows, op, "strongbox")?.rssMb.toFixed(0) ?? "–";
+    lines.push(
+      `| ${s.size} | ${gb.toFixed(2)} | ${per("full", "strongbox")} | ${per("full", "shell")} | ${per("full", "restic")} | ${per("full", "borg")} | ${per("restore", "strongbox")} | ${per("restore", "shell")} | ${rss("full")} / ${rss("incremental")} / ${rss("restore")} |`,
+    );
+  }
+  return lines.join("\n");
+}

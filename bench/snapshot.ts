@@ -1,0 +1,58 @@
+// The code under test, frozen for the whole run: a copy of the checkout's bin/ and src/, built to
+// dist/ as an installed package runs it. Others may edit src/ while the benchmark runs; without the
+// copy the launcher would switch between the build and the TypeScript sources half way through.
+import { execFileSync } from "node:child_process";
+import { cpSync, existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+
+export interface Snapshot {
+  dir: string;
+  /** The launcher of the copy (bin/strongbox). */
+  strongbox: string;
+  commit: string;
+  /** Files under src/ and bin/ that differ from the commit when the copy was taken. */
+  modified: string[];
+}
+
+function git(cwd: string, args: string[]): string {
+  try {
+    return execFileSync("git", args, {
+      cwd,
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "ignore"],
+    }).trimEnd();
+  } catch {
+    return "";
+  }
+}
+
+export function takeSnapshot(from: string, into: string, root: string): Snapshot {
+  rmSync(into, { recursive: true, force: true });
+  mkdirSync(into, { recursive: true });
+  for (const name of ["bin", "src", "package.json", "tsconfig.json", "tsconfig.build.json"]) {
+    cpSync(join(from, name), join(into, name), { recursive: true });
+  }
+  // tsc emits even when others' work in progress has type errors; only a missing build is fatal.
+  try {
+    execFileSync(
+      process.execPath,
+      [join(root, "node_modules/typescript/bin/tsc"), "-p", "tsconfig.build.json"],
+      {
+        cwd: into,
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
+  } catch {}
+  if (!existsSync(join(into, "dist/cli/main.js")))
+    throw new Error(`the build of ${from} failed (no dist/cli/main.js)`);
+  writeFileSync(join(into, "dist/.stamp"), "");
+  return {
+    dir: into,
+    strongbox: join(into, "bin", "strongbox"),
+    commit: git(from, ["rev-parse", "--short", "HEAD"]),
+    modified: git(from, ["status", "--porcelain", "--", "src", "bin"])
+      .split("\n")
+      .filter(Boolean)
+      .map((l) => l.slice(3)),
+  };
+}
