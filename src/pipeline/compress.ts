@@ -83,7 +83,10 @@ export function zstdCompress(level: number, threads: number, input?: Readable): 
   return { child, done, totalIn, bytesRead };
 }
 
-export function zstdDecompress(): Codec {
-  const child = spawn("zstd", ["-d", "-q", "-c", "--no-progress"], { stdio: ["pipe", "pipe", "pipe"] });
+/** zstd -d as a child; with `outputFd` it writes there (a FIFO read by `fifoReader`), else to a pipe. */
+export function zstdDecompress(outputFd?: number): Codec {
+  const child = spawn("zstd", ["-d", "-q", "-c", "--no-progress"], {
+    stdio: ["pipe", outputFd ?? "pipe", "pipe"],
+  });
   return { child, done: supervise(child, "zstd -d") };
 }

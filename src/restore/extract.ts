@@ -1,16 +1,18 @@
-// A backup's plaintext → zstd -d → (xbstream check) → mbstream -x, or → a scan that only checks.
-import { spawn } from "node:child_process";
+// A backup's plaintext → zstd -d → xbstream unpacked into a directory (or only checked), or a
+// logical dump to its consumer.
 import { Transform, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { AgeIdentity } from "../crypto/age.ts";
 import { StrongboxError } from "../errors.ts";
-import { zstdDecompress } from "../pipeline/compress.ts";
+import { type Codec, zstdDecompress } from "../pipeline/compress.ts";
 import { allOrFirstError } from "../pipeline/failfast.ts";
 import type { Manifest } from "../repository/manifest.ts";
 import type { Repository } from "../repository/repository.ts";
-import { TailBuffer, terminate } from "../util/proc.ts";
+import { closeQuietly, openFifo } from "../util/fifo.ts";
+import { terminate } from "../util/proc.ts";
 import { backupPlaintext } from "./read.ts";
-import { type XbstreamSummary, XbstreamValidator } from "./xbstream.ts";
+import { type UnpackResult, unpackOnWorker } from "./unpack.ts";
+import type { XbstreamSummary } from "./xbstream.ts";
 
 export interface DecodeResult {
   rawBytes: number;
@@ -38,33 +40,9 @@ class DumpTrailerCheck extends Transform {
   }
 }
 
-function supervisedChild(cmd: string, args: string[], label: string) {
-  const child = spawn(cmd, args, { stdio: ["pipe", "pipe", "pipe"] });
-  const stderr = new TailBuffer();
-  child.stderr!.on("data", (c: Buffer) => stderr.push(c));
-  const done = new Promise<void>((resolve, reject) => {
-    child.once("error", (e) =>
-      reject(new StrongboxError("CHILD_NOT_FOUND", `${label}: ${e.message}`, { cause: e })),
-    );
-    child.once("close", (code, sig) =>
-      code === 0
-        ? resolve()
-        : reject(
-            new StrongboxError(
-              "CHILD_FAILED",
-              `${label} ${code === null ? `killed by ${sig}` : `exited with code ${code}`}: ${stderr.lastLines() || "(no output)"}`,
-              { stage: label },
-            ),
-          ),
-    );
-  });
-  done.catch(() => {});
-  return { child, done };
-}
-
 /**
  * Decrypts and decompresses a backup and sends it to `sink`: "extract" unpacks an xbstream into
- * `dir` with mbstream; "scan" reads it to its end and checks its structure; "stdout" gives the raw
+ * `dir` (as `mbstream -x` would); "scan" reads it to its end and checks its structure; "stdout" gives the raw
  * stream to `consumer` (a logical restore feeding `mariadb`).
  */
 export async function decodeBackup(
@@ -76,9 +54,49 @@ export async function decodeBackup(
     | { sink: "scan"; signal?: AbortSignal }
     | { sink: "consumer"; consumer: NodeJS.WritableStream; signal?: AbortSignal },
 ): Promise<DecodeResult> {
-  const physical = m.type !== "logical";
+  if (m.type === "logical") return decodeDump(repo, m, identities, o);
+  if (o.sink === "consumer") throw new Error("a physical backup is extracted or scanned, not consumed");
+  // The decompressed xbstream, the largest stream of all, goes through a FIFO to a worker thread
+  // that unpacks it into the directory, or only checks it.
+  const fifo = await openFifo();
+  let zstd: Codec;
+  let unpacked: Promise<UnpackResult>;
+  try {
+    unpacked = unpackOnWorker({ fd: fifo.readFd, ...(o.sink === "extract" ? { dir: o.dir } : {}) });
+    zstd = zstdDecompress(fifo.writeFd);
+  } finally {
+    // zstd has its own copy; the worker sees the end of the stream when zstd closes it.
+    closeQuietly(fifo.writeFd);
+  }
+  const plaintext = backupPlaintext(repo, m, identities, { signal: o.signal });
+  const stop = async () => {
+    plaintext.destroy();
+    await terminate(zstd.child, 2000);
+    // With zstd gone the worker reads the end of the FIFO and stops.
+    await unpacked.catch(() => {});
+  };
+  const [, result] = await allOrFirstError(
+    [pipeline(plaintext, zstd.child.stdin!), unpacked, zstd.done],
+    stop,
+    o.signal,
+  );
+  return { rawBytes: result.bytesRead, xbstream: result.summary };
+}
+
+/** A logical dump to its consumer (or nowhere, for a scan), with its trailer checked. */
+async function decodeDump(
+  repo: Repository,
+  m: Manifest,
+  identities: AgeIdentity[],
+  o: { sink: "extract" | "scan" | "consumer"; consumer?: NodeJS.WritableStream; signal?: AbortSignal },
+): Promise<DecodeResult> {
+  if (o.sink === "extract") throw new Error("a logical backup is consumed or scanned, not extracted");
   const plaintext = backupPlaintext(repo, m, identities, { signal: o.signal });
   const zstd = zstdDecompress();
+  const stop = async () => {
+    plaintext.destroy();
+    await terminate(zstd.child, 2000);
+  };
   let rawBytes = 0;
   const counter = new Transform({
     highWaterMark: 1 << 20,
@@ -87,27 +105,15 @@ export async function decodeBackup(
       cb(null, chunk);
     },
   });
-  const check = physical ? new XbstreamValidator() : new DumpTrailerCheck();
-  const mb = o.sink === "extract" ? supervisedChild("mbstream", ["-x", "-C", o.dir], "mbstream") : undefined;
-  const sink: NodeJS.WritableStream =
-    o.sink === "extract"
-      ? mb!.child.stdin!
-      : o.sink === "consumer"
-        ? o.consumer
-        : new Writable({ highWaterMark: 1 << 20, write: (_c, _e, cb) => cb() });
-  const stop = async () => {
-    plaintext.destroy();
-    await Promise.all([terminate(zstd.child, 2000), mb ? terminate(mb.child, 2000) : Promise.resolve()]);
-  };
+  const sink = o.consumer ?? new Writable({ highWaterMark: 1 << 20, write: (_c, _e, cb) => cb() });
   await allOrFirstError(
     [
       pipeline(plaintext, zstd.child.stdin!),
-      pipeline(zstd.child.stdout!, counter, check, sink),
+      pipeline(zstd.child.stdout!, counter, new DumpTrailerCheck(), sink),
       zstd.done,
-      mb?.done ?? Promise.resolve(),
     ],
     stop,
     o.signal,
   );
-  return { rawBytes, xbstream: physical ? (check as XbstreamValidator).summary : undefined };
+  return { rawBytes };
 }

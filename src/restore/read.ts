@@ -7,6 +7,7 @@ import { StrongboxError } from "../errors.ts";
 import type { PartRecord } from "../pipeline/parts.ts";
 import type { Manifest } from "../repository/manifest.ts";
 import type { Repository } from "../repository/repository.ts";
+import { streamed } from "../util/gc.ts";
 
 function partError(m: Manifest, part: PartRecord, e: unknown): StrongboxError {
   const code = (e as StrongboxError).code ?? "";
@@ -67,6 +68,7 @@ export async function readPartChecked(
           ),
         );
       hash.update(chunk);
+      streamed(chunk.length);
       cb(null, chunk);
     },
     flush(cb) {
@@ -118,5 +120,7 @@ export function backupPlaintext(
       options.onPart?.(part);
     }
   }
-  return Readable.from(gen(), { objectMode: false, highWaterMark: 1 << 20 });
+  // Object mode hands each decrypted chunk on as it is; a byte-mode stream would concatenate
+  // whatever is buffered into a new Buffer on every read (a copy of the whole backup).
+  return Readable.from(gen(), { objectMode: true, highWaterMark: 16 });
 }

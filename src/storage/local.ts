@@ -38,7 +38,9 @@ const DIR_MODE = 0o700;
 const FILE_MODE = 0o600;
 /** Temp files of unfinished puts; keys cannot start with "." so these never collide with objects. */
 export const TEMP_PREFIX = ".tmp-";
-const READ_HIGH_WATER_MARK = 1024 * 1024;
+// Reads allocate a new buffer each; larger ones read no faster but leave more garbage between two
+// collections (measured on a 400 MB read: 1 MiB peaks at 118 MB RSS, 256 KiB at 94 MB).
+const READ_HIGH_WATER_MARK = 256 * 1024;
 
 export interface LocalStorageOptions {
   /** Create the root directory (mode 0700) when it is missing (default true). */
