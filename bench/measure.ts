@@ -5,9 +5,18 @@ import { spawn } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { NodeProbe } from "./probe.ts";
+/** What probe.mjs writes at the exit of the strongbox process. */
+export interface NodeProbe {
+  pid: number;
+  argv: string[];
+  peakRssKb: number;
+  userS: number;
+  sysS: number;
+  eventLoopMaxMs: number;
+  eventLoopP99Ms: number;
+}
 
-const PROBE = new URL("./probe.ts", import.meta.url).href;
+const PROBE = new URL("./probe.mjs", import.meta.url).href;
 const CLOCK_TICKS = 100;
 const SAMPLE_MS = 100;
 
@@ -27,7 +36,7 @@ export interface Sample {
   sysS: number;
   /** Peak RSS per process name (comm), from /proc/PID/status VmHWM sampled every 100 ms. */
   procs: Record<string, ProcessPeak>;
-  /** The strongbox Node process itself, exactly (written by probe.ts at its exit). */
+  /** The strongbox Node process itself, exactly (written by probe.mjs at its exit). */
   node?: NodeProbe;
   /** 1-minute load average when the command started: others' work on the machine shows here. */
   loadAvg: number;
@@ -40,7 +49,7 @@ export interface RunSpec {
   env?: NodeJS.ProcessEnv;
   cwd?: string;
   timeoutS: number;
-  /** Preload probe.ts into Node processes of the command (the strongbox CLI). */
+  /** Preload probe.mjs into Node processes of the command (the strongbox CLI). */
   probe?: boolean;
   /** Extra Node flags for the probed process, e.g. --cpu-prof. */
   nodeFlags?: string[];
