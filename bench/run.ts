@@ -222,6 +222,9 @@ async function timed(
   if (stopping) throw new Error("stopped");
   const nodeFlags =
     args.profile && cmd.probe ? ["--cpu-prof", `--cpu-prof-dir=${join(WORK, "profiles")}`] : [];
+  // Write back what earlier commands left dirty (a restored data directory is gigabytes): else the
+  // kernel throttles this command's writes for the previous one's, and the order decides the result.
+  await run("sync", []);
   let s: Sample;
   try {
     s = await measure({ argv: cmd.argv, env: cmd.env, probe: cmd.probe, nodeFlags, timeoutS, cwd: ROOT });
