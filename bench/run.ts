@@ -251,6 +251,15 @@ interface ManifestOut {
   durations: Record<string, number>;
 }
 
+/** Stored and raw bytes and stage times of a strongbox backup, from its `--json` manifest. */
+function fromManifest(r: Run, s: Sample): ManifestOut {
+  const m = JSON.parse(s.stdout) as ManifestOut;
+  r.storedBytes = m.bytes.stored;
+  r.rawBytes = m.bytes.raw;
+  r.stages = m.durations;
+  return m;
+}
+
 function rotate<T>(xs: readonly T[], by: number): T[] {
   const k = by % xs.length;
   return [...xs.slice(k), ...xs.slice(0, k)];
@@ -305,10 +314,7 @@ async function benchSize(
                 : backups.floor(e);
       const [r, s] = await timed("full", tool, rep, cmd, timeout);
       if (tool === "strongbox") {
-        const m = JSON.parse(s.stdout) as ManifestOut;
-        r.storedBytes = m.bytes.stored;
-        r.rawBytes = m.bytes.raw;
-        r.stages = m.durations;
+        const m = fromManifest(r, s);
         lastFull = m.id;
         rawStreamBytes ||= m.bytes.raw;
         timeout = timeoutFor(Math.max(datadirBytes, m.bytes.raw));
@@ -348,10 +354,7 @@ async function benchSize(
             : backups.borg(e, archive);
       const [r, s] = await timed("incremental", tool, rep, cmd, timeout);
       if (tool === "strongbox") {
-        const m = JSON.parse(s.stdout) as ManifestOut;
-        r.storedBytes = m.bytes.stored;
-        r.rawBytes = m.bytes.raw;
-        r.stages = m.durations;
+        fromManifest(r, s);
       } else {
         r.storedBytes = duBytes(repo) - before;
         if (tool === "borg") lastBorgArchive = archive;

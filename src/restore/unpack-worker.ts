@@ -61,11 +61,23 @@ class Unpacker implements XbstreamSink {
   fileEnd(path: string): void {
     const fd = this.fd(path);
     this.files.delete(path);
-    closeSync(fd);
+    try {
+      // Some filesystems (NFS, quotas) report a failed write only here.
+      closeSync(fd);
+    } catch (e) {
+      throw writeError(e, path);
+    }
   }
 
+  /** After a failure: close what is still open; the caller empties the target. */
   closeAll(): void {
-    for (const fd of this.files.values()) closeSync(fd);
+    for (const fd of this.files.values()) {
+      try {
+        closeSync(fd);
+      } catch {
+        // the first error is the one reported
+      }
+    }
     this.files.clear();
   }
 }
@@ -83,7 +95,14 @@ function run(request: UnpackRequest): UnpackReply {
     reader.finish();
     return { ok: true, bytesRead: reader.bytesRead, summary: reader.summary };
   } catch (e) {
-    const err = e instanceof StrongboxError ? e : writeError(e, "the stream");
+    // Write errors are mapped where they happen; anything else failed reading zstd's output.
+    const err =
+      e instanceof StrongboxError
+        ? e
+        : new StrongboxError(
+            "UNPACK_FAILED",
+            `reading the decompressed stream failed: ${(e as Error).message}`,
+          );
     return {
       ok: false,
       error: { code: err.code, message: err.message, ...(err.hint ? { hint: err.hint } : {}) },

@@ -3,7 +3,16 @@
 // filesystem are refused with their own errors.
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { closeSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, write } from "node:fs";
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  write,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
@@ -127,6 +136,16 @@ describe("unpacking an xbstream on the worker", () => {
     flipped[38] = flipped[38]! ^ 1; // inside the payload
     await assert.rejects(unpack(flipped, target()), /checksum mismatch/);
     await assert.rejects(unpack(good.subarray(0, good.length - 3), target()), /truncated/);
+  });
+
+  it("a stream that cannot be read is UNPACK_FAILED, named in one line", async () => {
+    // A directory's descriptor: read(2) fails with EISDIR, as a broken pipe or I/O error would.
+    const fd = openSync(root, "r");
+    await assert.rejects(unpackOnWorker({ fd, dir: target() }), (e: { code: string; message: string }) => {
+      assert.equal(e.code, "UNPACK_FAILED");
+      assert.match(e.message, /^reading the decompressed stream failed: EISDIR/);
+      return true;
+    });
   });
 
   it("a full filesystem is TARGET_FULL, named in one line", async () => {
