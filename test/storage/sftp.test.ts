@@ -18,6 +18,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { after, before, describe, test } from "node:test";
+import { setTimeout as delay } from "node:timers/promises";
 import { promisify } from "node:util";
 import { Client } from "ssh2";
 import type { LoadedConfig } from "../../src/config/load.ts";
@@ -345,18 +346,21 @@ describe("sftp storage", () => {
       retry: { attempts: 8, baseDelayMs: 200, maxDelayMs: 1000 },
       onRetry: (event) => retries.push(event.attempt),
     });
+    let restarted: Promise<void> | undefined;
     try {
       const data = randomBytes(40 * MiB);
       let attempts = 0;
       const put = storage.put("parts/p2", () => {
         const attempt = ++attempts;
         return Readable.from(
-          (function* () {
+          (async function* () {
             const chunk = 256 * 1024;
             for (let offset = 0; offset < data.length; offset += chunk) {
-              // The first attempt loses its server after 8 MiB; it comes back half a second later.
+              // The first attempt loses its server after 8 MiB (stopped before the next byte is
+              // offered, so the put cannot finish first); it comes back half a second later.
               if (attempt === 1 && offset === 8 * MiB) {
-                void server.stop().then(() => setTimeout(() => void server.start(), 500));
+                await server.stop();
+                restarted = delay(500).then(() => server.start());
               }
               yield data.subarray(offset, offset + chunk);
             }
@@ -368,6 +372,7 @@ describe("sftp storage", () => {
       assert.deepEqual(await getBytes(storage, "parts/p2"), data);
       assert.deepEqual(await filesUnder(path), ["parts/p2"]);
     } finally {
+      await restarted?.catch(() => {});
       if (!server.running) await server.start();
       await storage.close();
     }
