@@ -2,7 +2,6 @@
 // channel only knows how to send one message once; retries with backoff are added by withRetry.
 import { isIP } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
-import { createTransport } from "nodemailer";
 import { StrongboxError } from "../errors.ts";
 import type { Incident, NotificationEvent } from "./catalog.ts";
 import type { EmailSettings, WebhookSettings } from "./settings.ts";
@@ -163,21 +162,23 @@ export function emailBody(m: AlertMessage): string {
 }
 
 export function emailChannel(s: EmailSettings, name = "email"): AlertChannel {
-  const transport = createTransport({
-    host: s.host,
-    port: s.port,
-    secure: s.secure,
-    // A password never crosses the network in clear text; on the loopback interface it may.
-    requireTLS: !s.secure && s.user !== undefined && !isLoopback(s.host),
-    auth: s.user ? { user: s.user, pass: s.password ?? "" } : undefined,
-    connectionTimeout: 15_000,
-    greetingTimeout: 15_000,
-    socketTimeout: 30_000,
-  });
   return {
     name,
     async send(m, signal) {
       if (signal?.aborted) throw signal.reason;
+      // Loaded on the first alert: nodemailer is ~120 ms of start-up that a backup rarely needs.
+      const { createTransport } = await import("nodemailer");
+      const transport = createTransport({
+        host: s.host,
+        port: s.port,
+        secure: s.secure,
+        // A password never crosses the network in clear text; on the loopback interface it may.
+        requireTLS: !s.secure && s.user !== undefined && !isLoopback(s.host),
+        auth: s.user ? { user: s.user, pass: s.password ?? "" } : undefined,
+        connectionTimeout: 15_000,
+        greetingTimeout: 15_000,
+        socketTimeout: 30_000,
+      });
       try {
         await transport.sendMail({ from: s.from, to: s.to, subject: m.title, text: emailBody(m) });
       } catch (e) {

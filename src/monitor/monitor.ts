@@ -16,7 +16,6 @@ import {
 } from "./catalog.ts";
 import { type AlertChannel, withRetry } from "./channels.ts";
 import { computeHealth, type HealthReport, unknownHealth } from "./health.ts";
-import { renderMetrics } from "./metrics.ts";
 import { evaluateRules } from "./rules.ts";
 import {
   type AlertSettings,
@@ -149,6 +148,8 @@ export async function metricsOf(loaded: LoadedConfig): Promise<string> {
   const catalog = openMonitorCatalog(loaded);
   try {
     catalog.markStaleRuns();
+    // prom-client is loaded only where metrics are served, not on every backup's start-up.
+    const { renderMetrics } = await import("./metrics.ts");
     return await renderMetrics(catalog, { repositories: repositoriesOf(loaded) });
   } finally {
     catalog.close();
