@@ -37,6 +37,7 @@ import {
   duBytes,
   initBorg,
   initRestic,
+  outputsFor,
   restores,
   stagesOf,
   writeToolSecrets,
@@ -152,9 +153,7 @@ async function setupSize(
     mbCnf: join(work, "secrets", "mariabackup.cnf"),
     parallel: yaml.backup.parallel,
     zstdLevel: yaml.backup.compressionLevel,
-    shellFile: join(work, "shell", "full.xbstream.zst.age"),
-    resticRepo: join(work, "restic"),
-    borgRepo: join(work, "borg"),
+    ...outputsFor(work, 0),
   };
   const creds = await readSecret(sandboxDir, "backup");
   writeToolSecrets(e, SANDBOX_USERS.backup, creds.password ?? "", node);
@@ -298,6 +297,7 @@ async function benchSize(
   let lastBorgArchive = "";
   say(`${size}: full backups, ${reps} repetition(s)`);
   for (let rep = 0; rep < reps; rep++) {
+    Object.assign(e, outputsFor(e.work, rep));
     for (const tool of rotate(["strongbox", "shell", "restic", "borg", "floor"] as const, rep)) {
       if (tool === "restic") initRestic(e);
       if (tool === "borg") initBorg(e);
