@@ -255,7 +255,7 @@ async function attempt(
     const inventory: Promise<Inventory> = (async () => {
       const conn = await connectNode(node, deps.backupCreds, { tls: deps.tls });
       try {
-        return await takeInventory(conn);
+        return await takeInventory(conn, { exactCountMaxRows: config.backup.exactCountMaxRows });
       } catch (e) {
         const privilege = explainPrivilegeError((e as Error).message, account);
         if (privilege)

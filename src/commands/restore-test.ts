@@ -53,7 +53,7 @@ export async function restoreTestCommand(
         scratchRoot: cfg.scratchDir ? loaded.resolvePath(cfg.scratchDir) : `${stateDirOf(loaded)}/scratch`,
         mariabackupPath: loaded.config.backup.mariabackupPath,
         assertions: cfg.assertions,
-        rowCountTolerance: cfg.rowCountTolerance,
+        rowCountTolerance: { exact: cfg.rowCountTolerance, estimate: cfg.estimateTolerance },
         bufferPool: cfg.bufferPool,
         signal: abort.signal,
         pointInTime,

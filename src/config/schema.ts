@@ -266,6 +266,14 @@ export const backupSchema = z
     mariabackupPath: z.string().default("mariabackup").describe("mariabackup binary"),
     mariadbDumpPath: z.string().default("mariadb-dump").describe("mariadb-dump binary"),
     parallel: z.number().int().min(1).max(64).default(2).describe("mariabackup --parallel"),
+    exactCountMaxRows: z
+      .number()
+      .int()
+      .min(0)
+      .default(1_000_000)
+      .describe(
+        "the inventory counts rows exactly (COUNT(*) on the donor, during the backup) only in tables InnoDB estimates at no more than this; larger tables get the estimate, which restore tests compare within restoreTest.estimateTolerance",
+      ),
     lockTtl: duration
       .default("2h")
       .describe("a writer lock whose holder stopped refreshing it this long ago is stale"),
@@ -482,6 +490,14 @@ export const restoreTestSchema = z
       .default(0)
       .describe(
         "allowed relative difference of a table's row count from the inventory (writes during the backup); 0 = exact",
+      ),
+    estimateTolerance: z
+      .number()
+      .min(0)
+      .max(1)
+      .default(0.5)
+      .describe(
+        "allowed relative difference from an estimated row count (tables above backup.exactCountMaxRows); InnoDB's estimates are often 10–20% off",
       ),
     assertions: z
       .array(

@@ -42,6 +42,8 @@ export interface InventoryTable {
   engine: string | null;
   type: string;
   rows: number | null;
+  /** `rows` is InnoDB's estimate, not an exact count (tables above backup.exactCountMaxRows). */
+  estimated?: true;
 }
 
 export interface ManifestDetails {

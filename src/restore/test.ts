@@ -13,6 +13,7 @@ import {
   type CheckProblem,
   checkTables,
   inventoryProblems,
+  type RowTolerance,
   runAssertions,
 } from "./checks.ts";
 import { loadLogical } from "./logical.ts";
@@ -27,7 +28,7 @@ export interface RestoreTestOptions {
   scratchRoot: string;
   mariabackupPath: string;
   assertions: Assertion[];
-  rowCountTolerance: number;
+  rowCountTolerance: RowTolerance;
   bufferPool: string;
   signal?: AbortSignal;
   log?: (m: string) => void;

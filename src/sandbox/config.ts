@@ -51,6 +51,7 @@ export function sandboxConfig(state: SandboxState): StrongboxConfig {
       mariabackupPath: "mariabackup",
       mariadbDumpPath: "mariadb-dump",
       parallel: 2,
+      exactCountMaxRows: 1_000_000,
       lockTtl: "2h",
       timeout: "24h",
       copyTo: [],
@@ -58,6 +59,7 @@ export function sandboxConfig(state: SandboxState): StrongboxConfig {
     restoreTest: {
       bufferPool: "256M",
       rowCountTolerance: 0,
+      estimateTolerance: 0.5,
       assertions: [
         {
           name: "the backup account survives a restore",

@@ -5,6 +5,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSy
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, it } from "node:test";
+import { takeInventory } from "../../src/backup/inventory.ts";
 import { showGlobal } from "../../src/galera/connection.ts";
 import { openCatalog } from "../../src/monitor/catalog.ts";
 import { loadDataset } from "../../src/sandbox/dataset.ts";
@@ -124,10 +125,40 @@ describe("backup", () => {
     assert.equal(d.donorHost, "127.0.0.1");
     assert.ok(d.inventory.schemas.includes("shop"));
     assert.ok(d.inventory.tables.some((t: { rows: number }) => t.rows > 1000));
+    // Every table here is below backup.exactCountMaxRows (1,000,000): all counted exactly.
+    assert.ok(d.inventory.tables.every((t: { estimated?: boolean }) => t.estimated === undefined));
     assert.ok(d.inventory.routines >= 1 && d.inventory.triggers >= 1);
     // The host names are not in the plain manifest.
     const raw = readFileSync(join(repoDir(), "backups", fullId, "manifest.json"), "utf8");
     assert.ok(!raw.includes("127.0.0.1") && !raw.includes('"shop"'), "sensitive details are encrypted");
+  });
+
+  it("inventory: tables estimated above exactCountMaxRows keep InnoDB's estimate, the rest are counted", async () => {
+    const c = await cluster.connect(1);
+    try {
+      const exact = await takeInventory(c);
+      const bounded = await takeInventory(c, { exactCountMaxRows: 1000 });
+      const [estimates] = (await c.query(
+        "SELECT table_schema AS s, table_name AS t, table_rows AS r FROM information_schema.tables WHERE table_type = 'BASE TABLE'",
+      )) as unknown as [{ s: string; t: string; r: string | null }[]];
+      const estimateOf = new Map(estimates.map((e) => [`${e.s}.${e.t}`, e.r === null ? null : Number(e.r)]));
+      let big = 0;
+      for (const [i, t] of bounded.tables.entries()) {
+        const name = `${t.schema}.${t.table}`;
+        const estimate = estimateOf.get(name);
+        if (t.type === "BASE TABLE" && estimate !== null && estimate !== undefined && estimate > 1000) {
+          big++;
+          assert.equal(t.estimated, true, name);
+          assert.equal(t.rows, estimate, `${name}: the estimate, not a count`);
+        } else {
+          assert.equal(t.estimated, undefined, name);
+          assert.equal(t.rows, exact.tables[i]!.rows, `${name}: counted exactly`);
+        }
+      }
+      assert.ok(big > 0 && big < bounded.tables.length, `some tables above the limit (${big})`);
+    } finally {
+      await c.end();
+    }
   });
 
   it("an incremental after writes stores a fraction of the full, on the chain's node", async () => {
