@@ -29,14 +29,25 @@ function git(cwd: string, args: string[]): string {
 export function takeSnapshot(from: string, into: string, root: string): Snapshot {
   rmSync(into, { recursive: true, force: true });
   mkdirSync(into, { recursive: true });
-  for (const name of ["bin", "src", "package.json", "tsconfig.json", "tsconfig.build.json"]) {
-    cpSync(join(from, name), join(into, name), { recursive: true });
+  for (const name of [
+    "bin",
+    "src",
+    "package.json",
+    "tsconfig.json",
+    "tsconfig.build.json",
+    "scripts/build.ts",
+  ]) {
+    if (existsSync(join(from, name))) cpSync(join(from, name), join(into, name), { recursive: true });
   }
-  // tsc emits even when others' work in progress has type errors; only a missing build is fatal.
+  // The copy's own build: the esbuild bundle (scripts/build.ts), or tsc for a checkout from before
+  // it. Neither checks types, so others' work in progress still builds; only a missing build is fatal.
+  const bundled = existsSync(join(into, "scripts/build.ts"));
   try {
     execFileSync(
       process.execPath,
-      [join(root, "node_modules/typescript/bin/tsc"), "-p", "tsconfig.build.json"],
+      bundled
+        ? [join(into, "scripts/build.ts")]
+        : [join(root, "node_modules/typescript/bin/tsc"), "-p", "tsconfig.build.json"],
       {
         cwd: into,
         stdio: ["ignore", "pipe", "pipe"],

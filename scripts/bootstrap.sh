@@ -88,8 +88,7 @@ ensure_build() {
   newest="$(find "$ROOT/src" -name '*.ts' -newer "$ROOT/dist/.stamp" 2>/dev/null | head -1 || true)"
   if [ ! -f "$ROOT/dist/.stamp" ] || [ -n "$newest" ]; then
     say "building"
-    (cd "$ROOT" && PATH="$(dirname "$NODE"):$PATH" "$NODE" node_modules/typescript/bin/tsc -p tsconfig.build.json) || die "build failed"
-    touch "$ROOT/dist/.stamp"
+    (cd "$ROOT" && PATH="$(dirname "$NODE"):$PATH" "$NODE" scripts/build.ts) || die "build failed"
   fi
 }
 

@@ -29,8 +29,10 @@ export interface UnpackResult {
   summary: XbstreamSummary;
 }
 
-// Same extension as this module: .ts when run from source, .js from the build.
-const WORKER = new URL(`./unpack-worker${extname(fileURLToPath(import.meta.url))}`, import.meta.url);
+// Same extension as this module: .ts when run from source, .js from the build. The path goes up
+// and back into restore/ because the build puts this code in a chunk elsewhere one level below
+// dist/ (scripts/build.ts), while the worker stays dist/restore/unpack-worker.js.
+const WORKER = new URL(`../restore/unpack-worker${extname(fileURLToPath(import.meta.url))}`, import.meta.url);
 
 /** Starts the worker; resolves when the stream ended cleanly (and every file is written and closed). */
 export function unpackOnWorker(request: UnpackRequest): Promise<UnpackResult> {
