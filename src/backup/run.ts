@@ -4,9 +4,16 @@ import type { ClusterNode, RecipientSet, SigningKey } from "../config/context.ts
 import type { StrongboxConfig } from "../config/schema.ts";
 import { encryptBuffer } from "../crypto/age.ts";
 import { StrongboxError } from "../errors.ts";
-import { type Credentials, connectNode, type TlsOptions } from "../galera/connection.ts";
+import { type Connection, type Credentials, connectNode, type TlsOptions } from "../galera/connection.ts";
 import { clearDesyncMarker, type DesyncGuard, desyncNode, writeDesyncMarker } from "../galera/desync.ts";
-import { describeHealth, isEligible, type NodeHealth, probeNode, rankDonors } from "../galera/health.ts";
+import {
+  describeHealth,
+  isEligible,
+  type NodeHealth,
+  probeNode,
+  probeNodeKeepingConnection,
+  rankDonors,
+} from "../galera/health.ts";
 import { streamToParts } from "../pipeline/stream.ts";
 import {
   type BackupType,
@@ -145,20 +152,39 @@ function isNodeFailure(e: unknown): boolean {
 
 export async function runBackup(deps: BackupDeps, req: BackupRequest = {}): Promise<Manifest> {
   const { config, nodes, backupCreds, tls } = deps;
-  const health = await Promise.all(nodes.map((n) => probeNode(n, backupCreds, { tls })));
-  const history = await deps.repo.list();
-  const plan = planBackup(config, health, history, req);
-  deps.log(
-    `${plan.kind} backup (${plan.reason}); candidates: ${plan.candidates.map((c) => c.node.name).join(", ")}`,
-  );
+  // The nodes are asked while the manifests are read. The first donor's probe connection then
+  // checks the grants too: one connection less before mariabackup starts.
+  const probing = Promise.all(nodes.map((n) => probeNodeKeepingConnection(n, backupCreds, { tls })));
+  const endAll = async (conns: (Connection | undefined)[]) =>
+    Promise.all(conns.map((c) => c?.end().catch(() => {})));
+  let probes: Awaited<typeof probing>;
+  let plan: Plan;
+  try {
+    let history: Manifest[];
+    [probes, history] = await Promise.all([probing, deps.repo.list()]);
+    plan = planBackup(
+      config,
+      probes.map((p) => p.health),
+      history,
+      req,
+    );
+  } catch (e) {
+    await endAll((await probing).map((p) => p.conn));
+    throw e;
+  }
   const attempts =
     config.cluster.retryOnNextNode && plan.kind !== "incremental"
       ? plan.candidates
       : plan.candidates.slice(0, 1);
+  const firstConn = probes.find((p) => p.health.node.name === attempts[0]?.node.name)?.conn;
+  await endAll(probes.filter((p) => p.conn !== firstConn).map((p) => p.conn));
+  deps.log(
+    `${plan.kind} backup (${plan.reason}); candidates: ${plan.candidates.map((c) => c.node.name).join(", ")}`,
+  );
   let lastError: unknown;
   for (const [i, candidate] of attempts.entries()) {
     try {
-      return await attempt(deps, req, plan, candidate);
+      return await attempt(deps, req, plan, candidate, i === 0 ? firstConn : undefined);
     } catch (e) {
       lastError = e;
       if (req.signal?.aborted || !isNodeFailure(e) || i === attempts.length - 1) throw e;
@@ -177,9 +203,29 @@ async function attempt(
   req: BackupRequest,
   plan: Plan,
   donor: NodeHealth,
+  /** The donor's probe connection, if still open: used for the grants check, then ended. */
+  probed?: Connection,
 ): Promise<Manifest> {
   const { config, repo } = deps;
   const node = deps.nodes.find((n) => n.name === donor.node.name)!;
+  // Missing grants are found before anything is desynced or streamed, and named with the GRANT
+  // that fixes them: some (TRIGGER, EVENT) would otherwise make backups silently incomplete.
+  const checkGrants = async (conn: Connection) => {
+    try {
+      return await preflightBackupGrants(conn, [plan.kind === "logical" ? "logical" : "physical"]);
+    } finally {
+      await conn.end().catch(() => {});
+    }
+  };
+  const connect = () => connectNode(node, deps.backupCreds, { tls: deps.tls });
+  // A probe connection lost since (mysql2 marks that fatal) gets a new one, whose failure to
+  // connect is then a node failure like any other.
+  const account = probed
+    ? await checkGrants(probed).catch(async (e) => {
+        if (!(e as { fatal?: boolean }).fatal) throw e;
+        return checkGrants(await connect());
+      })
+    : await checkGrants(await connect());
   const id = newBackupId();
   const startedAt = new Date();
   const durations: Record<string, number> = {};
@@ -191,16 +237,6 @@ async function attempt(
   let desync: DesyncGuard | undefined;
   let committed = false;
   try {
-    // Missing grants are found before anything is desynced or streamed, and named with the GRANT
-    // that fixes them: some (TRIGGER, EVENT) would otherwise make backups silently incomplete.
-    const account = await (async () => {
-      const conn = await connectNode(node, deps.backupCreds, { tls: deps.tls });
-      try {
-        return await preflightBackupGrants(conn, [plan.kind === "logical" ? "logical" : "physical"]);
-      } finally {
-        await conn.end().catch(() => {});
-      }
-    })();
     const wantDesync =
       config.cluster.desync === "on" || (config.cluster.desync === "auto" && donor.clusterSize > 1);
     if (wantDesync && plan.kind !== "logical") {

@@ -1,6 +1,7 @@
 // Asking every node how it is, and choosing the donor for a backup.
 import { StrongboxError } from "../errors.ts";
 import {
+  type Connection,
   type Credentials,
   connectNode,
   type NodeEndpoint,
@@ -26,14 +27,25 @@ export async function probeNode(
   creds: Credentials,
   options: { tls?: TlsOptions; timeoutMs?: number } = {},
 ): Promise<NodeHealth> {
-  let conn: Awaited<ReturnType<typeof connectNode>> | undefined;
+  const { health, conn } = await probeNodeKeepingConnection(node, creds, options);
+  await conn?.end().catch(() => {});
+  return health;
+}
+
+/** probeNode that hands over its connection when the node answered: the caller ends it. */
+export async function probeNodeKeepingConnection(
+  node: NodeEndpoint,
+  creds: Credentials,
+  options: { tls?: TlsOptions; timeoutMs?: number } = {},
+): Promise<{ health: NodeHealth; conn?: Connection }> {
+  let conn: Connection | undefined;
   try {
     conn = await connectNode(node, creds, { timeoutMs: options.timeoutMs ?? 3000, tls: options.tls });
     const s = await showGlobal(conn, "STATUS", "wsrep_%");
     const v = await showGlobal(conn, "VARIABLES", "wsrep_desync");
     // A server without Galera is a cluster of one: treat it as a healthy Primary, Synced node.
     const galera = s.has("wsrep_cluster_status") && s.get("wsrep_cluster_status") !== "Disconnected";
-    return {
+    const health: NodeHealth = {
       node,
       reachable: true,
       clusterStatus: galera ? (s.get("wsrep_cluster_status") ?? "") : "Primary",
@@ -44,8 +56,10 @@ export async function probeNode(
       lastCommitted: Number(s.get("wsrep_last_committed") ?? -1),
       desynced: v.get("wsrep_desync") === "ON",
     };
+    return { health, conn };
   } catch (e) {
-    return {
+    await conn?.end().catch(() => {});
+    const health: NodeHealth = {
       node,
       reachable: false,
       clusterStatus: "",
@@ -57,8 +71,7 @@ export async function probeNode(
       desynced: false,
       error: e instanceof StrongboxError ? e.message : (e as Error).message,
     };
-  } finally {
-    await conn?.end().catch(() => {});
+    return { health };
   }
 }
 
