@@ -48,6 +48,8 @@ export interface BackupDeps {
   tls?: TlsOptions | undefined;
   recipients: RecipientSet;
   signing: SigningKey;
+  /** The committed backup ids, when the caller scanned the repository under the lock it holds. */
+  committed?: readonly string[] | undefined;
   /** Local state (desync markers) of this backup host. */
   stateDir: string;
   log: (message: string) => void;
@@ -161,7 +163,7 @@ export async function runBackup(deps: BackupDeps, req: BackupRequest = {}): Prom
   let plan: Plan;
   try {
     let history: Manifest[];
-    [probes, history] = await Promise.all([probing, deps.repo.list()]);
+    [probes, history] = await Promise.all([probing, deps.repo.list(deps.committed)]);
     plan = planBackup(
       config,
       probes.map((p) => p.health),

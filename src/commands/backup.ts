@@ -60,8 +60,12 @@ export async function backup(g: GlobalOptions, o: BackupCommandOptions): Promise
           // We hold the writer lock, so every temp object is a dead writer's.
           const temps = await repo.storage.cleanupTemp?.(0);
           if (temps) progress.note(`removed ${temps} temporary file(s) of unfinished writes`, true);
+          // The scan's committed ids stay valid under the lock: runBackup reads their manifests.
+          let committed: string[] | undefined;
           if (!repo.storage.capabilities.appendOnly) {
-            for (const id of (await repo.scan()).orphans) {
+            const scan = await repo.scan();
+            committed = scan.committed;
+            for (const id of scan.orphans) {
               const n = await repo.removeUncommitted(id);
               progress.note(`removed ${n} object(s) of unfinished backup ${id}`, true);
             }
@@ -83,6 +87,7 @@ export async function backup(g: GlobalOptions, o: BackupCommandOptions): Promise
               recipients,
               signing,
               stateDir,
+              committed,
               log: (msg) => progress.note(msg, true),
             },
             {

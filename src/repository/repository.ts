@@ -138,9 +138,10 @@ export class Repository {
     return { committed: ids.filter((i) => seen.get(i)), orphans: ids.filter((i) => !seen.get(i)) };
   }
 
-  async list(): Promise<Manifest[]> {
-    const { committed } = await this.scan();
-    return Promise.all(committed.map((id) => this.get(id)));
+  /** The committed backups' manifests; `committed` skips the scan when the caller just did one. */
+  async list(committed?: readonly string[]): Promise<Manifest[]> {
+    const ids = committed ?? (await this.scan()).committed;
+    return Promise.all(ids.map((id) => this.get(id)));
   }
 
   async get(id: string): Promise<Manifest> {
