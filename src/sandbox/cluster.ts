@@ -135,6 +135,12 @@ async function readPid(node: SandboxNode): Promise<number | null> {
 }
 
 /** The last error lines of a node's log, on one line (timestamps dropped). */
+/** An error log line without its time and thread id. */
+export function withoutLogPrefix(line: string): string {
+  // MariaDB pads the hour with a space: "2026-11-27  0:35:05 0 [ERROR] …" before 10:00.
+  return line.replace(/^\d{4}-\d\d-\d\d +\d{1,2}:\d\d:\d\d \d+ /, "").trim();
+}
+
 async function errorLogTail(node: SandboxNode, lines = 3): Promise<string> {
   try {
     const text = await readFile(node.errorLog, "utf8");
@@ -143,7 +149,7 @@ async function errorLogTail(node: SandboxNode, lines = 3): Promise<string> {
       .split("\n")
       .filter((l) => /\[ERROR\]|Aborting|FATAL/i.test(l))
       .slice(-lines)
-      .map((l) => l.replace(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \d+ /, "").trim())
+      .map(withoutLogPrefix)
       .join(" | ");
   } catch {
     return "(no error log)";

@@ -3,6 +3,7 @@
 // `verify` against a real sandbox cluster.
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
+import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { LoadedConfig } from "../../src/config/load.ts";
@@ -12,7 +13,7 @@ import { createLogger, humanLine } from "../../src/daemon/log.ts";
 import type { StepOutcome, StepRunner } from "../../src/daemon/runner.ts";
 import { Scheduler } from "../../src/daemon/scheduler.ts";
 import type { ConfigError } from "../../src/errors.ts";
-import { BIN, cli, editConfig } from "../helpers/cli.ts";
+import { BIN, cli, editConfig, FIXTURES } from "../helpers/cli.ts";
 import { useCluster } from "../helpers/cluster.ts";
 
 type Event = Record<string, unknown> & { event?: string; job?: string; time: string; level: number };
@@ -264,9 +265,15 @@ describe("daemon process against a real cluster", () => {
     const cfg = editConfig(cluster.configPath, `${cluster.dir}/daemon.yaml`, (c) => {
       c.schedule = { verify: "*/2 * * * * *" };
     });
+    // Every verify takes a second longer (a fixture), so the SIGTERM below lands while one runs.
     const child = spawn(BIN, ["--config", cfg, "daemon"], {
       stdio: ["ignore", "pipe", "pipe"],
-      env: { ...process.env, STRONGBOX_NODE: process.execPath },
+      env: {
+        ...process.env,
+        STRONGBOX_NODE: process.execPath,
+        NODE_OPTIONS: `--import ${join(FIXTURES, "slow-verify.mjs")}`,
+        SLOW_VERIFY_MS: "1000",
+      },
     });
     children.push(child);
     let out = "";

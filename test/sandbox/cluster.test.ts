@@ -19,6 +19,7 @@ import {
   sandboxUp,
   startNode,
   stopNode,
+  withoutLogPrefix,
 } from "../../src/sandbox/cluster.ts";
 import { pidAlive } from "../../src/util/proc.ts";
 import { useCluster } from "../helpers/cluster.ts";
@@ -132,6 +133,12 @@ describe("sandbox cluster", () => {
 });
 
 describe("sandbox errors", () => {
+  it("error log lines lose their time and thread id, also before 10:00 (space-padded hour)", () => {
+    assert.equal(withoutLogPrefix("2026-11-27 14:35:05 0 [ERROR] WSREP: x"), "[ERROR] WSREP: x");
+    assert.equal(withoutLogPrefix("2026-11-27  0:35:05 12 [ERROR] WSREP: x"), "[ERROR] WSREP: x");
+    assert.equal(withoutLogPrefix("[ERROR] no prefix"), "[ERROR] no prefix");
+  });
+
   it("names missing packages and the apt command", () => {
     assert.throws(
       () => checkPackages([{ path: "/nonexistent/galera.so", pkg: "galera-4" }]),
