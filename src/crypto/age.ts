@@ -792,8 +792,13 @@ const STREAM_HIGH_WATER_MARK = 256 * 1024;
 /**
  * A Transform that encrypts its input to an age file. Memory stays at about one chunk plus the
  * stream buffers whatever the input size. Recipients are validated here, synchronously.
+ * `onOutput` sees every output byte, in order, as it is pushed (the part writer hashes there
+ * instead of passing the stream through one more stream).
  */
-export function createEncryptStream(recipients: AgeRecipient[]): Transform {
+export function createEncryptStream(
+  recipients: AgeRecipient[],
+  onOutput?: (bytes: Buffer) => void,
+): Transform {
   const plan = planRecipients(recipients);
   let payload: PayloadEncryptor | undefined;
   // Derive up front (scrypt runs on the thread pool) so the first write does not wait for it.
@@ -802,13 +807,17 @@ export function createEncryptStream(recipients: AgeRecipient[]): Transform {
 
   async function start(stream: Transform): Promise<PayloadEncryptor> {
     const started = await ready;
+    onOutput?.(started.prefix);
     stream.push(started.prefix);
     payload = started.payload;
     return started.payload;
   }
 
   function emit(stream: Transform, out: Buffer[]): void {
-    for (const b of out) stream.push(b);
+    for (const b of out) {
+      onOutput?.(b);
+      stream.push(b);
+    }
   }
 
   return new Transform({

@@ -2,7 +2,7 @@
 // Memory is bounded by the stream buffers of the parts in flight, never by the part size.
 import { createHash } from "node:crypto";
 import { once } from "node:events";
-import { PassThrough, type Readable, type Transform } from "node:stream";
+import type { Transform } from "node:stream";
 import { type AgeRecipient, createEncryptStream } from "../crypto/age.ts";
 import type { Storage } from "../storage/types.ts";
 
@@ -38,20 +38,15 @@ interface OpenPart {
 
 function openPart(o: PartWriterOptions, index: number): OpenPart {
   const key = o.keyFor(index);
-  const enc = createEncryptStream(o.recipients);
   const hash = createHash("sha256");
   let size = 0;
-  const tap = new PassThrough({ highWaterMark: 1 << 20 });
-  enc.on("data", (c: Buffer) => {
+  // The stored bytes are hashed as the encryptor produces them; the upload reads the encryptor.
+  const enc = createEncryptStream(o.recipients, (c) => {
     hash.update(c);
     size += c.length;
-    if (!tap.write(c)) enc.pause();
   });
-  tap.on("drain", () => enc.resume());
-  enc.once("end", () => tap.end());
-  enc.once("error", (e) => tap.destroy(e));
   // The upload reports failures through its promise; this keeps a late error from being unhandled.
-  tap.on("error", () => {});
+  enc.on("error", () => {});
   const part: OpenPart = {
     index,
     key,
@@ -59,7 +54,7 @@ function openPart(o: PartWriterOptions, index: number): OpenPart {
     enc,
     stored: Promise.resolve() as unknown as Promise<PartRecord>,
   };
-  part.stored = o.storage.put(key, tap as Readable, { signal: o.signal }).then(() => {
+  part.stored = o.storage.put(key, enc, { signal: o.signal }).then(() => {
     const record = { index, key, size, sha256: hash.digest("hex"), plainSize: part.plain };
     o.onPart?.(record);
     return record;
