@@ -4,7 +4,13 @@ import type { ClusterNode, RecipientSet, SigningKey } from "../config/context.ts
 import type { StrongboxConfig } from "../config/schema.ts";
 import { encryptBuffer } from "../crypto/age.ts";
 import { StrongboxError } from "../errors.ts";
-import { type Connection, type Credentials, connectNode, type TlsOptions } from "../galera/connection.ts";
+import {
+  type Connection,
+  type Credentials,
+  connectNode,
+  type TlsOptions,
+  withConnection,
+} from "../galera/connection.ts";
 import { clearDesyncMarker, type DesyncGuard, desyncNode, writeDesyncMarker } from "../galera/desync.ts";
 import {
   describeHealth,
@@ -212,22 +218,13 @@ async function attempt(
   const node = deps.nodes.find((n) => n.name === donor.node.name)!;
   // Missing grants are found before anything is desynced or streamed, and named with the GRANT
   // that fixes them: some (TRIGGER, EVENT) would otherwise make backups silently incomplete.
-  const checkGrants = async (conn: Connection) => {
-    try {
-      return await preflightBackupGrants(conn, [plan.kind === "logical" ? "logical" : "physical"]);
-    } finally {
-      await conn.end().catch(() => {});
-    }
-  };
-  const connect = () => connectNode(node, deps.backupCreds, { tls: deps.tls });
-  // A probe connection lost since (mysql2 marks that fatal) gets a new one, whose failure to
-  // connect is then a node failure like any other.
-  const account = probed
-    ? await checkGrants(probed).catch(async (e) => {
-        if (!(e as { fatal?: boolean }).fatal) throw e;
-        return checkGrants(await connect());
-      })
-    : await checkGrants(await connect());
+  // A probe connection lost since gets a new one, whose failure to connect is then a node
+  // failure like any other.
+  const account = await withConnection(
+    probed,
+    () => connectNode(node, deps.backupCreds, { tls: deps.tls }),
+    (conn) => preflightBackupGrants(conn, [plan.kind === "logical" ? "logical" : "physical"]),
+  );
   const id = newBackupId();
   const startedAt = new Date();
   const durations: Record<string, number> = {};

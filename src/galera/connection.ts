@@ -76,6 +76,30 @@ export async function connectNode(
   }
 }
 
+/**
+ * Runs `use` on `kept`, a connection opened earlier, if it still works; else on a new one from
+ * `connect` (mysql2 marks the errors of a lost connection `fatal`; any other error is `use`'s own
+ * and is thrown). The connection used is ended either way.
+ */
+export async function withConnection<T>(
+  kept: Connection | undefined,
+  connect: () => Promise<Connection>,
+  use: (conn: Connection) => Promise<T>,
+): Promise<T> {
+  const run = async (conn: Connection) => {
+    try {
+      return await use(conn);
+    } finally {
+      await conn.end().catch(() => {});
+    }
+  };
+  if (!kept) return run(await connect());
+  return run(kept).catch(async (e: unknown) => {
+    if (!(e as { fatal?: boolean }).fatal) throw e;
+    return run(await connect());
+  });
+}
+
 export async function queryRows<T = Record<string, unknown>>(
   conn: Connection,
   sql: string,

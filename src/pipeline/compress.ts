@@ -83,7 +83,7 @@ export function zstdCompress(level: number, threads: number, input?: Readable): 
   return { child, done, totalIn, bytesRead };
 }
 
-/** zstd -d as a child; with `outputFd` it writes there (a FIFO read by `fifoReader`), else to a pipe. */
+/** zstd -d as a child; with `outputFd` it writes there (the FIFO the unpack worker reads), else to a pipe. */
 export function zstdDecompress(outputFd?: number): Codec {
   const child = spawn("zstd", ["-d", "-q", "-c", "--no-progress"], {
     stdio: ["pipe", outputFd ?? "pipe", "pipe"],

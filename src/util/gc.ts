@@ -1,8 +1,9 @@
 // Streaming a backup allocates a new Buffer for every read, and V8 collects that garbage only
 // after about 64 MB of it has built up outside its heap. At a gigabyte per second the peak RSS
 // then sits 60-100 MB above what the process needs (measured: `verify` of a 400 MB backup peaked
-// at 154 MB; a restore at 190 MB, 131 MB when collecting every 8 MB). So the hot loops report the bytes they stream, and
-// every COLLECT_EVERY bytes a full collection runs: a few milliseconds on our small heap.
+// at 154 MB; a restore at 190 MB, 131 MB when collecting every 8 MB). So the hot loops report the
+// bytes they stream, and every COLLECT_EVERY bytes a full collection runs: a few milliseconds on
+// our small heap.
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 

@@ -6,9 +6,10 @@ import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { takeInventory } from "../../src/backup/inventory.ts";
-import { showGlobal } from "../../src/galera/connection.ts";
+import { showGlobal, withConnection } from "../../src/galera/connection.ts";
 import { openCatalog } from "../../src/monitor/catalog.ts";
 import { loadDataset } from "../../src/sandbox/dataset.ts";
+import { preflightBackupGrants } from "../../src/security/grants.ts";
 import { BIN, cli, editConfig, FIXTURES, startCli } from "../helpers/cli.ts";
 import { useCluster } from "../helpers/cluster.ts";
 
@@ -158,6 +159,40 @@ describe("backup", () => {
       assert.ok(big > 0 && big < bounded.tables.length, `some tables above the limit (${big})`);
     } finally {
       await c.end();
+    }
+  });
+
+  it("grants check: a probe connection lost since is replaced; other errors are not retried", async () => {
+    const killer = await cluster.connect(1);
+    try {
+      const probe = await cluster.connect(1);
+      await killer.query(`KILL CONNECTION ${probe.threadId}`);
+      let connects = 0;
+      const account = await withConnection(
+        probe,
+        () => {
+          connects++;
+          return cluster.connect(1);
+        },
+        (conn) => preflightBackupGrants(conn, ["physical"]),
+      );
+      assert.match(account, /@/);
+      assert.equal(connects, 1, "one new connection for the lost one");
+      // A live connection whose work fails for its own reasons: that error, no reconnect.
+      await assert.rejects(
+        withConnection(
+          await cluster.connect(1),
+          () => {
+            connects++;
+            return cluster.connect(1);
+          },
+          (conn) => conn.query("SELECT * FROM no_such_schema.t"),
+        ),
+        /no_such_schema/,
+      );
+      assert.equal(connects, 1);
+    } finally {
+      await killer.end();
     }
   });
 
