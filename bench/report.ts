@@ -155,18 +155,21 @@ function row(rows: Row[], op: Op, tool: Tool): Row | undefined {
 
 export function checks(size: string, rows: Row[]): Check[] {
   const out: Check[] = [];
-  const sbFull = row(rows, "full", "strongbox");
-  const shFull = row(rows, "full", "shell");
-  if (sbFull && shFull) {
-    const ratio = sbFull.wallS / shFull.wallS;
+  const vsShell = (op: Op, name: string, limit: number) => {
+    const sb = row(rows, op, "strongbox");
+    const sh = row(rows, op, "shell");
+    if (!sb || !sh) return;
+    const ratio = sb.wallS / sh.wallS;
     out.push({
       size,
-      name: "full backup vs shell pipeline",
-      measured: `${ratio.toFixed(2)}× (${sbFull.wallS} s vs ${shFull.wallS} s)`,
-      limit: `≤ ${TARGETS.fullVsShell}×`,
-      pass: ratio <= TARGETS.fullVsShell,
+      name: `${name} vs shell pipeline`,
+      measured: `${ratio.toFixed(2)}× (${sb.wallS} s vs ${sh.wallS} s)`,
+      limit: `≤ ${limit}×`,
+      pass: ratio <= limit,
     });
-  }
+  };
+  const sbFull = row(rows, "full", "strongbox");
+  vsShell("full", "full backup", TARGETS.fullVsShell);
   for (const [tool, limit] of [
     ["restic", TARGETS.fasterThanRestic],
     ["borg", TARGETS.fasterThanBorg],
@@ -182,18 +185,7 @@ export function checks(size: string, rows: Row[]): Check[] {
       pass: speedup >= limit,
     });
   }
-  const sbRestore = row(rows, "restore", "strongbox");
-  const shRestore = row(rows, "restore", "shell");
-  if (sbRestore && shRestore) {
-    const ratio = sbRestore.wallS / shRestore.wallS;
-    out.push({
-      size,
-      name: "restore vs shell pipeline",
-      measured: `${ratio.toFixed(2)}× (${sbRestore.wallS} s vs ${shRestore.wallS} s)`,
-      limit: `≤ ${TARGETS.restoreVsShell}×`,
-      pass: ratio <= TARGETS.restoreVsShell,
-    });
-  }
+  vsShell("restore", "restore", TARGETS.restoreVsShell);
   const sbIncr = row(rows, "incremental", "strongbox");
   if (sbIncr?.storedBytes !== undefined && sbFull?.storedBytes) {
     const f = sbIncr.storedBytes / sbFull.storedBytes;
