@@ -608,49 +608,44 @@ const MAX_COUNTER = 2 ** 48 - 1;
 class PayloadEncryptor {
   readonly #key: KeyObject;
   #counter = 0;
-  readonly #pending = Buffer.allocUnsafe(AGE_CHUNK_SIZE);
-  #pendingLength = 0;
+  // The input of the chunk being filled, held by reference: a Writable's caller never reuses a
+  // buffer it wrote, and ChaCha20-Poly1305 takes a chunk in several updates, so nothing is copied.
+  #held: Buffer[] = [];
+  #heldLength = 0;
 
   constructor(key: KeyObject) {
     this.#key = key;
   }
 
-  #seal(plaintext: Buffer, last: boolean, out: Buffer[]): void {
+  #seal(last: boolean, out: Buffer[]): void {
     if (this.#counter > MAX_COUNTER)
       throw new StrongboxError("AGE_TOO_LARGE", "age payload exceeds 2^48 chunks");
     const cipher = createCipheriv("chacha20-poly1305", this.#key, chunkNonce(this.#counter++, last), {
       authTagLength: TAG_SIZE,
     });
-    out.push(cipher.update(plaintext));
+    for (const piece of this.#held) out.push(cipher.update(piece));
     cipher.final();
     out.push(cipher.getAuthTag());
+    this.#held = [];
+    this.#heldLength = 0;
   }
 
-  // A full chunk is held back until more input arrives, because the last chunk (even a full
+  // A full chunk is sealed only when more input arrives, because the last chunk (even a full
   // one) carries the last-chunk flag.
   write(data: Buffer, out: Buffer[]): void {
     let offset = 0;
     while (offset < data.length) {
-      if (this.#pendingLength === AGE_CHUNK_SIZE) {
-        this.#seal(this.#pending, false, out);
-        this.#pendingLength = 0;
-      }
-      if (this.#pendingLength === 0 && data.length - offset > AGE_CHUNK_SIZE) {
-        // Seal straight from the input, no copy.
-        this.#seal(data.subarray(offset, offset + AGE_CHUNK_SIZE), false, out);
-        offset += AGE_CHUNK_SIZE;
-        continue;
-      }
-      const n = Math.min(AGE_CHUNK_SIZE - this.#pendingLength, data.length - offset);
-      data.copy(this.#pending, this.#pendingLength, offset, offset + n);
-      this.#pendingLength += n;
+      if (this.#heldLength === AGE_CHUNK_SIZE) this.#seal(false, out);
+      const n = Math.min(AGE_CHUNK_SIZE - this.#heldLength, data.length - offset);
+      this.#held.push(n === data.length ? data : data.subarray(offset, offset + n));
+      this.#heldLength += n;
       offset += n;
     }
   }
 
   // The final chunk is empty only when the whole payload is.
   end(out: Buffer[]): void {
-    this.#seal(this.#pending.subarray(0, this.#pendingLength), true, out);
+    this.#seal(true, out);
   }
 }
 

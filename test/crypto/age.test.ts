@@ -224,13 +224,16 @@ describe("interop with the age CLI", () => {
       const plain = randomBytes(size);
       const identityFile = writeIdentityFile(alice.identity);
 
-      const ours = await encrypt(plain, [x25519(alice.recipient)], 10_000);
-      const { headerLength: hl } = readHeader(ours);
-      // Exact size: no empty trailing chunk unless the payload is empty.
-      assert.equal(ours.length, hl + payloadLength(size));
-      const viaAge = age(["-d", "-i", identityFile], ours);
-      assert.equal(viaAge.status, 0, viaAge.stderr.toString());
-      assert.ok(viaAge.stdout.equals(plain));
+      // Writes that straddle chunks, writes of exactly one chunk, and writes of many chunks.
+      for (const piece of [10_000, 65_536, 200_000]) {
+        const ours = await encrypt(plain, [x25519(alice.recipient)], piece);
+        const { headerLength: hl } = readHeader(ours);
+        // Exact size: no empty trailing chunk unless the payload is empty.
+        assert.equal(ours.length, hl + payloadLength(size));
+        const viaAge = age(["-d", "-i", identityFile], ours);
+        assert.equal(viaAge.status, 0, viaAge.stderr.toString());
+        assert.ok(viaAge.stdout.equals(plain), `written in pieces of ${piece}`);
+      }
 
       const theirs = age(["-r", alice.recipient], plain);
       assert.equal(theirs.status, 0, theirs.stderr.toString());
