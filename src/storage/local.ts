@@ -21,6 +21,7 @@ import { basename, dirname, join, resolve } from "node:path";
 import { addAbortSignal, type Readable, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { StrongboxError } from "../errors.ts";
+import { openDirect, supportsDirect, writeStreamDirect } from "./direct.ts";
 import {
   type GetOptions,
   type ObjectInfo,
@@ -49,6 +50,11 @@ export interface LocalStorageOptions {
   create?: boolean;
   /** fsync files and directories so a finished put survives a power loss (default true). */
   durable?: boolean;
+  /**
+   * Write streamed objects with O_DIRECT, bypassing the page cache, where the filesystem takes
+   * it (default true; see direct.ts). Small objects given as bytes are always written buffered.
+   */
+  direct?: boolean;
 }
 
 /** Marks an error of the destination (as opposed to the caller's source stream) in a pipeline. */
@@ -129,17 +135,20 @@ export class LocalStorage implements Storage {
     conditionalCreate: true,
   };
   private readonly durable: boolean;
+  /** Whether the root's filesystem takes direct writes: asked once, at the first streamed put. */
+  private direct: Promise<boolean> | boolean;
 
-  private constructor(root: string, durable: boolean) {
+  private constructor(root: string, durable: boolean, direct: boolean) {
     this.root = root;
     this.durable = durable;
+    this.direct = direct;
     this.description = `local:${root}`;
   }
 
   /** Opens (and by default creates, mode 0700) a storage rooted at a directory. */
   static async open(root: string, options: LocalStorageOptions = {}): Promise<LocalStorage> {
     const absolute = resolve(root);
-    const storage = new LocalStorage(absolute, options.durable ?? true);
+    const storage = new LocalStorage(absolute, options.durable ?? true, options.direct ?? true);
     try {
       if (options.create ?? true) await mkdir(absolute, { recursive: true, mode: DIR_MODE });
       const info = await stat(absolute);
@@ -175,14 +184,18 @@ export class LocalStorage implements Storage {
     // While copying the caller's stream, an error is theirs (or an abort) unless the write failed.
     let copying = false;
     try {
-      ({ temp, handle } = await this.createTemp(key, dir, basename(target)));
+      const direct = !(data instanceof Uint8Array) && (await this.directWrites());
+      let written: boolean;
+      ({ temp, handle, direct: written } = await this.createTemp(key, dir, basename(target), direct));
       let size: number;
       if (data instanceof Uint8Array) {
         await writeAll(handle, [Buffer.from(data.buffer, data.byteOffset, data.byteLength)]);
         size = data.byteLength;
       } else {
         copying = true;
-        size = await writeStream(handle, data, signal);
+        size = written
+          ? await writeStreamDirect(handle, data, (e) => new WriteFailure(e), signal)
+          : await writeStream(handle, data, signal);
         copying = false;
       }
       if (this.durable) await handle.sync();
@@ -341,15 +354,31 @@ export class LocalStorage implements Storage {
    * (0700) one level at a time below the root. The root itself is never re-created: if it has
    * vanished (an unmounted disk), writing into the mount point underneath would be wrong.
    */
+  private async directWrites(): Promise<boolean> {
+    if (typeof this.direct === "boolean" && !this.direct) return false;
+    if (this.direct === true) {
+      this.direct = supportsDirect(this.root, `${TEMP_PREFIX}${randomBytes(8).toString("hex")}-direct-probe`);
+      // A probe that fails for another reason (a full disk) decides nothing: ask again next time.
+      this.direct.catch(() => {
+        this.direct = true;
+      });
+    }
+    return await this.direct;
+  }
+
+  /** A new temp file; opened for direct writes when asked and the filesystem takes them. */
   private async createTemp(
     key: string,
     dir: string,
     name: string,
-  ): Promise<{ temp: string; handle: FileHandle }> {
+    direct: boolean,
+  ): Promise<{ temp: string; handle: FileHandle; direct: boolean }> {
     for (let attempt = 0; ; attempt++) {
       const temp = join(dir, `${TEMP_PREFIX}${randomBytes(8).toString("hex")}-${name}`);
       try {
-        return { temp, handle: await open(temp, "wx", FILE_MODE) };
+        const handle = direct ? await openDirect(temp, FILE_MODE) : undefined;
+        if (handle) return { temp, handle, direct: true };
+        return { temp, handle: await open(temp, "wx", FILE_MODE), direct: false };
       } catch (error) {
         // A concurrent delete may prune the directory between our mkdir and open: try again.
         if (errnoCode(error) !== "ENOENT" || attempt >= 3) throw error;

@@ -31,6 +31,15 @@ storageConformance("local", async () => {
   };
 });
 
+// Streams go through O_DIRECT above (direct.ts); this is the buffered path other filesystems get.
+storageConformance("local, buffered writes", async () => {
+  const dir = await tempRoot();
+  return {
+    storage: await LocalStorage.open(join(dir, "repo"), { direct: false }),
+    cleanup: () => rm(dir, { recursive: true, force: true }),
+  };
+});
+
 storageConformance("local, wrapped by the core", async () => {
   const dir = await tempRoot();
   return {
