@@ -1,4 +1,4 @@
-// npm run bench [-- --size 1GB | --sizes 0.5GB,2GB] [-- --reps 3]
+// npm run bench [-- --size 1GB | --sizes 1GB,4GB] [-- --reps 3]
 //
 // Side by side, in one run, on a one-node sandbox loaded to each size: strongbox's full backup,
 // incremental and restore next to the shell pipeline the spec names, restic and borg, all reading
@@ -51,7 +51,7 @@ const RESULTS = join(ROOT, "bench", "results");
 const { values: args } = parseArgs({
   options: {
     size: { type: "string" },
-    sizes: { type: "string", default: "0.5GB,2GB" },
+    sizes: { type: "string", default: "1GB,4GB" },
     reps: { type: "string", default: "3" },
     "write-seconds": { type: "string", default: "30" },
     "write-rate": { type: "string", default: "100" },
@@ -67,7 +67,7 @@ const { values: args } = parseArgs({
 if (args.help) {
   process.stdout.write(`npm run bench -- [options]   (docs/benchmarks.md)
   --size S             one size, e.g. 1GB
-  --sizes A,B          sizes to compare (default 0.5GB,2GB)
+  --sizes A,B,...      sizes to compare (default 1GB,4GB)
   --reps N             repetitions per measurement; medians are reported (default 3)
   --write-seconds T    write load before each incremental (default 30)
   --write-rate N       statements per second of that load (default 100)
