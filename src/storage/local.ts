@@ -184,16 +184,16 @@ export class LocalStorage implements Storage {
     // While copying the caller's stream, an error is theirs (or an abort) unless the write failed.
     let copying = false;
     try {
-      const direct = !(data instanceof Uint8Array) && (await this.directWrites());
-      let written: boolean;
-      ({ temp, handle, direct: written } = await this.createTemp(key, dir, basename(target), direct));
+      const wantDirect = !(data instanceof Uint8Array) && (await this.directWrites());
+      let direct: boolean;
+      ({ temp, handle, direct } = await this.createTemp(key, dir, basename(target), wantDirect));
       let size: number;
       if (data instanceof Uint8Array) {
         await writeAll(handle, [Buffer.from(data.buffer, data.byteOffset, data.byteLength)]);
         size = data.byteLength;
       } else {
         copying = true;
-        size = written
+        size = direct
           ? await writeStreamDirect(handle, data, (e) => new WriteFailure(e), signal)
           : await writeStream(handle, data, signal);
         copying = false;
@@ -349,13 +349,9 @@ export class LocalStorage implements Storage {
     }
   }
 
-  /**
-   * Opens a new temp file (0600, O_EXCL) in the target's directory, creating missing directories
-   * (0700) one level at a time below the root. The root itself is never re-created: if it has
-   * vanished (an unmounted disk), writing into the mount point underneath would be wrong.
-   */
+  /** Whether streamed puts go through O_DIRECT: the root's filesystem is probed the first time. */
   private async directWrites(): Promise<boolean> {
-    if (typeof this.direct === "boolean" && !this.direct) return false;
+    if (this.direct === false) return false;
     if (this.direct === true) {
       this.direct = supportsDirect(this.root, `${TEMP_PREFIX}${randomBytes(8).toString("hex")}-direct-probe`);
       // A probe that fails for another reason (a full disk) decides nothing: ask again next time.
@@ -366,7 +362,12 @@ export class LocalStorage implements Storage {
     return await this.direct;
   }
 
-  /** A new temp file; opened for direct writes when asked and the filesystem takes them. */
+  /**
+   * Opens a new temp file (0600, O_EXCL) in the target's directory, creating missing directories
+   * (0700) one level at a time below the root. The root itself is never re-created: if it has
+   * vanished (an unmounted disk), writing into the mount point underneath would be wrong. With
+   * `direct`, the file is opened for direct writes if its filesystem takes them.
+   */
   private async createTemp(
     key: string,
     dir: string,
