@@ -11,7 +11,6 @@ import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { rm, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { createZstdCompress, constants as zlibConstants } from "node:zlib";
 import type { ClusterNode } from "../config/context.ts";
@@ -129,18 +128,14 @@ async function storeEncrypted(
 ): Promise<{ size: number; sha256: string }> {
   const hash = createHash("sha256");
   let size = 0;
-  const tap = new Transform({
-    transform(chunk: Buffer, _enc, cb) {
-      hash.update(chunk);
-      size += chunk.length;
-      cb(null, chunk);
-    },
-  });
   const zstd = createZstdCompress({ params: { [zlibConstants.ZSTD_c_compressionLevel]: 3 } });
-  const enc = createEncryptStream(recipients);
+  const enc = createEncryptStream(recipients, (stored) => {
+    hash.update(stored);
+    size += stored.length;
+  });
   const source = createReadStream(path);
-  const chain = pipeline(source, zstd, enc, tap, { signal });
-  const put = repo.storage.put(key, tap, { signal, ifAbsent: true });
+  const chain = pipeline(source, zstd, enc, { signal });
+  const put = repo.storage.put(key, enc, { signal, ifAbsent: true });
   await Promise.all([chain, put]);
   return { size, sha256: hash.digest("hex") };
 }
