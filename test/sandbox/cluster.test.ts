@@ -18,6 +18,7 @@ import {
   sandboxStatus,
   sandboxUp,
   startNode,
+  stateTransferFailed,
   stopNode,
   withoutLogPrefix,
 } from "../../src/sandbox/cluster.ts";
@@ -137,6 +138,22 @@ describe("sandbox errors", () => {
     assert.equal(withoutLogPrefix("2026-11-27 14:35:05 0 [ERROR] WSREP: x"), "[ERROR] WSREP: x");
     assert.equal(withoutLogPrefix("2026-11-27  0:35:05 12 [ERROR] WSREP: x"), "[ERROR] WSREP: x");
     assert.equal(withoutLogPrefix("[ERROR] no prefix"), "[ERROR] no prefix");
+  });
+
+  it("a joiner that failed its state transfer is told apart from other start failures", () => {
+    // The error-log tail of a real failure on the CI machine (a joiner restarted under load).
+    const sst =
+      "[ERROR] WSREP: not JOINING when sst_received() called, state: CONNECTED | [ERROR] WSREP: provider.sst_received() failed: Not connected to Primary Component | [ERROR] WSREP: ./gcs/src/gcs_group.cpp:gcs_group_handle_join_msg():1225: Will never receive state. Need to abort.";
+    assert.equal(stateTransferFailed(sst), true);
+    assert.equal(stateTransferFailed("[ERROR] WSREP: SST failed: 1 (Operation not permitted)"), true);
+    assert.equal(
+      stateTransferFailed("[ERROR] Do you already have another server running on port: 34101 ?"),
+      false,
+    );
+    assert.equal(
+      stateTransferFailed("[ERROR] mariadbd: unknown variable 'wsrep_bogus=1' | [ERROR] Aborting"),
+      false,
+    );
   });
 
   it("names missing packages and the apt command", () => {
