@@ -54,8 +54,11 @@ export interface BackupDeps {
   tls?: TlsOptions | undefined;
   recipients: RecipientSet;
   signing: SigningKey;
-  /** The committed backup ids, when the caller scanned the repository under the lock it holds. */
-  committed?: readonly string[] | undefined;
+  /**
+   * The committed backup ids, when the caller scans the repository under the lock it holds
+   * (undefined: scan here). Awaited before anything is streamed.
+   */
+  committed?: Promise<readonly string[] | undefined> | readonly string[] | undefined;
   /** Local state (desync markers) of this backup host. */
   stateDir: string;
   log: (message: string) => void;
@@ -153,6 +156,27 @@ export function planBackup(
   };
 }
 
+/**
+ * The manifests `planBackup` needs: none for a requested full or logical backup, else the newest
+ * back to the last full (the chain an incremental continues), read newest first. A repository of a
+ * year of daily backups is not read and verified in full before every backup.
+ */
+export async function planningHistory(
+  repo: Pick<Repository, "scan" | "get">,
+  committed: readonly string[] | undefined,
+  kind: BackupType | undefined,
+): Promise<Manifest[]> {
+  if (kind === "full" || kind === "logical") return [];
+  const ids = committed ?? (await repo.scan()).committed;
+  const newestFirst: Manifest[] = [];
+  for (let i = ids.length - 1; i >= 0; i--) {
+    const m = await repo.get(ids[i]!);
+    newestFirst.push(m);
+    if (m.type === "full") break;
+  }
+  return newestFirst.reverse();
+}
+
 function isNodeFailure(e: unknown): boolean {
   const code = (e as StrongboxError).code ?? "";
   return code === "BACKUP_TOOL_FAILED" || code.startsWith("NODE_") || code === "CHILD_FAILED";
@@ -169,7 +193,10 @@ export async function runBackup(deps: BackupDeps, req: BackupRequest = {}): Prom
   let plan: Plan;
   try {
     let history: Manifest[];
-    [probes, history] = await Promise.all([probing, deps.repo.list(deps.committed)]);
+    [probes, history] = await Promise.all([
+      probing,
+      Promise.resolve(deps.committed).then((ids) => planningHistory(deps.repo, ids, req.kind)),
+    ]);
     plan = planBackup(
       config,
       probes.map((p) => p.health),

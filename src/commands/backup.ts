@@ -55,22 +55,28 @@ export async function backup(g: GlobalOptions, o: BackupCommandOptions): Promise
         });
         const stopHeartbeat = lock.startHeartbeat(Math.max(1000, Math.min(60_000, ttlMs / 4)));
         const progress = new Progress(!g.json && process.stderr.isTTY);
+        let housekeeping: Promise<readonly string[] | undefined> | undefined;
         try {
           // Leftovers of runs that crashed (kill -9) before their commit: safe to remove under the lock.
-          // We hold the writer lock, so every temp object is a dead writer's.
-          const temps = await repo.storage.cleanupTemp?.(0);
-          if (temps) progress.note(`removed ${temps} temporary file(s) of unfinished writes`, true);
-          // The scan's committed ids stay valid under the lock: runBackup reads their manifests.
-          let committed: string[] | undefined;
-          if (!repo.storage.capabilities.appendOnly) {
-            const scan = await repo.scan();
-            committed = scan.committed;
-            for (const id of scan.orphans) {
+          // We hold the writer lock, so every temp object is a dead writer's. The scan's committed ids
+          // stay valid under the lock: runBackup reads the manifests it needs from them. All of this
+          // runs while the nodes are asked; the stream starts only after it (no temp file of ours
+          // exists before then).
+          housekeeping = (async () => {
+            const [temps, scan] = await Promise.all([
+              repo.storage.cleanupTemp?.(0),
+              repo.storage.capabilities.appendOnly ? undefined : repo.scan(),
+            ]);
+            if (temps) progress.note(`removed ${temps} temporary file(s) of unfinished writes`, true);
+            for (const id of scan?.orphans ?? []) {
               const n = await repo.removeUncommitted(id);
               progress.note(`removed ${n} object(s) of unfinished backup ${id}`, true);
             }
-          }
+            return scan?.committed;
+          })();
+          housekeeping.catch(() => {});
           const stateDir = stateDirOf(loaded);
+          // Before the nodes are probed: a node this host left desynced would not look Synced.
           await repairAbandonedDesync(stateDir, clusterNodes(loaded), adminCreds, {
             tls: clusterTls(loaded),
             log: (msg) => progress.note(msg, !g.json),
@@ -87,7 +93,7 @@ export async function backup(g: GlobalOptions, o: BackupCommandOptions): Promise
               recipients,
               signing,
               stateDir,
-              committed,
+              committed: housekeeping,
               log: (msg) => progress.note(msg, true),
             },
             {
@@ -115,6 +121,8 @@ export async function backup(g: GlobalOptions, o: BackupCommandOptions): Promise
           return m;
         } finally {
           progress.done();
+          // Nothing is removed from the repository once the lock is released.
+          await housekeeping?.catch(() => {});
           stopHeartbeat();
           await lock.release().catch(() => {});
         }

@@ -330,6 +330,12 @@ export class LocalStorage implements Storage {
       throw this.mapError(error, "list", dirKey);
     }
     entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    // Files of one directory are stat'ed together (a backup's parts and manifest): a repository
+    // of hundreds of backups is listed in a fraction of the time of one stat after another.
+    const files: Promise<ObjectInfo | undefined>[] = [];
+    const flush = async function* (): AsyncIterable<ObjectInfo> {
+      for (const info of await Promise.all(files.splice(0))) if (info) yield info; // gone meanwhile: a concurrent delete
+    };
     for (const entry of entries) {
       signal?.throwIfAborted();
       // Dot names are temp files (or not ours); symlinks and other non-regular files are skipped.
@@ -341,12 +347,15 @@ export class LocalStorage implements Storage {
         continue; // a name no key could produce: not an object of ours
       }
       if (entry.isDirectory()) {
+        yield* flush();
         yield* this.walk(key, "", signal);
       } else if (entry.isFile()) {
-        const info = await this.stat(key);
-        if (info) yield info; // gone meanwhile: a concurrent delete
+        const info = this.stat(key);
+        info.catch(() => {}); // awaited in flush; a failure surfaces there
+        files.push(info);
       }
     }
+    yield* flush();
   }
 
   /** Whether streamed puts go through O_DIRECT: the root's filesystem is probed the first time. */

@@ -1,15 +1,10 @@
 // prune keeps every archived binlog a kept backup needs for recovery up to now.
 import assert from "node:assert/strict";
-import { mkdtemp } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { describe, it } from "node:test";
 import { appendEntry, BINLOG_INDEX_FORMAT, type BinlogEntry } from "../../src/binlog/index.ts";
-import { generateSigningKey } from "../../src/crypto/sign.ts";
 import type { Manifest } from "../../src/repository/manifest.ts";
 import { binlogsBefore } from "../../src/repository/prune.ts";
-import { Repository } from "../../src/repository/repository.ts";
-import { LocalStorage } from "../../src/storage/local.ts";
+import { tempRepository } from "../helpers/repo.ts";
 
 function entry(seq: number, file: string, first: number, last: number): BinlogEntry {
   return {
@@ -35,16 +30,7 @@ function entry(seq: number, file: string, first: number, last: number): BinlogEn
 
 describe("prune and the binlog archive", () => {
   it("removes only files entirely before the oldest kept backup's GTID", async () => {
-    const dir = await mkdtemp(join(tmpdir(), "sb-prune-binlogs-"));
-    const signing = generateSigningKey();
-    const repo = await Repository.init("local", await LocalStorage.open(dir), {
-      recipients: [],
-      passphrase: false,
-      signingPublicKey: signing.publicKey,
-      compression: { algorithm: "zstd", level: 1 },
-      partSize: 1 << 20,
-      signingPrivateKeyPem: signing.privateKeyPem,
-    });
+    const { repo } = await tempRepository("prune-binlogs");
     await appendEntry(repo, entry(1, "binlog.000001", 1, 10));
     await appendEntry(repo, entry(2, "binlog.000002", 11, 20));
     await appendEntry(repo, entry(3, "binlog.000003", 21, 30));

@@ -1,0 +1,68 @@
+// Which manifests a backup reads to plan itself: only the chain it may continue, not the repository.
+import assert from "node:assert/strict";
+import { writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+import { planningHistory } from "../../src/backup/run.ts";
+import { MANIFEST_FORMAT, type Manifest } from "../../src/repository/manifest.ts";
+import { tempRepository } from "../helpers/repo.ts";
+
+// One backup a day, in order: ids sort by time as real ones do.
+const backup = (day: number, type: Manifest["type"]): Manifest =>
+  ({
+    format: MANIFEST_FORMAT,
+    id: `202611${String(day).padStart(2, "0")}T020000Z-00000${day}`,
+    type,
+    startedAt: `2026-11-${String(day).padStart(2, "0")}T02:00:00.000Z`,
+    parts: [],
+  }) as unknown as Manifest;
+
+describe("planning history", () => {
+  it("reads the newest backups back to the last full, oldest first, and nothing for --full or --logical", async () => {
+    const { repo, dir } = await tempRepository("plan");
+    const chain = [
+      backup(1, "full"),
+      backup(2, "incremental"),
+      backup(3, "logical"),
+      backup(4, "full"),
+      backup(5, "incremental"),
+      backup(6, "logical"),
+      backup(7, "incremental"),
+    ];
+    for (const m of chain) await repo.commit(m);
+    // A manifest older than the last full is not read: damage there does not stop tonight's backup.
+    await writeFile(join(dir, "backups", chain[1]!.id, "manifest.json"), "{ not json");
+
+    const ids = (ms: Manifest[]) => ms.map((m) => m.id);
+    const expected = ids(chain.slice(3));
+    assert.deepEqual(ids(await planningHistory(repo, undefined, undefined)), expected);
+    assert.deepEqual(ids(await planningHistory(repo, undefined, "incremental")), expected);
+    const { committed } = await repo.scan();
+    assert.deepEqual(
+      ids(await planningHistory(repo, committed, undefined)),
+      expected,
+      "from the caller's scan",
+    );
+    assert.deepEqual(await planningHistory(repo, committed, "full"), []);
+    assert.deepEqual(await planningHistory(repo, committed, "logical"), []);
+  });
+
+  it("reads every backup when there is no full, and none in an empty repository", async () => {
+    const { repo } = await tempRepository("plan");
+    assert.deepEqual(await planningHistory(repo, undefined, undefined), []);
+    await repo.commit(backup(1, "logical"));
+    await repo.commit(backup(2, "logical"));
+    assert.deepEqual(
+      (await planningHistory(repo, undefined, undefined)).map((m) => m.type),
+      ["logical", "logical"],
+    );
+  });
+
+  it("fails with the manifest's own error when one in the chain is damaged", async () => {
+    const { repo, dir } = await tempRepository("plan");
+    await repo.commit(backup(1, "full"));
+    await repo.commit(backup(2, "incremental"));
+    await writeFile(join(dir, "backups", backup(1, "full").id, "manifest.json"), "{ not json");
+    await assert.rejects(planningHistory(repo, undefined, undefined), { code: "MANIFEST_CORRUPT" });
+  });
+});
