@@ -2,7 +2,8 @@
 import { formatBytes } from "../util/size.ts";
 
 export class Progress {
-  private readonly enabled: boolean;
+  /** Whether anything is drawn (a terminal): callers skip the work that only feeds the display. */
+  readonly enabled: boolean;
   private readonly started = Date.now();
   private lastDraw = 0;
   private drawn = false;

@@ -100,10 +100,16 @@ export async function backup(g: GlobalOptions, o: BackupCommandOptions): Promise
               kind,
               node: o.node,
               signal: AbortSignal.any([abort.signal, timeout]),
-              onProgress: (b) => progress.update(b),
-              onEstimate: (n) => {
-                progress.total = n;
-              },
+              // Only a terminal shows progress: else no size estimate (a connection and a query
+              // on the donor) and no polling.
+              ...(progress.enabled
+                ? {
+                    onProgress: (b: number) => progress.update(b),
+                    onEstimate: (n: number) => {
+                      progress.total = n;
+                    },
+                  }
+                : {}),
             },
           );
           progress.done();

@@ -1,6 +1,10 @@
 // The strongbox.yaml schema: the single source of truth for validation and for docs/configuration.md.
 import { z } from "zod";
 
+// zod compiles a fast path for each object schema (new Function) at its first parse: worth it for
+// many parses, but a command parses its configuration once. Measured: ~4 ms less per start.
+z.config({ jitless: true });
+
 const sizeString = z
   .union([
     z.number().int().positive(),
