@@ -44,8 +44,11 @@ export async function openDirect(path: string, mode: number): Promise<FileHandle
   try {
     return await open(path, DIRECT_FLAGS, mode);
   } catch (error) {
-    if (isEinval(error)) return undefined;
-    throw error;
+    if (!isEinval(error)) throw error;
+    // Linux creates the file before it finds that the filesystem refuses O_DIRECT (ramfs does).
+    // O_EXCL made the name ours, so the empty file left behind is removed.
+    await unlink(path).catch(() => {});
+    return undefined;
   }
 }
 

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtemp, readdir, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -120,5 +121,47 @@ describe("direct (O_DIRECT) writes", () => {
     assert.ok((await getBytes(storage, "backups/x/part-000000.age")).equals(data));
     // The probe's temp file is gone too.
     assert.deepEqual(await readdir(join(dir, "repo")), ["backups"]);
+  });
+});
+
+// A real filesystem that refuses O_DIRECT: ramfs fails open() with EINVAL. Mounting it needs root,
+// which the test suite runs as (it installs packages and starts clusters too).
+describe("direct writes on a filesystem that refuses them (ramfs)", () => {
+  let mnt: string;
+  before(async () => {
+    mnt = await mkdtemp(join(tmpdir(), "strongbox-ramfs-"));
+    try {
+      execFileSync("mount", ["-t", "ramfs", "-o", "mode=0700", "ramfs", mnt], { stdio: "pipe" });
+    } catch (e) {
+      throw new Error(
+        `mounting a ramfs at ${mnt} failed (needs root): ${String((e as { stderr?: Buffer }).stderr ?? e).trim()}`,
+      );
+    }
+  });
+  after(async () => {
+    execFileSync("umount", [mnt]);
+    await rm(mnt, { recursive: true, force: true });
+  });
+
+  test("openDirect says no (undefined) and the probe says false; neither leaves a file", async () => {
+    assert.equal(await openDirect(join(mnt, "x"), 0o600), undefined);
+    assert.equal(await supportsDirect(mnt, ".tmp-probe"), false);
+    assert.deepEqual(await readdir(mnt), []);
+  });
+
+  test("LocalStorage falls back to buffered writes: the same bytes, mode 0600, no temp file left", async () => {
+    const storage = await LocalStorage.open(join(mnt, "repo"));
+    const data = randomBytes(5 * MiB + 17);
+    // Twice: the first put probes the filesystem, the second uses the remembered answer.
+    for (const key of ["backups/x/part-000000.age", "backups/x/part-000001.age"]) {
+      assert.deepEqual(await storage.put(key, unevenStream(data)), { size: data.length });
+      assert.ok((await getBytes(storage, key)).equals(data));
+      assert.equal((await stat(join(mnt, "repo", key))).mode & 0o777, 0o600);
+    }
+    assert.deepEqual(await readdir(join(mnt, "repo", "backups", "x")), [
+      "part-000000.age",
+      "part-000001.age",
+    ]);
+    assert.deepEqual(await readdir(join(mnt, "repo")), ["backups"]);
   });
 });
