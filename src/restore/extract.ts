@@ -63,6 +63,9 @@ export async function decodeBackup(
   let unpacked: Promise<UnpackResult>;
   try {
     unpacked = unpackOnWorker({ fd: fifo.readFd, ...(o.sink === "extract" ? { dir: o.dir } : {}) });
+    // If zstd cannot be started, the worker reads the end of the FIFO and fails; that failure is
+    // not the one to report.
+    unpacked.catch(() => {});
     zstd = zstdDecompress(fifo.writeFd);
   } finally {
     // zstd has its own copy; the worker sees the end of the stream when zstd closes it.

@@ -37,7 +37,15 @@ const WORKER = new URL(`../restore/unpack-worker${extname(fileURLToPath(import.m
 /** Starts the worker; resolves when the stream ended cleanly (and every file is written and closed). */
 export function unpackOnWorker(request: UnpackRequest): Promise<UnpackResult> {
   return new Promise((resolve, reject) => {
-    const worker = new Worker(WORKER, { workerData: request });
+    let worker: Worker;
+    try {
+      worker = new Worker(WORKER, { workerData: request });
+    } catch (e) {
+      // No worker (out of threads or memory): nobody else will close the descriptor.
+      closeQuietly(request.fd);
+      reject(e);
+      return;
+    }
     // The descriptor was opened by this thread, so it is closed by this thread.
     worker.once("exit", () => closeQuietly(request.fd));
     let settled = false;

@@ -6,6 +6,7 @@ import { execFileSync } from "node:child_process";
 import {
   closeSync,
   existsSync,
+  fstatSync,
   mkdirSync,
   mkdtempSync,
   openSync,
@@ -146,6 +147,19 @@ describe("unpacking an xbstream on the worker", () => {
       assert.match(e.message, /^reading the decompressed stream failed: EISDIR/);
       return true;
     });
+  });
+
+  it("a worker that cannot be started is an error, and the FIFO's read end is closed", async () => {
+    const fifo = await openFifo();
+    try {
+      // Fault injection: a request the Worker constructor cannot clone makes it throw, as it does
+      // when no thread can be created.
+      const bad = { fd: fifo.readFd, dir: (() => "not cloneable") as unknown as string };
+      await assert.rejects(unpackOnWorker(bad), { name: "DataCloneError" });
+      assert.throws(() => fstatSync(fifo.readFd), { code: "EBADF" });
+    } finally {
+      closeSync(fifo.writeFd);
+    }
   });
 
   it("a full filesystem is TARGET_FULL, named in one line", async () => {
