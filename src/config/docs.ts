@@ -1,5 +1,5 @@
 // Renders docs/configuration.md from the zod schema, so the reference cannot drift from the code.
-import { z } from "zod";
+import * as z from "zod";
 import { configSchema } from "./schema.ts";
 
 interface JsonSchema {

@@ -3,7 +3,7 @@ import { statSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { parseDocument } from "yaml";
-import type { z } from "zod";
+import type * as z from "zod";
 import { ConfigError, StrongboxError } from "../errors.ts";
 import { configSchema, type StrongboxConfig } from "./schema.ts";
 

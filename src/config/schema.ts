@@ -1,5 +1,5 @@
 // The strongbox.yaml schema: the single source of truth for validation and for docs/configuration.md.
-import { z } from "zod";
+import * as z from "zod";
 
 // zod compiles a fast path for each object schema (new Function) at its first parse: worth it for
 // many parses, but a command parses its configuration once. Measured: ~4 ms less per start.
