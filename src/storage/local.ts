@@ -36,6 +36,8 @@ import {
 } from "./types.ts";
 
 const DIR_MODE = 0o700;
+/** Files of one directory stat'ed at once while listing. */
+const STAT_BATCH = 256;
 const FILE_MODE = 0o600;
 /** Temp files of unfinished puts; keys cannot start with "." so these never collide with objects. */
 export const TEMP_PREFIX = ".tmp-";
@@ -353,6 +355,8 @@ export class LocalStorage implements Storage {
         const info = this.stat(key);
         info.catch(() => {}); // awaited in flush; a failure surfaces there
         files.push(info);
+        // A directory of many thousand files (a binlog archive) is stat'ed in bounded batches.
+        if (files.length >= STAT_BATCH) yield* flush();
       }
     }
     yield* flush();

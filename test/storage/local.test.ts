@@ -57,6 +57,23 @@ describe("local storage", () => {
     await rm(dir, { recursive: true, force: true });
   });
 
+  test("lists a directory of more files than one stat batch in key order, with every size", async () => {
+    const storage = await LocalStorage.open(join(dir, "listing"));
+    await mkdir(join(dir, "listing", "many", "m-sub"), { recursive: true });
+    const expected: { key: string; size: number }[] = [];
+    for (let i = 0; i < 600; i++) {
+      const name = `f-${String(i).padStart(4, "0")}`;
+      await writeFile(join(dir, "listing", "many", name), Buffer.alloc(i % 97));
+      expected.push({ key: `many/${name}`, size: i % 97 });
+    }
+    await writeFile(join(dir, "listing", "many", "m-sub", "x"), "12345");
+    expected.push({ key: "many/m-sub/x", size: 5 });
+    expected.sort((a, b) => (a.key < b.key ? -1 : 1));
+    const seen: { key: string; size: number }[] = [];
+    for await (const o of storage.list("many/")) seen.push({ key: o.key, size: o.size });
+    assert.deepEqual(seen, expected, "in order as listed, not only as a set");
+  });
+
   test("files are created 0600 and directories 0700 even with umask 000", async () => {
     const previous = process.umask(0);
     try {
