@@ -461,6 +461,7 @@ async function main(): Promise<void> {
   const flat = flatnessCheck(summarized);
   if (flat) allChecks.push(flat);
   const finishedAt = new Date();
+  const nativeSealing = snapshot.nativeSealer && process.env.STRONGBOX_SEALER !== "node";
   const minutes = (finishedAt.getTime() - startedAt.getTime()) / 60000;
   const md = [
     `# Benchmark ${startedAt.toISOString()}`,
@@ -468,7 +469,7 @@ async function main(): Promise<void> {
     `${host.cpus} × ${host.cpuModel}, ${host.memoryGb} GB RAM; load average at start ${host.loadAvgAtStart}.`,
     `Medians of ${reps} repetition(s) (peak RSS: the largest); one-node sandbox; ${minutes.toFixed(0)} minutes in all.`,
     `Incrementals after \`sandbox write --seconds ${writeSeconds} --rate ${writeRate}\`.`,
-    `Code: commit ${snapshot.commit}${snapshot.modified.length ? ` with uncommitted changes to ${snapshot.modified.join(", ")}` : ""}${args.code ? ` (from ${args.code})` : ""}, built to dist/.`,
+    `Code: commit ${snapshot.commit}${snapshot.modified.length ? ` with uncommitted changes to ${snapshot.modified.join(", ")}` : ""}${args.code ? ` (from ${args.code})` : ""}, built to dist/; parts sealed by ${nativeSealing ? "the native sealer (native/seal.c)" : `Node (${snapshot.nativeSealer ? "STRONGBOX_SEALER=node" : "the native sealer was not built"})`}.`,
     `Versions: ${Object.entries(versions)
       .map(([k, v]) => `${k} ${v.replace(/^.*?(\d+\.\d+\.\d+).*$/, "$1")}`)
       .join(", ")}.`,
@@ -512,7 +513,7 @@ async function main(): Promise<void> {
       bufferPool: args["buffer-pool"],
       code: args.code ?? ".",
     },
-    code: { commit: snapshot.commit, modified: snapshot.modified },
+    code: { commit: snapshot.commit, modified: snapshot.modified, nativeSealer: nativeSealing },
     targets: allChecks,
     sizes: summarized,
   };

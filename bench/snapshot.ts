@@ -10,8 +10,10 @@ export interface Snapshot {
   /** The launcher of the copy (bin/strongbox). */
   strongbox: string;
   commit: string;
-  /** Files under src/ and bin/ that differ from the commit when the copy was taken. */
+  /** Files under src/, native/ and bin/ that differ from the commit when the copy was taken. */
   modified: string[];
+  /** Whether the build has the native part sealer (native/seal.c); without it Node seals parts. */
+  nativeSealer: boolean;
 }
 
 function git(cwd: string, args: string[]): string {
@@ -32,6 +34,7 @@ export function takeSnapshot(from: string, into: string, root: string): Snapshot
   for (const name of [
     "bin",
     "src",
+    "native",
     "package.json",
     "tsconfig.json",
     "tsconfig.build.json",
@@ -61,7 +64,8 @@ export function takeSnapshot(from: string, into: string, root: string): Snapshot
     dir: into,
     strongbox: join(into, "bin", "strongbox"),
     commit: git(from, ["rev-parse", "--short", "HEAD"]),
-    modified: git(from, ["status", "--porcelain", "--", "src", "bin"])
+    nativeSealer: existsSync(join(into, "native/build/strongbox-seal")),
+    modified: git(from, ["status", "--porcelain", "--", "src", "native", "bin"])
       .split("\n")
       .filter(Boolean)
       .map((l) => l.slice(3)),

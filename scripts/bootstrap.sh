@@ -29,6 +29,9 @@ APT_PACKAGES=(
   "/usr/bin/ceph-mon:ceph-mon"
   "/usr/bin/ceph-osd:ceph-osd"
   "/usr/bin/openssl:openssl"
+  # The native part sealer (native/seal.c) is built with these; without them Node seals the parts.
+  "/usr/bin/cc:gcc"
+  "/usr/include/openssl/evp.h:libssl-dev"
 )
 
 ensure_apt() {
@@ -85,7 +88,7 @@ ensure_npm_deps() {
 
 ensure_build() {
   local newest
-  newest="$(find "$ROOT/src" -name '*.ts' -newer "$ROOT/dist/.stamp" 2>/dev/null | head -1 || true)"
+  newest="$(find "$ROOT/src" "$ROOT/native" \( -name '*.ts' -o -name '*.c' \) -newer "$ROOT/dist/.stamp" 2>/dev/null | head -1 || true)"
   if [ ! -f "$ROOT/dist/.stamp" ] || [ -n "$newest" ]; then
     say "building"
     (cd "$ROOT" && PATH="$(dirname "$NODE"):$PATH" "$NODE" scripts/build.ts) || die "build failed"

@@ -772,14 +772,31 @@ class PayloadDecryptor {
 // ---------------------------------------------------------------------------------------------
 // Public encryption API
 
-function* encryptSteps(plan: WrapPlan): KdfSteps<{ prefix: Buffer; payload: PayloadEncryptor }> {
+function* headerSteps(plan: WrapPlan): KdfSteps<{ prefix: Buffer; key: Buffer }> {
   const fileKey = randomBytes(FILE_KEY_SIZE);
   const stanzas = yield* wrapSteps(fileKey, plan);
   const nonce = randomBytes(PAYLOAD_NONCE_SIZE);
   return {
     prefix: Buffer.concat([encodeHeader(fileKey, stanzas), nonce]),
-    payload: new PayloadEncryptor(payloadKey(fileKey, nonce)),
+    key: hkdf(fileKey, nonce, "payload"),
   };
+}
+
+function* encryptSteps(plan: WrapPlan): KdfSteps<{ prefix: Buffer; payload: PayloadEncryptor }> {
+  const { prefix, key } = yield* headerSteps(plan);
+  return { prefix, payload: new PayloadEncryptor(createSecretKey(key)) };
+}
+
+/**
+ * The start of a new age file for a sealer outside this process (native/seal.c): the header and
+ * payload nonce (`prefix`, the file's first bytes) and the payload's ChaCha20-Poly1305 key, from
+ * a fresh file key. Whoever holds `payloadKey` can write the file's payload and nothing else.
+ */
+export async function startAgeFile(
+  recipients: readonly AgeRecipient[],
+): Promise<{ prefix: Buffer; payloadKey: Buffer }> {
+  const { prefix, key } = await runAsync(headerSteps(planRecipients(recipients)));
+  return { prefix, payloadKey: key };
 }
 
 const STREAM_HIGH_WATER_MARK = 256 * 1024;

@@ -1,4 +1,5 @@
-// child stdout → count → zstd → parts (age) → storage, with backpressure end to end.
+// child stdout → count → zstd → parts (age) → storage, with backpressure end to end. To a local
+// repository, zstd's output goes to the native sealer (seal.ts) instead of through this process.
 // The first failure anywhere stops everything: children are terminated, parts in flight aborted.
 import type { ChildProcess } from "node:child_process";
 import { Transform } from "node:stream";
@@ -9,6 +10,7 @@ import { terminate } from "../util/proc.ts";
 import { zstdCompress } from "./compress.ts";
 import { allOrFirstError } from "./failfast.ts";
 import { type PartRecord, writeParts } from "./parts.ts";
+import { nativeSealer, sealParts } from "./seal.ts";
 
 const HEAD_BYTES = 256 * 1024;
 
@@ -82,27 +84,55 @@ export async function streamToParts(source: StreamSource, o: StreamOptions): Pro
           if (n !== undefined) o.onProgress?.(n);
         }, 500)
       : undefined;
+  // A local repository gets its parts from the native sealer, which reads zstd's output itself.
+  const files = o.storage.localFiles?.();
+  const sealer = files && nativeSealer();
+  const sealing = sealer
+    ? sealParts(zstd.child.stdout!, {
+        sealer,
+        files,
+        keyFor: o.keyFor,
+        partSize: o.partSize,
+        recipients: o.recipients,
+        signal,
+      })
+    : undefined;
+  if (sealing) zstd.child.stdout!.destroy();
   const stop = async () => {
     abort.abort(new Error("pipeline stopped"));
-    await Promise.all([terminate(source.child, 3000), terminate(zstd.child, 3000)]);
+    await Promise.all([
+      terminate(source.child, 3000),
+      terminate(zstd.child, 3000),
+      ...(sealing ? [terminate(sealing.child, 3000)] : []),
+    ]);
   };
   const onAbort = () => void stop();
   o.signal?.addEventListener("abort", onAbort, { once: true });
   const feed = direct
     ? Promise.resolve()
     : pipeline(source.child.stdout!, counter, zstd.child.stdin!, { signal });
+  // When the sealer fails (a full disk), zstd and then the tool fail writing into the closed pipe,
+  // and their exits may be seen before the sealer's: its error is the one to report.
+  const sealerFirst = (done: Promise<void>): Promise<void> =>
+    sealing
+      ? done.catch(async (error: unknown) => {
+          const [sealed] = await Promise.allSettled([sealing.parts]);
+          throw sealed.status === "rejected" ? sealed.reason : error;
+        })
+      : done;
   const tasks = [
-    source.done,
-    zstd.done,
+    sealerFirst(source.done),
+    sealerFirst(zstd.done),
     feed,
-    writeParts(zstd.child.stdout!, {
-      storage: o.storage,
-      keyFor: o.keyFor,
-      partSize: o.partSize,
-      recipients: o.recipients,
-      maxInFlight: o.maxInFlight,
-      signal,
-    }),
+    sealing?.parts ??
+      writeParts(zstd.child.stdout!, {
+        storage: o.storage,
+        keyFor: o.keyFor,
+        partSize: o.partSize,
+        recipients: o.recipients,
+        maxInFlight: o.maxInFlight,
+        signal,
+      }),
   ] as [Promise<void>, Promise<void>, Promise<void>, Promise<PartRecord[]>];
   try {
     const results = await allOrFirstError(tasks, stop, o.signal);

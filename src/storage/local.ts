@@ -24,6 +24,7 @@ import { StrongboxError } from "../errors.ts";
 import { openDirect, supportsDirect, writeStreamDirect } from "./direct.ts";
 import {
   type GetOptions,
+  type LocalFiles,
   type ObjectInfo,
   type OperationOptions,
   type PutOptions,
@@ -223,6 +224,37 @@ export class LocalStorage implements Storage {
       if (copying) throw error;
       throw this.mapError(error, "put", key);
     }
+  }
+
+  localFiles(): LocalFiles {
+    return {
+      durable: this.durable,
+      tempPath: async (key) => {
+        validateKey(key);
+        try {
+          await this.makeDirectories(key);
+        } catch (error) {
+          throw this.mapError(error, "put", key);
+        }
+        const target = this.path(key);
+        return join(dirname(target), `${TEMP_PREFIX}${randomBytes(8).toString("hex")}-${basename(target)}`);
+      },
+      commit: async (temp, key) => {
+        validateKey(key);
+        const target = this.path(key);
+        try {
+          // link() fails with EEXIST when the target exists: never over an object.
+          await link(temp, target);
+          await unlink(temp);
+          if (this.durable) await syncDirectory(dirname(target));
+        } catch (error) {
+          throw this.mapError(error, "put", key);
+        }
+      },
+      discard: (temp) => unlink(temp).catch(() => {}),
+      writeError: (code, message, key) =>
+        this.mapError(Object.assign(new Error(message), { code }), "put", key),
+    };
   }
 
   async get(key: string, options: GetOptions = {}): Promise<Readable> {

@@ -85,6 +85,28 @@ export interface Storage {
    * writer); returns how many. Only backends that write temp objects have it.
    */
   cleanupTemp?(olderThanMs: number): Promise<number>;
+  /**
+   * Files of this storage that another process may write directly (the native part sealer), or
+   * undefined when objects are not plain local files. Only the local backend has them.
+   */
+  localFiles?(): LocalFiles | undefined;
+}
+
+/** Objects written as files by another process: a temp path first, then a commit into place. */
+export interface LocalFiles {
+  /** Whether commits fsync (the writer should fsync its file too). */
+  readonly durable: boolean;
+  /** A fresh temp path beside where `key` goes (its directories created, 0700); no file yet. */
+  tempPath(key: string): Promise<string>;
+  /**
+   * Moves a finished temp file into place as `key`, never over an existing object (a commit of an
+   * existing key fails with STORAGE_EXISTS), and syncs the directory when durable.
+   */
+  commit(temp: string, key: string): Promise<void>;
+  /** Removes a temp file, if it exists. */
+  discard(temp: string): Promise<void>;
+  /** The storage's error for a failure (errno code such as "ENOSPC") of the writer on `key`. */
+  writeError(code: string, message: string, key: string): unknown;
 }
 
 /** Longest key in bytes (S3's limit). */

@@ -6,6 +6,7 @@ import { StrongboxError } from "../errors.ts";
 import {
   type GetOptions,
   isStorageError,
+  type LocalFiles,
   type ObjectInfo,
   type OperationOptions,
   type PutOptions,
@@ -59,6 +60,7 @@ export interface WrappedStorage extends Storage {
   readonly inner: Storage;
   /** Like Storage.put; a RestartableSource can be retried even after it was partly read. */
   put(key: string, data: PutSource, options?: PutOptions): Promise<{ size: number }>;
+  localFiles(): LocalFiles | undefined;
 }
 
 const TRANSIENT_ERRNO = new Set([
@@ -213,6 +215,25 @@ class CoreStorage implements WrappedStorage {
 
   async cleanupTemp(olderThanMs: number): Promise<number> {
     return (await this.inner.cleanupTemp?.(olderThanMs)) ?? 0;
+  }
+
+  localFiles(): LocalFiles | undefined {
+    const files = this.inner.localFiles?.();
+    if (!files) return undefined;
+    // A commit never replaces an object, so append-only holds without a check here.
+    return {
+      durable: files.durable,
+      tempPath: (key) => {
+        validateKey(key);
+        return files.tempPath(key);
+      },
+      commit: (temp, key) => {
+        validateKey(key);
+        return files.commit(temp, key);
+      },
+      discard: (temp) => files.discard(temp),
+      writeError: (code, message, key) => files.writeError(code, message, key),
+    };
   }
 
   close(): Promise<void> {

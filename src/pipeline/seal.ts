@@ -1,0 +1,181 @@
+// The native part sealer (native/seal.c) for local repositories. zstd's output goes straight into
+// it, fd to fd: it cuts the stream into parts, encrypts each as an age file, hashes and writes it.
+// This process keeps the keys: it makes each part's age header and payload key and hands them
+// over on a pipe, and it commits each part file the sealer reports finished. The compressed
+// stream never crosses Node, which spent about twice the sealer's CPU on it (docs/benchmarks.md).
+import { type ChildProcess, spawn } from "node:child_process";
+import { accessSync, constants } from "node:fs";
+import { createInterface } from "node:readline";
+import type { Readable, Writable } from "node:stream";
+import { fileURLToPath } from "node:url";
+import { type AgeRecipient, startAgeFile } from "../crypto/age.ts";
+import { StrongboxError } from "../errors.ts";
+import type { LocalFiles } from "../storage/types.ts";
+import { TailBuffer, terminate } from "../util/proc.ts";
+import type { PartRecord } from "./parts.ts";
+
+// Built by scripts/build.ts. This module is two directories below the checkout in src/ and in
+// dist/ alike (the build guards that), so one relative path finds it from both.
+const SEALER = fileURLToPath(new URL("../../native/build/strongbox-seal", import.meta.url));
+/** Parts whose keys wait in the pipe, so the sealer never waits for the next part's key. */
+const KEYS_AHEAD = 2;
+
+/**
+ * The sealer to use, or undefined for the built-in one: when it is not built (no C compiler or
+ * OpenSSL headers at install) or turned off with STRONGBOX_SEALER=node.
+ */
+export function nativeSealer(): string | undefined {
+  if (process.env.STRONGBOX_SEALER === "node") return undefined;
+  try {
+    accessSync(SEALER, constants.X_OK);
+    return SEALER;
+  } catch {
+    return undefined;
+  }
+}
+
+export interface SealOptions {
+  sealer: string;
+  files: LocalFiles;
+  keyFor: (index: number) => string;
+  partSize: number;
+  recipients: AgeRecipient[];
+  signal?: AbortSignal;
+}
+
+export interface Sealing {
+  child: ChildProcess;
+  /** The parts, in order, once every one is committed; rejects on the first failure. */
+  parts: Promise<PartRecord[]>;
+}
+
+interface Handed {
+  key: string;
+  temp: string;
+}
+
+function record(path: string, prefix: Buffer, payloadKey: Buffer): Buffer {
+  const p = Buffer.from(path);
+  const out = Buffer.alloc(4 + p.length + 4 + prefix.length + payloadKey.length);
+  let at = out.writeUInt32LE(p.length, 0);
+  at += p.copy(out, at);
+  at = out.writeUInt32LE(prefix.length, at);
+  at += prefix.copy(out, at);
+  payloadKey.copy(out, at);
+  payloadKey.fill(0);
+  return out;
+}
+
+/**
+ * Seals `input` (a child's stdout, handed to the sealer as its stdin; the caller closes its own
+ * copy) into parts committed to `files`. Parts not committed are removed on failure.
+ */
+export function sealParts(input: Readable, o: SealOptions): Sealing {
+  const child = spawn(o.sealer, [String(o.partSize), ...(o.files.durable ? [] : ["--no-sync"])], {
+    stdio: [input, "pipe", "pipe", "pipe"],
+  });
+  const control = child.stdio[3] as Writable;
+  // The sealer closing its end early (it failed) is reported by its exit, not by this pipe.
+  control.on("error", () => {});
+  const stderr = new TailBuffer();
+  child.stderr!.on("data", (c: Buffer) => stderr.push(c));
+
+  const handed: Handed[] = [];
+  let failure: { error: unknown } | undefined;
+  const fail = (error: unknown) => {
+    failure ??= { error };
+    void terminate(child, 1000);
+  };
+  // Keys are made and sent one after another, in part order.
+  let sending: Promise<void> = Promise.resolve();
+  const sendKey = () => {
+    sending = sending.then(async () => {
+      if (failure) return;
+      const index = handed.length;
+      const key = o.keyFor(index);
+      const temp = await o.files.tempPath(key);
+      handed.push({ key, temp });
+      const { prefix, payloadKey } = await startAgeFile(o.recipients);
+      control.write(record(temp, prefix, payloadKey));
+    });
+    sending.catch(fail);
+  };
+  for (let i = 0; i < KEYS_AHEAD; i++) sendKey();
+
+  const records: PartRecord[] = [];
+  let committing: Promise<void> = Promise.resolve();
+  const lines = createInterface({ input: child.stdout! });
+  lines.on("line", (line) => {
+    const m = /^part (\d+) (\d+) (\d+) ([0-9a-f]{64})$/.exec(line);
+    const index = Number(m?.[1]);
+    const part = handed[index];
+    if (!m || !part || index !== records.length) {
+      fail(new StrongboxError("SEALER_PROTOCOL", `strongbox-seal reported something unexpected: ${line}`));
+      return;
+    }
+    const done: PartRecord = {
+      index,
+      key: part.key,
+      size: Number(m[3]),
+      sha256: m[4]!,
+      plainSize: Number(m[2]),
+    };
+    records.push(done);
+    sendKey();
+    committing = committing.then(async () => {
+      if (failure) return;
+      await o.files.commit(part.temp, part.key);
+      part.temp = "";
+    });
+    committing.catch(fail);
+  });
+
+  const onAbort = () => fail(o.signal?.reason ?? new Error("aborted"));
+  o.signal?.addEventListener("abort", onAbort, { once: true });
+
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve, reject) => {
+    child.once("error", (e: NodeJS.ErrnoException) =>
+      reject(new StrongboxError("CHILD_NOT_FOUND", `strongbox-seal: ${e.message}`, { cause: e })),
+    );
+    child.once("close", (code, signal) => resolve({ code, signal }));
+  });
+
+  const parts = (async () => {
+    try {
+      const { code, signal } = await exited;
+      await sending.catch(() => {});
+      await committing.catch(() => {});
+      if (failure) throw failure.error;
+      if (code !== 0) throw sealerError(code, signal, stderr.lastLines(1), o, handed[records.length]?.key);
+      if (records.length === 0) throw new StrongboxError("SEALER_PROTOCOL", "strongbox-seal wrote no part");
+      return records;
+    } catch (error) {
+      await Promise.all(handed.filter((h) => h.temp).map((h) => o.files.discard(h.temp)));
+      throw error;
+    } finally {
+      o.signal?.removeEventListener("abort", onAbort);
+      control.destroy();
+    }
+  })();
+  parts.catch(() => {});
+  return { child, parts };
+}
+
+// "strongbox-seal: ENOSPC write part: No space left on device" becomes the storage's own error.
+function sealerError(
+  code: number | null,
+  signal: NodeJS.Signals | null,
+  last: string,
+  o: SealOptions,
+  key: string | undefined,
+): unknown {
+  const m = /^strongbox-seal: (E[A-Z0-9]+) (.*)$/.exec(last);
+  if (m && key) {
+    const mapped = o.files.writeError(m[1]!, m[2]!, key);
+    if (mapped instanceof StrongboxError) return mapped;
+  }
+  const how = code === null ? `killed by ${signal}` : `exited with code ${code}`;
+  return new StrongboxError("CHILD_FAILED", `strongbox-seal ${how}: ${last || "(no output)"}`, {
+    stage: "seal",
+  });
+}

@@ -1,0 +1,264 @@
+// The native part sealer (native/seal.c through src/pipeline/seal.ts), on real files: its parts are
+// age files that the age CLI and our own decryptor read back to the stream, cut where the built-in
+// writer cuts them, with the sizes and hashes of the stored bytes. Faults: the sealer killed half
+// way, a full disk, an abort, a filesystem without O_DIRECT, an object already in place.
+import assert from "node:assert/strict";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Readable } from "node:stream";
+import { after, before, describe, it } from "node:test";
+import {
+  type AgeRecipient,
+  decryptBuffer,
+  generateX25519Identity,
+  parseIdentities,
+  parseRecipient,
+} from "../../src/crypto/age.ts";
+import { type PartRecord, writeParts } from "../../src/pipeline/parts.ts";
+import { nativeSealer, type SealOptions, sealParts } from "../../src/pipeline/seal.ts";
+import { LocalStorage } from "../../src/storage/local.ts";
+import { wrapStorage } from "../../src/storage/wrap.ts";
+
+const { identity, recipient } = generateX25519Identity();
+const recipients: AgeRecipient[] = [parseRecipient(recipient)];
+const identities = parseIdentities(identity);
+let work: string;
+let identityFile: string;
+let sealer: string;
+
+before(async () => {
+  work = await mkdtemp(join(tmpdir(), "sb-seal-"));
+  identityFile = join(work, "identity.txt");
+  writeFileSync(identityFile, `${identity}\n`, { mode: 0o600 });
+  const built = nativeSealer();
+  // The test command builds it (scripts/build.ts); a missing sealer is a failure here, not a skip.
+  assert.ok(built, "native/build/strongbox-seal is not built: run node scripts/build.ts");
+  sealer = built;
+});
+after(async () => {
+  await rm(work, { recursive: true, force: true });
+});
+
+let dirs = 0;
+function newDir(): string {
+  const dir = join(work, `d${dirs++}`);
+  mkdirSync(dir, { mode: 0o700 });
+  return dir;
+}
+
+/** A child whose stdout is `data`, then (with `holdMs`) stays open that long before it ends. */
+function producer(data: Buffer, holdMs = 0): ChildProcess {
+  const file = join(work, `in-${randomBytes(4).toString("hex")}`);
+  writeFileSync(file, data);
+  const script = holdMs > 0 ? `cat "$1"; exec sleep ${holdMs / 1000}` : 'exec cat "$1"';
+  // stderr ignored: a producer whose reader was killed reports the broken pipe there.
+  return spawn("bash", ["-c", script, "bash", file], { stdio: ["ignore", "pipe", "ignore"] });
+}
+
+async function seal(root: string, data: Buffer, partSize: number, extra: Partial<SealOptions> = {}) {
+  const storage = wrapStorage(await LocalStorage.open(root));
+  const child = producer(data, extra.signal ? 30_000 : 0);
+  const sealing = sealParts(child.stdout!, {
+    sealer,
+    files: storage.localFiles()!,
+    keyFor: (i) => `b/part-${i}.age`,
+    partSize,
+    recipients,
+    ...extra,
+  });
+  child.stdout!.destroy();
+  return { sealing, producer: child, storage };
+}
+
+function tempFiles(root: string): string[] {
+  return readdirSync(root, { recursive: true, encoding: "utf8" }).filter((p) =>
+    p.split("/").pop()!.startsWith(".tmp-"),
+  );
+}
+
+/** Checks every part's size, hash and mode, and decrypts it with the age CLI and with ours. */
+async function readBack(root: string, parts: PartRecord[]): Promise<Buffer> {
+  const plain: Buffer[] = [];
+  for (const p of parts) {
+    const path = join(root, p.key);
+    const stored = readFileSync(path);
+    assert.equal(stored.length, p.size, `size of part ${p.index}`);
+    assert.equal(createHash("sha256").update(stored).digest("hex"), p.sha256, `hash of part ${p.index}`);
+    assert.equal(statSync(path).mode & 0o777, 0o600, `mode of part ${p.index}`);
+    const byAge = execFileSync("age", ["-d", "-i", identityFile, path], { maxBuffer: 1 << 26 });
+    const byUs = await decryptBuffer(stored, identities);
+    assert.ok(byAge.equals(byUs), `age and strongbox read part ${p.index} alike`);
+    assert.equal(byUs.length, p.plainSize);
+    plain.push(byUs);
+  }
+  return Buffer.concat(plain);
+}
+
+async function builtinCuts(data: Buffer, partSize: number): Promise<number[]> {
+  const storage = await LocalStorage.open(newDir());
+  const parts = await writeParts(Readable.from([data]), {
+    storage,
+    keyFor: (i) => `b/part-${i}.age`,
+    partSize,
+    recipients,
+  });
+  return parts.map((p) => p.plainSize);
+}
+
+describe("native part sealer", () => {
+  it("seals parts that age and strongbox decrypt back to the stream, with stored sizes and hashes", async () => {
+    const root = newDir();
+    const data = randomBytes(2_500_000);
+    const { sealing } = await seal(root, data, 1 << 20);
+    const parts = await sealing.parts;
+    assert.deepEqual(
+      parts.map((p) => [p.index, p.key, p.plainSize]),
+      [
+        [0, "b/part-0.age", 1 << 20],
+        [1, "b/part-1.age", 1 << 20],
+        [2, "b/part-2.age", 2_500_000 - 2 * (1 << 20)],
+      ],
+    );
+    assert.ok((await readBack(root, parts)).equals(data));
+    assert.deepEqual(tempFiles(root), []);
+  });
+
+  it("cuts where the built-in writer cuts: exact multiples, parts that are not whole chunks", async () => {
+    for (const [size, partSize] of [
+      [2 * 65_536, 65_536], // every part one full chunk, which is also the last
+      [300_000, 100_000], // parts end inside a chunk, and the stream ends on a part boundary
+      [1000, 4096], // smaller than one chunk
+    ] as const) {
+      const root = newDir();
+      const data = randomBytes(size);
+      const parts = await (await seal(root, data, partSize)).sealing.parts;
+      assert.deepEqual(
+        parts.map((p) => p.plainSize),
+        await builtinCuts(data, partSize),
+        `cuts of ${size} bytes at ${partSize}`,
+      );
+      assert.ok((await readBack(root, parts)).equals(data), `${size} bytes at ${partSize}`);
+    }
+  });
+
+  it("an empty stream makes one empty part", async () => {
+    const root = newDir();
+    const parts = await (await seal(root, Buffer.alloc(0), 1 << 20)).sealing.parts;
+    assert.deepEqual(
+      parts.map((p) => [p.index, p.plainSize]),
+      [[0, 0]],
+    );
+    assert.equal((await readBack(root, parts)).length, 0);
+  });
+
+  it("seals for a passphrase recipient too (the header is made in Node)", async () => {
+    const root = newDir();
+    const data = randomBytes(200_000);
+    const parts = await (
+      await seal(root, data, 1 << 20, {
+        recipients: [{ type: "scrypt", passphrase: "correct horse", workFactor: 10 }],
+      })
+    ).sealing.parts;
+    const stored = readFileSync(join(root, parts[0]!.key));
+    const plain = await decryptBuffer(stored, [{ type: "scrypt", passphrase: "correct horse" }]);
+    assert.ok(plain.equals(data));
+  });
+
+  it("killed half way: the write fails and no temp file is left", async () => {
+    const root = newDir();
+    const abort = new AbortController();
+    // The producer holds its stdout open after the data, so the sealer is mid-part when killed.
+    const { sealing, producer: child } = await seal(root, randomBytes(1_500_000), 1 << 20, {
+      signal: abort.signal,
+    });
+    while (!existsSync(join(root, "b/part-0.age"))) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    sealing.child.kill("SIGKILL");
+    await assert.rejects(sealing.parts, (e: Error & { code?: string }) => {
+      assert.equal(e.code, "CHILD_FAILED");
+      assert.match(e.message, /^strongbox-seal killed by SIGKILL/);
+      return true;
+    });
+    child.kill();
+    assert.deepEqual(tempFiles(root), []);
+  });
+
+  it("an abort stops the sealer and removes the part it was writing", async () => {
+    const root = newDir();
+    const abort = new AbortController();
+    const { sealing, producer: child } = await seal(root, randomBytes(300_000), 1 << 20, {
+      signal: abort.signal,
+    });
+    // The first part's temp file exists once the sealer has read the first bytes.
+    while (tempFiles(root).length === 0) await new Promise((r) => setTimeout(r, 20));
+    abort.abort(new Error("stop requested"));
+    await assert.rejects(sealing.parts, /stop requested/);
+    child.kill();
+    assert.deepEqual(tempFiles(root), []);
+    assert.deepEqual(readdirSync(join(root, "b")), []);
+  });
+
+  it("never commits over an object already in place", async () => {
+    const root = newDir();
+    mkdirSync(join(root, "b"), { mode: 0o700 });
+    writeFileSync(join(root, "b/part-0.age"), "theirs", { mode: 0o600 });
+    const { sealing } = await seal(root, randomBytes(10_000), 1 << 20);
+    await assert.rejects(sealing.parts, { code: "STORAGE_EXISTS" });
+    assert.equal(readFileSync(join(root, "b/part-0.age"), "utf8"), "theirs");
+    assert.deepEqual(tempFiles(root), []);
+  });
+
+  it("STRONGBOX_SEALER=node turns it off", () => {
+    const saved = process.env.STRONGBOX_SEALER;
+    process.env.STRONGBOX_SEALER = "node";
+    try {
+      assert.equal(nativeSealer(), undefined);
+    } finally {
+      if (saved === undefined) delete process.env.STRONGBOX_SEALER;
+      else process.env.STRONGBOX_SEALER = saved;
+    }
+    assert.equal(nativeSealer(), sealer);
+  });
+
+  describe("on small filesystems (mounted here, needs root)", () => {
+    const mounts: string[] = [];
+    const mount = (type: string, options: string): string => {
+      const mnt = newDir();
+      execFileSync("mount", ["-t", type, "-o", options, type, mnt], { stdio: "pipe" });
+      mounts.push(mnt);
+      return mnt;
+    };
+    after(() => {
+      for (const m of mounts) execFileSync("umount", [m]);
+    });
+
+    it("a full disk is STORAGE_FULL naming the place, and the partial file is removed", async () => {
+      const mnt = mount("tmpfs", "size=1m,mode=0700");
+      const { sealing } = await seal(mnt, randomBytes(3_000_000), 64 << 20);
+      await assert.rejects(sealing.parts, (e: Error & { code?: string }) => {
+        assert.equal(e.code, "STORAGE_FULL");
+        assert.match(
+          e.message,
+          /^storage is full: no space left on the device holding .* \(while writing b\/part-0\.age\)$/,
+        );
+        return true;
+      });
+      assert.deepEqual(tempFiles(mnt), []);
+      assert.deepEqual(readdirSync(join(mnt, "b")), []);
+    });
+
+    it("a filesystem that refuses O_DIRECT (ramfs) gets buffered writes", async () => {
+      const mnt = mount("ramfs", "mode=0700");
+      const data = randomBytes(1_300_000);
+      const parts = await (await seal(mnt, data, 1 << 20)).sealing.parts;
+      assert.equal(parts.length, 2);
+      assert.ok((await readBack(mnt, parts)).equals(data));
+      assert.deepEqual(tempFiles(mnt), []);
+    });
+  });
+});
