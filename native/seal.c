@@ -113,31 +113,39 @@ static void read_u32(uint32_t *v) {
   *v = (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
 }
 
+static void buffered(struct part *p) {
+  int flags = fcntl(p->fd, F_GETFL);
+  if (flags < 0 || fcntl(p->fd, F_SETFL, flags & ~O_DIRECT) < 0) fail("fcntl part", errno);
+  p->direct = 0;
+}
+
+// Writes n staged bytes (whole blocks while direct). A filesystem that took O_DIRECT at open()
+// but refuses the write gets the bytes buffered.
+static void write_stage(struct part *p, const unsigned char *buf, size_t n) {
+  if (n == 0) return;
+  ssize_t w;
+  do w = write(p->fd, buf, n);
+  while (w < 0 && errno == EINTR);
+  if (w < 0 && errno == EINVAL && p->direct) {
+    buffered(p);
+    w = 0;
+  } else if (w < 0) {
+    fail("write part", errno);
+  }
+  write_full(p->fd, buf + w, n - (size_t)w);
+}
+
 // Writes the aligned front of the stage (all of it when `all`), keeping the rest staged.
 static void flush_stage(struct part *p, int all) {
   size_t n = p->direct && !all ? p->staged / ALIGN * ALIGN : p->staged;
-  if (p->direct && all && n % ALIGN != 0) {
+  if (p->direct && n % ALIGN != 0) {
     // The tail of a file is not a whole block: the aligned front goes direct, the rest buffered.
     size_t front = n / ALIGN * ALIGN;
-    if (front > 0) write_full(p->fd, stage, front);
-    int flags = fcntl(p->fd, F_GETFL);
-    if (flags < 0 || fcntl(p->fd, F_SETFL, flags & ~O_DIRECT) < 0) fail("fcntl part", errno);
-    p->direct = 0;
+    write_stage(p, stage, front);
+    if (p->direct) buffered(p);
     write_full(p->fd, stage + front, n - front);
-  } else if (n > 0) {
-    ssize_t w = write(p->fd, stage, n);
-    if (w < 0 && errno == EINVAL && p->direct) {
-      // The filesystem took O_DIRECT at open() but refuses the write: go buffered.
-      int flags = fcntl(p->fd, F_GETFL);
-      if (flags < 0 || fcntl(p->fd, F_SETFL, flags & ~O_DIRECT) < 0) fail("fcntl part", errno);
-      p->direct = 0;
-      write_full(p->fd, stage, n);
-    } else if (w < 0) {
-      if (errno != EINTR) fail("write part", errno);
-      write_full(p->fd, stage, n);
-    } else if ((size_t)w < n) {
-      write_full(p->fd, stage + w, n - (size_t)w);
-    }
+  } else {
+    write_stage(p, stage, n);
   }
   memmove(stage, stage + n, p->staged - n);
   p->staged -= n;
