@@ -56,7 +56,9 @@ export interface BackupDeps {
   signing: SigningKey;
   /**
    * The committed backup ids, when the caller scans the repository under the lock it holds
-   * (undefined: scan here). Awaited before anything is streamed.
+   * (undefined: scan here), and removes what dead runs left. Awaited before the first object of
+   * this backup is created (so the housekeeping never sees it), and before planning an
+   * incremental; a full backup's tool starts meanwhile.
    */
   committed?: Promise<readonly string[] | undefined> | readonly string[] | undefined;
   /** Local state (desync markers) of this backup host. */
@@ -163,11 +165,12 @@ export function planBackup(
  */
 export async function planningHistory(
   repo: Pick<Repository, "scan" | "get">,
-  committed: readonly string[] | undefined,
+  committed: BackupDeps["committed"],
   kind: BackupType | undefined,
 ): Promise<Manifest[]> {
+  // Not even the scan is waited for: a full backup's start does not grow with the repository.
   if (kind === "full" || kind === "logical") return [];
-  const ids = committed ?? (await repo.scan()).committed;
+  const ids = (await committed) ?? (await repo.scan()).committed;
   const newestFirst: Manifest[] = [];
   for (let i = ids.length - 1; i >= 0; i--) {
     const m = await repo.get(ids[i]!);
@@ -193,10 +196,7 @@ export async function runBackup(deps: BackupDeps, req: BackupRequest = {}): Prom
   let plan: Plan;
   try {
     let history: Manifest[];
-    [probes, history] = await Promise.all([
-      probing,
-      Promise.resolve(deps.committed).then((ids) => planningHistory(deps.repo, ids, req.kind)),
-    ]);
+    [probes, history] = await Promise.all([probing, planningHistory(deps.repo, deps.committed, req.kind)]);
     plan = planBackup(
       config,
       probes.map((p) => p.health),
@@ -338,6 +338,7 @@ async function attempt(
       signal: req.signal,
       onProgress: req.onProgress,
       keepEnds: plan.kind === "logical",
+      ready: Promise.resolve(deps.committed),
     });
     mark("stream", tStream);
     const tInv = performance.now();

@@ -60,8 +60,8 @@ export async function backup(g: GlobalOptions, o: BackupCommandOptions): Promise
           // Leftovers of runs that crashed (kill -9) before their commit: safe to remove under the lock.
           // We hold the writer lock, so every temp object is a dead writer's. The scan's committed ids
           // stay valid under the lock: runBackup reads the manifests it needs from them. All of this
-          // runs while the nodes are asked; the stream starts only after it (no temp file of ours
-          // exists before then).
+          // runs while the nodes are asked (and a full backup's tool starts); the first object of
+          // this backup is created only after it, so it is never taken for a dead run's.
           housekeeping = (async () => {
             const [temps, scan] = await Promise.all([
               repo.storage.cleanupTemp?.(0),

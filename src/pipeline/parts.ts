@@ -26,6 +26,8 @@ export interface PartWriterOptions {
   maxInFlight?: number;
   signal?: AbortSignal;
   onPart?: (part: PartRecord) => void;
+  /** The first part is created only once this settles; a rejection fails the write. */
+  ready?: Promise<unknown>;
 }
 
 interface OpenPart {
@@ -83,6 +85,7 @@ export async function writeParts(source: AsyncIterable<Buffer>, o: PartWriterOpt
     while (inFlight.length >= maxInFlight) done.push(await inFlight.shift()!.stored);
   };
   try {
+    await o.ready;
     for await (const chunk of source) {
       o.signal?.throwIfAborted();
       let off = 0;

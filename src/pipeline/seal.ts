@@ -41,6 +41,8 @@ export interface SealOptions {
   partSize: number;
   recipients: AgeRecipient[];
   signal?: AbortSignal;
+  /** The first part's file is created only once this settles; a rejection fails the sealing. */
+  ready?: Promise<unknown> | undefined;
 }
 
 export interface Sealing {
@@ -86,8 +88,8 @@ export function sealParts(input: Readable, o: SealOptions): Sealing {
     failure ??= { error };
     void terminate(child, 1000);
   };
-  // Keys are made and sent one after another, in part order.
-  let sending: Promise<void> = Promise.resolve();
+  // Keys are made and sent one after another, in part order, the first once `ready` settles.
+  let sending: Promise<unknown> = Promise.resolve(o.ready);
   const sendKey = () => {
     sending = sending.then(async () => {
       if (failure) return;

@@ -32,6 +32,8 @@ export interface StreamOptions {
   onProgress?: (rawBytes: number) => void;
   /** Pass the raw stream through this process to keep its first and last bytes (logical dumps). */
   keepEnds?: boolean;
+  /** The first part is created only once this settles; a rejection fails the stream. */
+  ready?: Promise<unknown>;
 }
 
 export interface StreamResult {
@@ -95,6 +97,7 @@ export async function streamToParts(source: StreamSource, o: StreamOptions): Pro
         partSize: o.partSize,
         recipients: o.recipients,
         signal,
+        ready: o.ready,
       })
     : undefined;
   if (sealing) zstd.child.stdout!.destroy();
@@ -132,6 +135,7 @@ export async function streamToParts(source: StreamSource, o: StreamOptions): Pro
         recipients: o.recipients,
         maxInFlight: o.maxInFlight,
         signal,
+        ready: o.ready,
       }),
   ] as [Promise<void>, Promise<void>, Promise<void>, Promise<PartRecord[]>];
   try {

@@ -44,6 +44,10 @@ describe("planning history", () => {
       "from the caller's scan",
     );
     assert.deepEqual(await planningHistory(repo, committed, "full"), []);
+    // A full or logical backup does not wait for the caller's scan at all.
+    const never = new Promise<readonly string[]>(() => {});
+    assert.deepEqual(await planningHistory(repo, never, "full"), []);
+    assert.deepEqual(await planningHistory(repo, never, "logical"), []);
     assert.deepEqual(await planningHistory(repo, committed, "logical"), []);
   });
 

@@ -126,6 +126,40 @@ describe("part writer", () => {
     assert.ok((await readBack(local, parts)).equals(data));
   });
 
+  it("stores nothing before `ready` settles, and fails with its rejection", async () => {
+    const storage = await localStorage();
+    let release!: () => void;
+    const ready = new Promise<void>((r) => {
+      release = r;
+    });
+    const { stream, data } = source(300_000);
+    const writing = writeParts(stream, {
+      storage,
+      keyFor: (i) => `r/part-${i}.age`,
+      partSize: 1 << 20,
+      recipients,
+      ready,
+    });
+    await new Promise((r) => setTimeout(r, 200));
+    const early: string[] = [];
+    for await (const o of storage.list("")) early.push(o.key);
+    assert.deepEqual(early, [], "nothing stored while the housekeeping runs");
+    release();
+    assert.ok((await readBack(storage, await writing)).equals(data));
+
+    await assert.rejects(
+      writeParts(source(1000).stream, {
+        storage,
+        keyFor: (i) => `r2/part-${i}.age`,
+        partSize: 1 << 20,
+        recipients,
+        ready: Promise.reject(new Error("scan failed")),
+      }),
+      /scan failed/,
+    );
+    assert.equal(await storage.stat("r2/part-0.age"), undefined);
+  });
+
   it("a failed upload fails the write with that error", async () => {
     const local = await localStorage();
     const failing: Storage = Object.create(local, {

@@ -203,6 +203,27 @@ describe("native part sealer", () => {
     assert.deepEqual(readdirSync(join(root, "b")), []);
   });
 
+  it("creates no file before `ready` settles, and fails with its rejection", async () => {
+    const root = newDir();
+    let release!: () => void;
+    const ready = new Promise<void>((r) => {
+      release = r;
+    });
+    const data = randomBytes(100_000);
+    const { sealing } = await seal(root, data, 1 << 20, { ready });
+    await new Promise((r) => setTimeout(r, 300));
+    assert.deepEqual(readdirSync(root), [], "nothing created while the housekeeping runs");
+    release();
+    assert.ok((await readBack(root, await sealing.parts)).equals(data));
+
+    const root2 = newDir();
+    const scan = Promise.reject(new Error("scan failed"));
+    scan.catch(() => {}); // as the backup command's housekeeping promise is
+    const failed = await seal(root2, data, 1 << 20, { ready: scan });
+    await assert.rejects(failed.sealing.parts, /scan failed/);
+    assert.deepEqual(readdirSync(root2), []);
+  });
+
   it("never commits over an object already in place", async () => {
     const root = newDir();
     mkdirSync(join(root, "b"), { mode: 0o700 });
