@@ -98,7 +98,9 @@ export function sealParts(input: Readable, o: SealOptions): Sealing {
       const temp = await o.files.tempPath(key);
       handed.push({ key, temp });
       const { prefix, payloadKey } = await startAgeFile(o.recipients);
-      control.write(record(temp, prefix, payloadKey));
+      // The record holds the payload key: wiped once it is in the pipe.
+      const bytes = record(temp, prefix, payloadKey);
+      control.write(bytes, () => bytes.fill(0));
     });
     sending.catch(fail);
   };

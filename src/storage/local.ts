@@ -117,6 +117,21 @@ async function writeStream(handle: FileHandle, source: Readable, signal?: AbortS
   return size;
 }
 
+/** A fresh temp file name for `name` (removed by cleanupTemp if its writer dies). */
+function tempName(name: string): string {
+  return `${TEMP_PREFIX}${randomBytes(8).toString("hex")}-${name}`;
+}
+
+/**
+ * Puts a finished temp file in place as `target`, never over an existing file: link() fails with
+ * EEXIST when the target exists (an atomic create-if-absent). A temp name left behind when the
+ * unlink fails is harmless and removed by cleanupTemp.
+ */
+async function linkNew(temp: string, target: string): Promise<void> {
+  await link(temp, target);
+  await unlink(temp).catch(() => {});
+}
+
 async function syncDirectory(dir: string): Promise<void> {
   const handle = await open(dir, "r");
   try {
@@ -206,11 +221,8 @@ export class LocalStorage implements Storage {
       handle = undefined;
       signal?.throwIfAborted();
       if (ifAbsent) {
-        // link() fails with EEXIST when the target exists: an atomic create-if-absent.
-        await link(temp, target);
-        const linked = temp;
+        await linkNew(temp, target);
         temp = undefined;
-        await unlink(linked).catch(() => {});
       } else {
         await rename(temp, target);
         temp = undefined;
@@ -237,15 +249,13 @@ export class LocalStorage implements Storage {
           throw this.mapError(error, "put", key);
         }
         const target = this.path(key);
-        return join(dirname(target), `${TEMP_PREFIX}${randomBytes(8).toString("hex")}-${basename(target)}`);
+        return join(dirname(target), tempName(basename(target)));
       },
       commit: async (temp, key) => {
         validateKey(key);
         const target = this.path(key);
         try {
-          // link() fails with EEXIST when the target exists: never over an object.
-          await link(temp, target);
-          await unlink(temp);
+          await linkNew(temp, target);
           if (this.durable) await syncDirectory(dirname(target));
         } catch (error) {
           throw this.mapError(error, "put", key);
@@ -398,7 +408,7 @@ export class LocalStorage implements Storage {
   private async directWrites(): Promise<boolean> {
     if (this.direct === false) return false;
     if (this.direct === true) {
-      this.direct = supportsDirect(this.root, `${TEMP_PREFIX}${randomBytes(8).toString("hex")}-direct-probe`);
+      this.direct = supportsDirect(this.root, tempName("direct-probe"));
       // A probe that fails for another reason (a full disk) decides nothing: ask again next time.
       this.direct.catch(() => {
         this.direct = true;
@@ -420,7 +430,7 @@ export class LocalStorage implements Storage {
     direct: boolean,
   ): Promise<{ temp: string; handle: FileHandle; direct: boolean }> {
     for (let attempt = 0; ; attempt++) {
-      const temp = join(dir, `${TEMP_PREFIX}${randomBytes(8).toString("hex")}-${name}`);
+      const temp = join(dir, tempName(name));
       try {
         const handle = direct ? await openDirect(temp, FILE_MODE) : undefined;
         if (handle) return { temp, handle, direct: true };
