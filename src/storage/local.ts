@@ -4,7 +4,7 @@
 // passed to open()/mkdir() rather than fixed with chmod afterwards, so there is no moment when a
 // file is readable by others; the umask can only remove bits, never add them.
 import { randomBytes } from "node:crypto";
-import type { Dirent } from "node:fs";
+import { type Dirent, existsSync } from "node:fs";
 import {
   type FileHandle,
   link,
@@ -262,8 +262,13 @@ export class LocalStorage implements Storage {
         }
       },
       discard: (temp) => unlink(temp).catch(() => {}),
-      writeError: (code, message, key) =>
-        this.mapError(Object.assign(new Error(message), { code }), "put", key),
+      writeError: (code, message, key) => {
+        const error = Object.assign(new Error(message), { code });
+        // A file that cannot be created is not a missing object: its directory, or the whole
+        // repository (an unmounted disk), went away under the writer.
+        if (code === "ENOENT" && !existsSync(this.root)) return this.disappeared(error);
+        return this.mapError(error, "put", key);
+      },
     };
   }
 
@@ -443,6 +448,18 @@ export class LocalStorage implements Storage {
     }
   }
 
+  private disappeared(cause: unknown): StrongboxError {
+    return new StrongboxError(
+      StorageErrorCode.unavailable,
+      `storage directory ${this.root} has disappeared`,
+      {
+        stage: "storage",
+        hint: "is the disk or network share holding the repository mounted?",
+        cause,
+      },
+    );
+  }
+
   private async makeDirectories(key: string): Promise<void> {
     const segments = key.split("/").slice(0, -1);
     let dir = this.root;
@@ -453,17 +470,7 @@ export class LocalStorage implements Storage {
       } catch (error) {
         const code = errnoCode(error);
         if (code === "EEXIST") continue;
-        if (code === "ENOENT" && i === 0) {
-          throw new StrongboxError(
-            StorageErrorCode.unavailable,
-            `storage directory ${this.root} has disappeared`,
-            {
-              stage: "storage",
-              hint: "is the disk or network share holding the repository mounted?",
-              cause: error,
-            },
-          );
-        }
+        if (code === "ENOENT" && i === 0) throw this.disappeared(error);
         throw error;
       }
     }

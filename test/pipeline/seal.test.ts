@@ -224,6 +224,37 @@ describe("native part sealer", () => {
     assert.deepEqual(readdirSync(root2), []);
   });
 
+  it("a repository that disappears between parts is STORAGE_UNAVAILABLE, not a missing object", async () => {
+    const root = join(newDir(), "repo");
+    mkdirSync(root, { mode: 0o700 });
+    const storage = wrapStorage(await LocalStorage.open(root));
+    // Exactly one part, a pause (the repository goes), then the bytes that open the second part.
+    const file = join(work, "two-parts");
+    writeFileSync(file, randomBytes(1_200_000));
+    const child = spawn(
+      "bash",
+      ["-c", 'head -c 1048576 "$1"; sleep 1; tail -c +1048577 "$1"', "bash", file],
+      {
+        stdio: ["ignore", "pipe", "ignore"],
+      },
+    );
+    const sealing = sealParts(child.stdout!, {
+      sealer,
+      files: storage.localFiles()!,
+      keyFor: (i) => `b/part-${i}.age`,
+      partSize: 1 << 20,
+      recipients,
+    });
+    child.stdout!.destroy();
+    while (!existsSync(join(root, "b/part-0.age"))) await new Promise((r) => setTimeout(r, 20));
+    await rm(root, { recursive: true, force: true });
+    await assert.rejects(sealing.parts, (e: Error & { code?: string }) => {
+      assert.equal(e.code, "STORAGE_UNAVAILABLE");
+      assert.match(e.message, /^storage directory .*\/repo has disappeared$/);
+      return true;
+    });
+  });
+
   it("never commits over an object already in place", async () => {
     const root = newDir();
     mkdirSync(join(root, "b"), { mode: 0o700 });
