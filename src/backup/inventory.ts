@@ -7,15 +7,12 @@
 // during the backup. So tables above `exactCountMaxRows` (by InnoDB's estimate) get the estimate,
 // marked `estimated`, and restore tests compare those loosely.
 import { type Connection, queryRows } from "../galera/connection.ts";
+import { ident } from "../mariadb/sql.ts";
 import type { ManifestDetails } from "../repository/manifest.ts";
 
 export const SYSTEM_SCHEMAS = ["mysql", "information_schema", "performance_schema", "sys"];
 
 export type Inventory = ManifestDetails["inventory"];
-
-function ident(name: string): string {
-  return `\`${name.replace(/`/g, "``")}\``;
-}
 
 export async function takeInventory(
   conn: Connection,

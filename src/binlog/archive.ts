@@ -24,11 +24,18 @@ import {
   type TlsOptions,
 } from "../galera/connection.ts";
 import { probeNode, rankDonors } from "../galera/health.ts";
+import { formatGtid, parseGtid } from "../mariadb/gtid.ts";
+import {
+  appendEntry,
+  type BinlogEntry,
+  binlogObjectKey,
+  readTrustedIndex,
+  signEntry,
+} from "../repository/binlog-index.ts";
 import type { Repository } from "../repository/repository.ts";
 import { privateTempDir, writeOptionFile } from "../util/optionfile.ts";
 import { run, sleep } from "../util/proc.ts";
-import { appendEntry, type BinlogEntry, binlogObjectKey, readTrustedIndex, signEntry } from "./index.ts";
-import { formatGtid, parseGtid, scanBinlogFile } from "./scan.ts";
+import { scanBinlogFile } from "./scan.ts";
 
 export interface ArchiveOptions {
   repo: Repository;

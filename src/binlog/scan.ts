@@ -4,13 +4,8 @@
 import { spawn } from "node:child_process";
 import { createInterface } from "node:readline";
 import { StrongboxError } from "../errors.ts";
+import type { Gtid } from "../mariadb/gtid.ts";
 import { TailBuffer } from "../util/proc.ts";
-
-export interface Gtid {
-  domain: number;
-  server: number;
-  seq: number;
-}
 
 export interface GtidEvent {
   gtid: Gtid;
@@ -23,37 +18,6 @@ export interface BinlogScan {
   events: GtidEvent[];
   /** GTIDs of other domains (node-local writes): counted, not replayed specially. */
   otherDomains: number;
-}
-
-const GTID_RE = /^(\d+)-(\d+)-(\d+)$/;
-
-export function parseGtid(text: string): Gtid {
-  const m = GTID_RE.exec(text.trim());
-  if (!m) {
-    throw new StrongboxError(
-      "GTID_INVALID",
-      `"${text}" is not a GTID (expected domain-server-sequence, e.g. 1-1-194)`,
-    );
-  }
-  return { domain: Number(m[1]), server: Number(m[2]), seq: Number(m[3]) };
-}
-
-export function formatGtid(g: Gtid): string {
-  return `${g.domain}-${g.server}-${g.seq}`;
-}
-
-/**
- * The GTID of `domain` in a GTID position list such as "1-1-194,101-1-3" (what manifests and
- * @@gtid_binlog_pos hold), or undefined when that domain is not in it.
- */
-export function gtidInList(list: string, domain: number): Gtid | undefined {
-  for (const part of list.split(",")) {
-    const t = part.trim();
-    if (!t) continue;
-    const g = parseGtid(t);
-    if (g.domain === domain) return g;
-  }
-  return undefined;
 }
 
 // "#261126 18:56:06 server id 1  end_log_pos 385 CRC32 0x3f2a…	GTID 1-1-5 trans" (hour may be

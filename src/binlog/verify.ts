@@ -1,9 +1,10 @@
 // verify for the binlog archive: every index entry signed by the trusted key, every archived
 // file present with the size and SHA-256 the index records, and the GTIDs continuous.
-import { createHash } from "node:crypto";
+import { StrongboxError } from "../errors.ts";
+import { parseGtid } from "../mariadb/gtid.ts";
+import { type BinlogEntry, readIndex } from "../repository/binlog-index.ts";
+import { readChecked } from "../repository/checked-read.ts";
 import type { Repository } from "../repository/repository.ts";
-import { type BinlogEntry, readIndex } from "./index.ts";
-import { parseGtid } from "./scan.ts";
 
 export interface BinlogArchiveVerdict {
   ok: boolean;
@@ -14,16 +15,6 @@ export interface BinlogArchiveVerdict {
   ranges: { domain: number; first: number; last: number }[];
   gaps: { domain: number; after: number; before: number; recorded: boolean }[];
   problems: string[];
-}
-
-async function hashObject(repo: Repository, key: string): Promise<{ size: number; sha256: string }> {
-  const h = createHash("sha256");
-  let size = 0;
-  for await (const c of await repo.storage.get(key)) {
-    h.update(c as Buffer);
-    size += (c as Buffer).length;
-  }
-  return { size, sha256: h.digest("hex") };
 }
 
 /** GTID holes among stored files (skipped entries store nothing and do not count). */
@@ -71,14 +62,26 @@ export async function verifyBinlogArchive(
       problems.push(`index entry ${e.seq} (${e.node}/${e.file}) has no object key`);
       continue;
     }
+    const key = e.key;
     try {
-      const got = await hashObject(repo, e.key);
-      storedBytes += got.size;
-      if (got.size !== e.size) problems.push(`${e.key}: ${got.size} bytes stored, the index says ${e.size}`);
-      else if (got.sha256 !== e.sha256)
-        problems.push(`${e.key}: SHA-256 differs from the index (damaged or replaced)`);
+      const stored = await readChecked(
+        repo.storage,
+        { key, size: e.size, sha256: e.sha256 },
+        (x) =>
+          new StrongboxError(
+            "BINLOG_CORRUPT",
+            x.kind === "hash"
+              ? `${key}: SHA-256 differs from the index (damaged or replaced)`
+              : `${key}: ${x.kind === "larger" ? "more than " : ""}${x.size} bytes stored, the index says ${e.size}`,
+          ),
+      );
+      for await (const c of stored) storedBytes += (c as Buffer).length;
     } catch (err) {
-      problems.push(`${e.key}: ${(err as Error).message}`);
+      problems.push(
+        (err as StrongboxError).code === "BINLOG_CORRUPT"
+          ? (err as Error).message
+          : `${key}: ${(err as Error).message}`,
+      );
     }
   }
   const c = continuity(idx.entries);

@@ -1,16 +1,16 @@
 // restore-test [ID]: prove a backup by restoring it for real and checking the result.
 
-import { chooseBackupFor } from "../binlog/replay.ts";
+import { chooseBackupFor } from "../binlog/plan.ts";
 import type { GlobalOptions } from "../cli/args.ts";
 import { emit, note } from "../cli/output.ts";
 import { interruptible } from "../cli/signals.ts";
 import { identitiesOf, stateDirOf } from "../config/context.ts";
 import { decryptBuffer } from "../crypto/age.ts";
+import { restoreTest } from "../drill/restore-test.ts";
 import { StrongboxError, UsageError } from "../errors.ts";
 import { runMonitored } from "../monitor/monitor.ts";
+import { resolveChain } from "../repository/chain.ts";
 import type { ManifestDetails } from "../repository/manifest.ts";
-import { resolveChain } from "../restore/chain.ts";
-import { restoreTest } from "../restore/test.ts";
 import { openConfiguredRepository, trustedPublicKey } from "./repo.ts";
 
 export async function restoreTestCommand(

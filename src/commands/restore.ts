@@ -1,14 +1,15 @@
 // restore ID --target-dir D [--force] [--no-prepare] | restore ID --into-node NAME (logical)
 
-import { chooseBackupFor, restoreToPoint } from "../binlog/replay.ts";
+import { chooseBackupFor } from "../binlog/plan.ts";
+import { restoreToPoint } from "../binlog/replay.ts";
 import type { GlobalOptions } from "../cli/args.ts";
 import { emit, note } from "../cli/output.ts";
 import { interruptible } from "../cli/signals.ts";
 import { clusterNodes, clusterTls, credentialsFor, identitiesOf } from "../config/context.ts";
 import type { LoadedConfig } from "../config/load.ts";
 import { UsageError } from "../errors.ts";
+import { resolveChain } from "../repository/chain.ts";
 import type { Repository } from "../repository/repository.ts";
-import { resolveChain } from "../restore/chain.ts";
 import { loadLogical } from "../restore/logical.ts";
 import { nextSteps, restorePhysical } from "../restore/restore.ts";
 import { openConfiguredRepository, trustedPublicKey } from "./repo.ts";

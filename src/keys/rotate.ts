@@ -22,7 +22,8 @@ import {
 import { StrongboxError } from "../errors.ts";
 import type { PartRecord } from "../pipeline/parts.ts";
 import { type Manifest, signManifest, verifyManifest } from "../repository/manifest.ts";
-import { type Repository, readAll } from "../repository/repository.ts";
+import type { Repository } from "../repository/repository.ts";
+import { readAll } from "../util/stream.ts";
 
 const HEADER_PROBE = 64 * 1024;
 

@@ -4,8 +4,8 @@
 import { Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { StrongboxError } from "../errors.ts";
-import { resolveChain } from "../restore/chain.ts";
-import { readPartChecked } from "../restore/read.ts";
+import { resolveChain } from "./chain.ts";
+import { readPartChecked } from "./checked-read.ts";
 import { type Manifest, verifyManifest } from "./manifest.ts";
 import type { Repository } from "./repository.ts";
 

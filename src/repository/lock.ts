@@ -26,10 +26,10 @@
 // the TTL and that a storage request does not take longer than `settleMs` to land.
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
-import type { Readable } from "node:stream";
 import { setTimeout as delay } from "node:timers/promises";
 import { StrongboxError } from "../errors.ts";
 import { isStorageError, type Storage, StorageErrorCode } from "../storage/types.ts";
+import { readAll } from "../util/stream.ts";
 
 export const LOCK_KEY = "locks/writer.json";
 
@@ -109,12 +109,6 @@ interface Observed {
   raw: Buffer;
   /** Undefined when the bytes are not a lock record (hand-edited, foreign). */
   record: LockRecord | undefined;
-}
-
-async function readAll(stream: Readable): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of stream) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks);
 }
 
 function parseRecord(raw: Buffer): LockRecord | undefined {

@@ -1,9 +1,9 @@
 // prune: apply the retention policy. The manifest goes first (the backup disappears at once),
 // then its parts; objects of crashed runs (no manifest) are removed too.
 
-import { type BinlogEntry, indexKey, readIndex } from "../binlog/index.ts";
-import { gtidInList } from "../binlog/scan.ts";
 import { StrongboxError } from "../errors.ts";
+import { gtidInList } from "../mariadb/gtid.ts";
+import { type BinlogEntry, indexKey, readIndex } from "./binlog-index.ts";
 import type { Manifest } from "./manifest.ts";
 import type { Repository } from "./repository.ts";
 import { applyRetention, type RetentionPolicy } from "./retention.ts";

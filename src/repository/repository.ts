@@ -8,6 +8,7 @@ import { randomUUID } from "node:crypto";
 import { canonicalJson, sign, verify } from "../crypto/sign.ts";
 import { StrongboxError } from "../errors.ts";
 import type { Storage } from "../storage/types.ts";
+import { readAll } from "../util/stream.ts";
 import { BACKUP_ID_RE, type Manifest, parseManifest } from "./manifest.ts";
 
 export const REPOSITORY_FORMAT = 1;
@@ -23,12 +24,6 @@ export interface RepositoryInfo {
   compression: { algorithm: "zstd"; level: number };
   partSize: number;
   signature?: string;
-}
-
-export async function readAll(stream: AsyncIterable<Buffer | string>): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const c of stream) chunks.push(typeof c === "string" ? Buffer.from(c) : c);
-  return Buffer.concat(chunks);
 }
 
 function unsignedInfo(info: RepositoryInfo): Omit<RepositoryInfo, "signature"> {

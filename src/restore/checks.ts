@@ -2,6 +2,7 @@
 // and the operator's own SQL assertions.
 import { type Inventory, takeInventory } from "../backup/inventory.ts";
 import { type Connection, queryRows } from "../galera/connection.ts";
+import { ident } from "../mariadb/sql.ts";
 
 export interface CheckProblem {
   check: "check-table" | "inventory" | "assertion";
@@ -12,10 +13,6 @@ export interface Assertion {
   name: string;
   sql: string;
   expect: string;
-}
-
-function ident(name: string): string {
-  return `\`${name.replace(/`/g, "``")}\``;
 }
 
 export async function checkTables(conn: Connection): Promise<{ checked: number; problems: CheckProblem[] }> {

@@ -1,9 +1,10 @@
 // Restore of a physical backup chain into a data directory: extract the full and each incremental,
 // prepare them in order, and write grastate.dat so the directory can bootstrap a new cluster.
-import { mkdir, readdir, rm, statfs, writeFile } from "node:fs/promises";
+import { mkdir, readdir, rm, statfs } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import type { AgeIdentity } from "../crypto/age.ts";
 import { StrongboxError } from "../errors.ts";
+import { writeGrastate } from "../mariadb/grastate.ts";
 import type { Manifest } from "../repository/manifest.ts";
 import type { Repository } from "../repository/repository.ts";
 import { run } from "../util/proc.ts";
@@ -78,10 +79,6 @@ export async function prepareTarget(targetDir: string, needBytes: number, force:
   await mkdir(targetDir, { recursive: true, mode: 0o700 });
 }
 
-export function grastate(uuid: string, seqno: number): string {
-  return `# GALERA saved state\nversion: 2.1\nuuid:    ${uuid}\nseqno:   ${seqno}\nsafe_to_bootstrap: 1\n`;
-}
-
 export async function restorePhysical(o: RestoreOptions): Promise<RestoreResult> {
   const log = o.log ?? (() => {});
   const timings: Record<string, number> = {};
@@ -135,7 +132,7 @@ export async function restorePhysical(o: RestoreOptions): Promise<RestoreResult>
   let state: RestoreResult["grastate"] = null;
   if (last.cluster.uuid && last.cluster.seqno !== null) {
     state = { uuid: last.cluster.uuid, seqno: last.cluster.seqno };
-    await writeFile(join(target, "grastate.dat"), grastate(state.uuid, state.seqno), { mode: 0o600 });
+    await writeGrastate(target, state);
   }
   timings.total = since(t0);
   return { targetDir: target, backups: o.chain.map((m) => m.id), rawBytes, timings, grastate: state };

@@ -6,11 +6,11 @@ import { Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { AgeIdentity } from "../crypto/age.ts";
 import type { StrongboxError } from "../errors.ts";
+import { resolveChain } from "../repository/chain.ts";
+import { readPartChecked } from "../repository/checked-read.ts";
 import type { Manifest } from "../repository/manifest.ts";
 import type { Repository } from "../repository/repository.ts";
-import { resolveChain } from "./chain.ts";
 import { decodeBackup } from "./extract.ts";
-import { readPartChecked } from "./read.ts";
 
 export interface BackupVerdict {
   id: string;

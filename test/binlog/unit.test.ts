@@ -2,11 +2,12 @@
 // continuity, backup choice and index signatures.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { type BinlogEntry, entryVerifies, signEntry } from "../../src/binlog/index.ts";
-import { archiveCompleteAt, chooseBackupFor, planReplay } from "../../src/binlog/replay.ts";
-import { gtidInList, parseGtid, parseHeaderLine } from "../../src/binlog/scan.ts";
+import { archiveCompleteAt, chooseBackupFor, planReplay } from "../../src/binlog/plan.ts";
+import { parseHeaderLine } from "../../src/binlog/scan.ts";
 import { continuity } from "../../src/binlog/verify.ts";
 import { generateSigningKey } from "../../src/crypto/sign.ts";
+import { gtidInList, parseGtid } from "../../src/mariadb/gtid.ts";
+import { type BinlogEntry, entryVerifies, signEntry } from "../../src/repository/binlog-index.ts";
 import type { Manifest } from "../../src/repository/manifest.ts";
 
 function entry(

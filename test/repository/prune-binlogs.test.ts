@@ -1,7 +1,7 @@
 // prune keeps every archived binlog a kept backup needs for recovery up to now.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { appendEntry, BINLOG_INDEX_FORMAT, type BinlogEntry } from "../../src/binlog/index.ts";
+import { appendEntry, BINLOG_INDEX_FORMAT, type BinlogEntry } from "../../src/repository/binlog-index.ts";
 import type { Manifest } from "../../src/repository/manifest.ts";
 import { binlogsBefore } from "../../src/repository/prune.ts";
 import { tempRepository } from "../helpers/repo.ts";

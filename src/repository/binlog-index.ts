@@ -6,7 +6,8 @@
 //   binlogs/index/0000000042.json     what it holds: node, file, size, sha256, GTID range, times
 import { canonicalJson, sign, verify } from "../crypto/sign.ts";
 import { StrongboxError } from "../errors.ts";
-import { type Repository, readAll } from "../repository/repository.ts";
+import { readAll } from "../util/stream.ts";
+import type { Repository } from "./repository.ts";
 
 export const BINLOG_INDEX_FORMAT = 1;
 export const INDEX_PREFIX = "binlogs/index/";

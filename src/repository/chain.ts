@@ -1,7 +1,7 @@
 // The chain of a backup: its full at the root, then every incremental up to it, each verified.
 import { StrongboxError } from "../errors.ts";
-import { type Manifest, verifyManifest } from "../repository/manifest.ts";
-import type { Repository } from "../repository/repository.ts";
+import { type Manifest, verifyManifest } from "./manifest.ts";
+import type { Repository } from "./repository.ts";
 
 export async function resolveChain(
   repo: Repository,

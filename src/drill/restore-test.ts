@@ -4,10 +4,9 @@ import { userInfo } from "node:os";
 import { join } from "node:path";
 import { restoreToPoint } from "../binlog/replay.ts";
 import type { AgeIdentity } from "../crypto/age.ts";
+import { type ScratchServer, startScratchServer } from "../mariadb/scratch.ts";
 import type { Manifest, ManifestDetails } from "../repository/manifest.ts";
 import type { Repository } from "../repository/repository.ts";
-import { privateTempDir } from "../util/optionfile.ts";
-import { run } from "../util/proc.ts";
 import {
   type Assertion,
   type CheckProblem,
@@ -15,10 +14,11 @@ import {
   inventoryProblems,
   type RowTolerance,
   runAssertions,
-} from "./checks.ts";
-import { loadLogical } from "./logical.ts";
-import { restorePhysical } from "./restore.ts";
-import { type ScratchServer, startScratchServer } from "./scratch.ts";
+} from "../restore/checks.ts";
+import { loadLogical } from "../restore/logical.ts";
+import { restorePhysical } from "../restore/restore.ts";
+import { privateTempDir } from "../util/optionfile.ts";
+import { run } from "../util/proc.ts";
 
 export interface RestoreTestOptions {
   repo: Repository;

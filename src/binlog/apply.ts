@@ -1,0 +1,99 @@
+// Point-in-time recovery, the work on files: an archived binlog fetched (hash-checked), decrypted and
+// decompressed to a private file, and a file applied to a server with mariadb-binlog | mariadb.
+import { spawn } from "node:child_process";
+import { createWriteStream } from "node:fs";
+import { pipeline } from "node:stream/promises";
+import { createZstdDecompress } from "node:zlib";
+import { type AgeIdentity, createDecryptStream } from "../crypto/age.ts";
+import { StrongboxError } from "../errors.ts";
+import type { BinlogEntry } from "../repository/binlog-index.ts";
+import { readChecked } from "../repository/checked-read.ts";
+import type { Repository } from "../repository/repository.ts";
+import { TailBuffer } from "../util/proc.ts";
+
+export async function fetchDecrypted(
+  repo: Repository,
+  e: BinlogEntry,
+  identities: AgeIdentity[],
+  path: string,
+  signal?: AbortSignal,
+): Promise<void> {
+  const key = e.key!;
+  try {
+    const stored = await readChecked(
+      repo.storage,
+      { key, size: e.size, sha256: e.sha256 },
+      (x) =>
+        new StrongboxError(
+          "BINLOG_CORRUPT",
+          `archived binlog ${key}: stored bytes do not match the index (size ${x.kind === "larger" ? "more than " : ""}${x.size} vs ${e.size}${x.kind === "larger" ? "" : `, sha256 ${x.sha256.slice(0, 12)}… vs ${e.sha256?.slice(0, 12)}…`})`,
+          { stage: "binlog-fetch", hint: "the object was damaged or replaced; use an offsite copy" },
+        ),
+      signal,
+    );
+    await pipeline(
+      stored,
+      createDecryptStream(identities),
+      createZstdDecompress(),
+      createWriteStream(path, { mode: 0o600 }),
+      { signal },
+    );
+  } catch (err) {
+    if (err instanceof StrongboxError) throw err;
+    throw new StrongboxError(
+      "BINLOG_CORRUPT",
+      `archived binlog ${key} cannot be read: ${(err as Error).message}`,
+      {
+        stage: "binlog-fetch",
+        cause: err,
+      },
+    );
+  }
+}
+
+/** mariadb-binlog FILE | mariadb: both children supervised, stderr tails kept for the error. */
+export async function applyFile(
+  file: string,
+  args: string[],
+  socket: string,
+  o: { mariadbBinlog?: string | undefined; mariadb?: string | undefined; signal?: AbortSignal | undefined },
+): Promise<void> {
+  const dump = spawn(o.mariadbBinlog ?? "mariadb-binlog", ["--no-defaults", ...args, file], {
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, TZ: "UTC" },
+    signal: o.signal,
+  });
+  const client = spawn(
+    o.mariadb ?? "mariadb",
+    ["--no-defaults", `--socket=${socket}`, "--user=root", "--binary-mode", "--batch"],
+    { stdio: ["pipe", "ignore", "pipe"], signal: o.signal },
+  );
+  const dumpErr = new TailBuffer();
+  const clientErr = new TailBuffer();
+  dump.stderr.on("data", (c: Buffer) => dumpErr.push(c));
+  client.stderr.on("data", (c: Buffer) => clientErr.push(c));
+  const exit = (c: ReturnType<typeof spawn>) =>
+    new Promise<number | null>((resolve, reject) => {
+      c.once("error", reject);
+      c.once("close", (code) => resolve(code));
+    });
+  const [, dumpCode, clientCode] = await Promise.all([
+    pipeline(dump.stdout, client.stdin).catch(() => {}),
+    exit(dump),
+    exit(client),
+  ]);
+  if (clientCode !== 0) {
+    throw new StrongboxError(
+      "PITR_APPLY_FAILED",
+      `applying ${file} failed in the mariadb client: ${clientErr.lastLines() || `exit ${clientCode}`}`,
+      { stage: "binlog-apply" },
+    );
+  }
+  if (dumpCode !== 0) {
+    throw new StrongboxError(
+      "PITR_APPLY_FAILED",
+      `mariadb-binlog failed on ${file}: ${dumpErr.lastLines() || `exit ${dumpCode}`}`,
+      { stage: "mariadb-binlog" },
+    );
+  }
+}
