@@ -1,11 +1,11 @@
 import type { Command } from "commander";
-import { globals } from "./args.ts";
+import { globals, type Session } from "./args.ts";
 
 function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
 }
 
-export function registerAdmin(program: Command): void {
+export function registerAdmin(program: Command, s: Session): void {
   const user = program.command("user").description("the least-privilege backup account");
   user
     .command("grants")
@@ -13,7 +13,9 @@ export function registerAdmin(program: Command): void {
     .option("--method <method>", "physical, logical or both (default: security.backupMethods, else both)")
     .option("--user <name>", "account name (default: cluster.credentials.backup.user)")
     .option("--host <host>", "account host; repeat for several (default: from the nodes' addresses)", collect)
-    .action(async (o, cmd: Command) => (await import("../commands/user.ts")).userGrants(globals(cmd), o));
+    .action(async (o, cmd: Command) =>
+      s.run((await import("../commands/user.ts")).userGrants(globals(cmd), o, s.out)),
+    );
   user
     .command("create")
     .description(
@@ -31,7 +33,9 @@ export function registerAdmin(program: Command): void {
       "after",
       "\nThe admin connection is cluster.credentials.admin, else unix_socket as this OS user over a node's socket.",
     )
-    .action(async (o, cmd: Command) => (await import("../commands/user.ts")).userCreate(globals(cmd), o));
+    .action(async (o, cmd: Command) =>
+      s.run((await import("../commands/user.ts")).userCreate(globals(cmd), o, s.out)),
+    );
 
   program
     .command("audit")
@@ -39,5 +43,7 @@ export function registerAdmin(program: Command): void {
       "check the deployment against the five practices; exit 0 (none/info), 1 (low/medium), 2 (high/critical)",
     )
     .option("--no-connect", "skip the checks that connect to the nodes")
-    .action(async (o, cmd: Command) => (await import("../commands/audit.ts")).audit(globals(cmd), o));
+    .action(async (o, cmd: Command) =>
+      s.run((await import("../commands/audit.ts")).audit(globals(cmd), o, s.out)),
+    );
 }

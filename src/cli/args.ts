@@ -1,11 +1,29 @@
-// Shared argument helpers for the command registrations.
+// Shared argument helpers for the command registrations, and the session that carries a command's
+// output in and its exit status out.
 import type { Command } from "commander";
 import { UsageError } from "../errors.ts";
+import type { CommandResult, GlobalOptions } from "../terminal/options.ts";
+import type { Output } from "../terminal/output.ts";
 
-export interface GlobalOptions {
-  config?: string;
-  json: boolean;
-  verbose: boolean;
+export type { GlobalOptions } from "../terminal/options.ts";
+
+export interface Session {
+  readonly out: Output;
+  /** The exit status of the command that ran (0 until one returns). */
+  exitCode: number;
+  /** Awaits a command function's result and keeps its exit status for the process. */
+  run(result: Promise<CommandResult>): Promise<void>;
+}
+
+export function newSession(out: Output): Session {
+  const s: Session = {
+    out,
+    exitCode: 0,
+    run: async (result) => {
+      s.exitCode = (await result).exitCode;
+    },
+  };
+  return s;
 }
 
 export function globals(cmd: Command): GlobalOptions {

@@ -1,14 +1,16 @@
 import type { Command } from "commander";
-import { globals } from "./args.ts";
+import { globals, type Session } from "./args.ts";
 
-export function registerBackup(program: Command): void {
+export function registerBackup(program: Command, s: Session): void {
   const key = program.command("key").description("key management");
   key
     .command("generate")
     .description("write a new age X25519 identity (mode 0600) and print its recipient (age1…)")
     .requiredOption("--out <file>", "where to write the identity")
     .option("--force", "overwrite an existing file", false)
-    .action(async (o, cmd: Command) => (await import("../commands/key.ts")).generate(globals(cmd), o));
+    .action(async (o, cmd: Command) =>
+      s.run((await import("../commands/key.ts")).generate(globals(cmd), o, s.out)),
+    );
 
   key
     .command("add-recipient")
@@ -18,7 +20,7 @@ export function registerBackup(program: Command): void {
     .argument("<recipient>", "age1… public key")
     .option("--repo <name>", "only this repository")
     .action(async (recipient: string, o, cmd: Command) =>
-      (await import("../commands/key.ts")).addRecipient(globals(cmd), { ...o, recipient }),
+      s.run((await import("../commands/key.ts")).addRecipient(globals(cmd), { ...o, recipient }, s.out)),
     );
   key
     .command("remove-recipient")
@@ -26,7 +28,7 @@ export function registerBackup(program: Command): void {
     .argument("<recipient>", "age1… public key")
     .option("--repo <name>", "only this repository")
     .action(async (recipient: string, o, cmd: Command) =>
-      (await import("../commands/key.ts")).removeRecipient(globals(cmd), { ...o, recipient }),
+      s.run((await import("../commands/key.ts")).removeRecipient(globals(cmd), { ...o, recipient }, s.out)),
     );
   key
     .command("rotate")
@@ -36,13 +38,17 @@ export function registerBackup(program: Command): void {
     .option("--identity <file>", "an identity of the current recipients (default: keys.identity)")
     .option("--signing", "also replace the manifest signing key and re-sign everything with the new one")
     .option("--repo <name>", "only this repository")
-    .action(async (o, cmd: Command) => (await import("../commands/key.ts")).rotate(globals(cmd), o));
+    .action(async (o, cmd: Command) =>
+      s.run((await import("../commands/key.ts")).rotate(globals(cmd), o, s.out)),
+    );
 
   program
     .command("init")
     .description("create the manifest signing key (if missing) and initialise the configured repositories")
     .option("--repo <name>", "only this repository")
-    .action(async (o, cmd: Command) => (await import("../commands/init.ts")).init(globals(cmd), o));
+    .action(async (o, cmd: Command) =>
+      s.run((await import("../commands/init.ts")).init(globals(cmd), o, s.out)),
+    );
 
   program
     .command("backup")
@@ -56,13 +62,17 @@ export function registerBackup(program: Command): void {
       "after",
       "\nWithout --full/--incremental/--logical the policy decides: a full when the last one is older than backup.fullEvery, else an incremental.",
     )
-    .action(async (o, cmd: Command) => (await import("../commands/backup.ts")).backup(globals(cmd), o));
+    .action(async (o, cmd: Command) =>
+      s.run((await import("../commands/backup.ts")).backup(globals(cmd), o, s.out)),
+    );
 
   program
     .command("list")
     .description("backups in the repository")
     .option("--repo <name>", "repository")
-    .action(async (o, cmd: Command) => (await import("../commands/list.ts")).list(globals(cmd), o));
+    .action(async (o, cmd: Command) =>
+      s.run((await import("../commands/list.ts")).list(globals(cmd), o, s.out)),
+    );
 
   program
     .command("show")
@@ -71,6 +81,6 @@ export function registerBackup(program: Command): void {
     .option("--repo <name>", "repository")
     .option("--identity <file>", "age identity to decrypt the details")
     .action(async (id: string, o, cmd: Command) =>
-      (await import("../commands/list.ts")).show(globals(cmd), { ...o, id }),
+      s.run((await import("../commands/list.ts")).show(globals(cmd), { ...o, id }, s.out)),
     );
 }

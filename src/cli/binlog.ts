@@ -1,7 +1,7 @@
 import type { Command } from "commander";
-import { globals } from "./args.ts";
+import { globals, type Session } from "./args.ts";
 
-export function registerBinlog(program: Command): void {
+export function registerBinlog(program: Command, s: Session): void {
   const binlog = program.command("binlog").description("binary log archiving for point-in-time recovery");
   binlog
     .command("archive")
@@ -12,6 +12,6 @@ export function registerBinlog(program: Command): void {
     .option("--node <name>", "preferred node (default: binlog.node, else cluster.backupNode)")
     .option("--repo <name>", "repository (default: binlog.repository, else the default)")
     .action(async (o, cmd: Command) =>
-      (await import("../commands/binlog.ts")).binlogArchive(globals(cmd), o),
+      s.run((await import("../commands/binlog.ts")).binlogArchive(globals(cmd), o, s.out)),
     );
 }

@@ -1,17 +1,18 @@
 // Argument parsing only: each command's work lives in src/commands/, loaded when it is used.
 import { Command, CommanderError, Option } from "commander";
 import { ExitCode, StrongboxError } from "../errors.ts";
+import { type Output, terminalOutput } from "../terminal/output.ts";
 import { registerAdmin } from "./admin.ts";
+import { newSession, type Session } from "./args.ts";
 import { registerBackup } from "./backup.ts";
 import { registerBinlog } from "./binlog.ts";
 import { registerMonitor } from "./monitor.ts";
 import { registerOffsite } from "./offsite.ts";
-import { resultEmitted } from "./output.ts";
 import { registerRestore } from "./restore.ts";
 import { registerSandbox } from "./sandbox.ts";
 import { registerService } from "./service.ts";
 
-export function buildProgram(): Command {
+export function buildProgram(session: Session): Command {
   const program = new Command("strongbox")
     .description("Secure, verified, offsite backups of MariaDB Galera clusters")
     .version("0.1.0")
@@ -25,20 +26,21 @@ export function buildProgram(): Command {
     .option("-v, --verbose", "more detail, including stack traces of internal errors", false)
     .showHelpAfterError()
     .exitOverride();
-  registerSandbox(program);
-  registerBackup(program);
-  registerRestore(program);
-  registerMonitor(program);
-  registerOffsite(program);
-  registerService(program);
-  registerAdmin(program);
-  registerBinlog(program);
+  registerSandbox(program, session);
+  registerBackup(program, session);
+  registerRestore(program, session);
+  registerMonitor(program, session);
+  registerOffsite(program, session);
+  registerService(program, session);
+  registerAdmin(program, session);
+  registerBinlog(program, session);
   return program;
 }
 
-function report(error: unknown, json: boolean, verbose: boolean): number {
+function report(error: unknown, out: Output, verbose: boolean): number {
+  const json = out.json;
   if (error instanceof StrongboxError) {
-    if (json && !resultEmitted()) {
+    if (json && !out.emitted) {
       process.stdout.write(
         `${JSON.stringify({ error: { code: error.code, message: error.oneLine(), stage: error.stage, details: error.details } })}\n`,
       );
@@ -53,7 +55,7 @@ function report(error: unknown, json: boolean, verbose: boolean): number {
     `strongbox: internal error (this is a bug, please report it): ${e?.message ?? String(e)}\n`,
   );
   if (verbose) process.stderr.write(`${e?.stack ?? ""}\n`);
-  if (json && !resultEmitted()) {
+  if (json && !out.emitted) {
     process.stdout.write(`${JSON.stringify({ error: { code: "INTERNAL", message: e?.message } })}\n`);
   }
   return ExitCode.internal;
@@ -61,12 +63,13 @@ function report(error: unknown, json: boolean, verbose: boolean): number {
 
 export async function main(argv: string[]): Promise<number> {
   process.umask(0o077);
-  const program = buildProgram();
   const json = argv.includes("--json");
+  const session = newSession(terminalOutput(json));
+  const program = buildProgram(session);
   const verbose = argv.includes("--verbose") || argv.includes("-v");
   try {
     await program.parseAsync(argv, { from: "user" });
-    return typeof process.exitCode === "number" ? process.exitCode : 0;
+    return session.exitCode;
   } catch (error) {
     if (error instanceof CommanderError) {
       if (
@@ -78,6 +81,6 @@ export async function main(argv: string[]): Promise<number> {
       }
       return ExitCode.usage;
     }
-    return report(error, json, verbose);
+    return report(error, session.out, verbose);
   }
 }

@@ -1,7 +1,7 @@
 import type { Command } from "commander";
-import { globals } from "./args.ts";
+import { globals, type Session } from "./args.ts";
 
-export function registerMonitor(program: Command): void {
+export function registerMonitor(program: Command, s: Session): void {
   program
     .command("status")
     .description(
@@ -11,5 +11,7 @@ export function registerMonitor(program: Command): void {
       "after",
       "\nExit codes (Nagios): 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (run history unreadable).",
     )
-    .action(async (_o, cmd: Command) => (await import("../commands/status.ts")).status(globals(cmd)));
+    .action(async (_o, cmd: Command) =>
+      s.run((await import("../commands/status.ts")).status(globals(cmd), s.out)),
+    );
 }

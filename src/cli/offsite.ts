@@ -1,7 +1,7 @@
 import type { Command } from "commander";
-import { globals } from "./args.ts";
+import { globals, type Session } from "./args.ts";
 
-export function registerOffsite(program: Command): void {
+export function registerOffsite(program: Command, s: Session): void {
   program
     .command("copy")
     .description("replicate backups to another repository: parts checked on arrival, manifest last")
@@ -13,7 +13,7 @@ export function registerOffsite(program: Command): void {
     .option("--from <repo>", "source repository (default: the default repository)")
     .option("--missing", "every backup the destination does not have (the default without an ID)")
     .action(async (id: string | undefined, o, cmd: Command) =>
-      (await import("../commands/offsite.ts")).copy(globals(cmd), { ...o, id }),
+      s.run((await import("../commands/offsite.ts")).copy(globals(cmd), { ...o, id }, s.out)),
     );
 
   program
@@ -21,5 +21,7 @@ export function registerOffsite(program: Command): void {
     .description("apply the repository's retention policy without breaking incremental chains")
     .option("--repo <name>", "repository (default: the default repository)")
     .option("--dry-run", "list what would go and why; delete nothing")
-    .action(async (o, cmd: Command) => (await import("../commands/offsite.ts")).prune(globals(cmd), o));
+    .action(async (o, cmd: Command) =>
+      s.run((await import("../commands/offsite.ts")).prune(globals(cmd), o, s.out)),
+    );
 }

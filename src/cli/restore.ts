@@ -1,7 +1,7 @@
 import type { Command } from "commander";
-import { globals } from "./args.ts";
+import { globals, type Session } from "./args.ts";
 
-export function registerRestore(program: Command): void {
+export function registerRestore(program: Command, s: Session): void {
   program
     .command("verify")
     .description(
@@ -17,7 +17,7 @@ export function registerRestore(program: Command): void {
     .option("--identity <file>", "age identity for --read-data")
     .option("--repo <name>", "repository")
     .action(async (id: string | undefined, o, cmd: Command) =>
-      (await import("../commands/verify.ts")).verify(globals(cmd), { ...o, id }),
+      s.run((await import("../commands/verify.ts")).verify(globals(cmd), { ...o, id }, s.out)),
     );
 
   program
@@ -36,7 +36,7 @@ export function registerRestore(program: Command): void {
     .option("--identity <file>", "age identity (default: keys.identity)")
     .option("--repo <name>", "repository")
     .action(async (id: string | undefined, o, cmd: Command) =>
-      (await import("../commands/restore.ts")).restore(globals(cmd), { ...o, id }),
+      s.run((await import("../commands/restore.ts")).restore(globals(cmd), { ...o, id }, s.out)),
     );
 
   program
@@ -50,6 +50,8 @@ export function registerRestore(program: Command): void {
     .option("--identity <file>", "age identity (default: keys.identity)")
     .option("--repo <name>", "repository")
     .action(async (id: string | undefined, o, cmd: Command) =>
-      (await import("../commands/restore-test.ts")).restoreTestCommand(globals(cmd), { ...o, id }),
+      s.run(
+        (await import("../commands/restore-test.ts")).restoreTestCommand(globals(cmd), { ...o, id }, s.out),
+      ),
     );
 }

@@ -1,9 +1,9 @@
 import type { Command } from "commander";
-import { globals, intArg } from "./args.ts";
+import { globals, intArg, type Session } from "./args.ts";
 
 const DIR_HELP = "sandbox directory (default: ./.sandbox)";
 
-export function registerSandbox(program: Command): void {
+export function registerSandbox(program: Command, s: Session): void {
   const sandbox = program
     .command("sandbox")
     .description("a real MariaDB Galera cluster on loopback ports, for trying Strongbox and for tests");
@@ -21,13 +21,13 @@ export function registerSandbox(program: Command): void {
     )
     .option("--buffer-pool <size>", "innodb_buffer_pool_size of each node", "256M")
     .option("--tls", "TLS for client connections (private CA in DIR/tls), require_secure_transport=ON")
-    .action(async (o, cmd: Command) => (await load()).up(globals(cmd), o));
+    .action(async (o, cmd: Command) => s.run((await load()).up(globals(cmd), o, s.out)));
 
   sandbox
     .command("status")
     .description("per node: pid, port, socket, wsrep state, cluster size")
     .option("--dir <dir>", DIR_HELP)
-    .action(async (o, cmd: Command) => (await load()).status(globals(cmd), o));
+    .action(async (o, cmd: Command) => s.run((await load()).status(globals(cmd), o, s.out)));
 
   sandbox
     .command("load")
@@ -37,7 +37,7 @@ export function registerSandbox(program: Command): void {
     .option("--dir <dir>", DIR_HELP)
     .option("--size <size>", "approximate data size, e.g. 200MB or 1GB", "200MB")
     .option("--seed <seed>", "the same seed gives the same data", "1")
-    .action(async (o, cmd: Command) => (await load()).loadData(globals(cmd), o));
+    .action(async (o, cmd: Command) => s.run((await load()).loadData(globals(cmd), o, s.out)));
 
   sandbox
     .command("write")
@@ -45,26 +45,30 @@ export function registerSandbox(program: Command): void {
     .option("--dir <dir>", DIR_HELP)
     .option("--seconds <t>", "how long", intArg("--seconds"), 10)
     .option("--rate <n>", "writes per second", intArg("--rate"), 50)
-    .action(async (o, cmd: Command) => (await load()).write(globals(cmd), o));
+    .action(async (o, cmd: Command) => s.run((await load()).write(globals(cmd), o, s.out)));
 
   sandbox
     .command("stop-node")
     .description("stop node K (fault tests)")
     .argument("<k>", "node number, from 1", intArg("K"))
     .option("--dir <dir>", DIR_HELP)
-    .action(async (k: number, o, cmd: Command) => (await load()).stopNodeCmd(globals(cmd), { ...o, k }));
+    .action(async (k: number, o, cmd: Command) =>
+      s.run((await load()).stopNodeCmd(globals(cmd), { ...o, k }, s.out)),
+    );
 
   sandbox
     .command("start-node")
     .description("start node K again; it rejoins the cluster by IST")
     .argument("<k>", "node number, from 1", intArg("K"))
     .option("--dir <dir>", DIR_HELP)
-    .action(async (k: number, o, cmd: Command) => (await load()).startNodeCmd(globals(cmd), { ...o, k }));
+    .action(async (k: number, o, cmd: Command) =>
+      s.run((await load()).startNodeCmd(globals(cmd), { ...o, k }, s.out)),
+    );
 
   sandbox
     .command("down")
     .description("stop every process of the sandbox")
     .option("--dir <dir>", DIR_HELP)
     .option("--purge", "also delete the sandbox directory", false)
-    .action(async (o, cmd: Command) => (await load()).down(globals(cmd), o));
+    .action(async (o, cmd: Command) => s.run((await load()).down(globals(cmd), o, s.out)));
 }

@@ -1,10 +1,11 @@
 // audit: the deployment against the five practices. Exit 0 (nothing, or info only), 1 (worst is
 // low or medium), 2 (worst is high or critical).
-import type { GlobalOptions } from "../cli/args.ts";
-import { emit } from "../cli/output.ts";
+
 import { loadConfig } from "../config/load.ts";
 import { runAudit } from "../security/audit/audit.ts";
 import type { Finding } from "../security/audit/types.ts";
+import type { CommandResult, GlobalOptions } from "../terminal/options.ts";
+import type { Output } from "../terminal/output.ts";
 
 export interface AuditCommandOptions {
   /** commander's --no-connect sets this false. */
@@ -20,7 +21,7 @@ function render(f: Finding): string {
   ].join("\n");
 }
 
-export async function audit(g: GlobalOptions, o: AuditCommandOptions): Promise<void> {
+export async function audit(g: GlobalOptions, o: AuditCommandOptions, out: Output): Promise<CommandResult> {
   // The config's own mode is a finding here, not a reason to refuse.
   const loaded = await loadConfig(g.config, { checkMode: false });
   const report = await runAudit(loaded, { connect: o.connect ?? true });
@@ -29,8 +30,9 @@ export async function audit(g: GlobalOptions, o: AuditCommandOptions): Promise<v
     report.findings.length === 0
       ? "no findings"
       : `${report.findings.length} finding(s): ${c.critical} critical, ${c.high} high, ${c.medium} medium, ${c.low} low, ${c.info} info`;
-  emit(g, { ...report, config: loaded.path }, () =>
+  const result = { ...report, config: loaded.path };
+  out.result(result, () =>
     [...report.findings.map(render), `${summary} (exit ${report.exitCode})`].join("\n"),
   );
-  process.exitCode = report.exitCode;
+  return { exitCode: report.exitCode, result };
 }

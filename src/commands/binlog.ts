@@ -1,11 +1,11 @@
 // binlog archive [--follow] [--node N] [--repo R]
 import { archiveFollow, archiveOnce, gapError } from "../binlog/archive.ts";
-import type { GlobalOptions } from "../cli/args.ts";
-import { emit, note } from "../cli/output.ts";
-import { interruptible } from "../cli/signals.ts";
 import { clusterNodes, clusterTls, credentialsFor, recipientsOf, signingKeyOf } from "../config/context.ts";
 import { loadConfig } from "../config/load.ts";
 import { errorMessage, UsageError } from "../errors.ts";
+import type { CommandResult, GlobalOptions } from "../terminal/options.ts";
+import type { Output } from "../terminal/output.ts";
+import { interruptible } from "../terminal/signals.ts";
 import { parseDuration } from "../util/duration.ts";
 import { openConfiguredRepository } from "./repo.ts";
 
@@ -17,7 +17,11 @@ export interface BinlogArchiveCommandOptions {
   flushIntervalMs?: number;
 }
 
-export async function binlogArchive(g: GlobalOptions, o: BinlogArchiveCommandOptions): Promise<void> {
+export async function binlogArchive(
+  g: GlobalOptions,
+  o: BinlogArchiveCommandOptions,
+  out: Output,
+): Promise<CommandResult> {
   const cfg = (await loadConfig(g.config)).config.binlog;
   const { loaded, repo, close } = await openConfiguredRepository(g.config, o.repo ?? cfg?.repository);
   const abort = interruptible((sig) => `binlog archive stopped by ${sig}`);
@@ -41,32 +45,33 @@ export async function binlogArchive(g: GlobalOptions, o: BinlogArchiveCommandOpt
       writerNode: loaded.config.cluster.writerNode,
       recipients: (await recipientsOf(loaded)).age,
       signing,
-      log: (m: string) => (g.json ? undefined : note(m)),
+      log: (m: string) => out.log(m),
       signal: abort.signal,
     };
     if (!o.follow) {
       const r = await archiveOnce({ ...base, flush: true });
-      emit(
-        g,
+      out.result(
         r,
         () =>
           `${r.node}: ${r.archived.length} file(s) archived, ${r.skipped.length} already covered; archive ends at ${r.lastGtid ?? "(empty)"}`,
       );
       if (r.gaps.length > 0) throw gapError(r.gaps);
-      return;
+      return { exitCode: 0, result: r };
     }
     const flushIntervalMs = o.flushIntervalMs ?? parseDuration(cfg?.flushInterval ?? "5m");
-    note(
+    out.note(
       `archiving binlogs; the open file is flushed every ${Math.round(flushIntervalMs / 1000)} s (SIGTERM stops)`,
     );
     const gaps = await archiveFollow({
       ...base,
       signal: abort.signal,
       flushIntervalMs,
-      onError: (e) => note(`strongbox: binlog archive: ${errorMessage(e)}`),
+      onError: (e) => out.note(`strongbox: binlog archive: ${errorMessage(e)}`),
     });
-    emit(g, { stopped: true, gaps: gaps.map((x) => x.gap) }, () => "binlog archiving stopped");
+    const result = { stopped: true, gaps: gaps.map((x) => x.gap) };
+    out.result(result, () => "binlog archiving stopped");
     if (gaps.length > 0) throw gapError(gaps);
+    return { exitCode: 0, result };
   } finally {
     abort.dispose();
     await close();

@@ -1,11 +1,13 @@
 // daemon: runs the schedule until SIGTERM or SIGINT, then lets running jobs clean up and exits 0.
-import type { GlobalOptions } from "../cli/args.ts";
+
 import { loadConfig } from "../config/load.ts";
 import { jobsFromConfig } from "../daemon/jobs.ts";
 import { createLogger, type LogSink } from "../daemon/log.ts";
 import { childRunner, type StepRunner } from "../daemon/runner.ts";
 import { Scheduler } from "../daemon/scheduler.ts";
 import { checkAndAlertConfigured, openMonitorCatalog } from "../monitor/monitor.ts";
+import type { CommandResult, GlobalOptions } from "../terminal/options.ts";
+import type { Output } from "../terminal/output.ts";
 
 export interface DaemonCommandOptions {
   checkInterval?: number;
@@ -16,7 +18,11 @@ export interface DaemonCommandOptions {
   until?: Promise<unknown>;
 }
 
-export async function daemon(g: GlobalOptions, o: DaemonCommandOptions = {}): Promise<void> {
+export async function daemon(
+  g: GlobalOptions,
+  o: DaemonCommandOptions,
+  _out: Output,
+): Promise<CommandResult> {
   const loaded = await loadConfig(g.config);
   const jobs = jobsFromConfig(loaded);
   const log = createLogger(o.sink ? { sink: o.sink, human: false } : {});
@@ -71,5 +77,5 @@ export async function daemon(g: GlobalOptions, o: DaemonCommandOptions = {}): Pr
       process.off("SIGINT", onSignal);
     }
   }
-  process.exitCode = 0;
+  return { exitCode: 0 };
 }

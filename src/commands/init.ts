@@ -1,17 +1,17 @@
 // init: the manifest signing key (if missing) and the repository with its recipients.
 import { mkdir, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
-import type { GlobalOptions } from "../cli/args.ts";
-import { emit } from "../cli/output.ts";
 import { recipientsOf, repositoryConfig, signingKeyOf } from "../config/context.ts";
 import { loadConfig } from "../config/load.ts";
 import { generateSigningKey } from "../crypto/sign.ts";
 import type { StrongboxError } from "../errors.ts";
 import { Repository } from "../repository/repository.ts";
 import { openStorage } from "../storage/open.ts";
+import type { CommandResult, GlobalOptions } from "../terminal/options.ts";
+import { type Output, reply } from "../terminal/output.ts";
 import { parseSize } from "../util/size.ts";
 
-export async function init(g: GlobalOptions, o: { repo?: string }): Promise<void> {
+export async function init(g: GlobalOptions, o: { repo?: string }, out: Output): Promise<CommandResult> {
   const loaded = await loadConfig(g.config);
   const recipients = await recipientsOf(loaded);
   const keyPath = loaded.resolvePath(loaded.config.keys.signingKey);
@@ -55,8 +55,8 @@ export async function init(g: GlobalOptions, o: { repo?: string }): Promise<void
       await storage.close();
     }
   }
-  emit(
-    g,
+  return reply(
+    out,
     {
       signingKey: keyPath,
       signingPublicKey: signing.publicKey,

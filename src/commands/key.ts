@@ -1,18 +1,30 @@
 // key generate | add-recipient | remove-recipient | rotate
 import { readFile, rename, writeFile } from "node:fs/promises";
-import type { GlobalOptions } from "../cli/args.ts";
-import { emit, note } from "../cli/output.ts";
-import { identitiesOf, recipientsOf, repositoryConfig, signingKeyOf } from "../config/context.ts";
+import {
+  identitiesOf,
+  type RecipientSet,
+  recipientsOf,
+  type SigningKey,
+  signingKeyOf,
+} from "../config/context.ts";
 import { type LoadedConfig, loadConfig } from "../config/load.ts";
-import { generateX25519Identity } from "../crypto/age.ts";
+import { type AgeIdentity, generateX25519Identity } from "../crypto/age.ts";
 import { generateSigningKey, publicKeyFromPrivate } from "../crypto/sign.ts";
 import { StrongboxError } from "../errors.ts";
 import { changeRecipients } from "../keys/recipients.ts";
 import { resignAll, rotateRecipients } from "../keys/rotate.ts";
-import { Repository } from "../repository/repository.ts";
-import { openStorage } from "../storage/open.ts";
+import type { Repository } from "../repository/repository.ts";
+import { asWriter } from "../repository/writer.ts";
+import type { CommandResult, GlobalOptions } from "../terminal/options.ts";
+import { type Output, reply } from "../terminal/output.ts";
+import { parseDuration } from "../util/duration.ts";
+import { openRepository } from "./repo.ts";
 
-export async function generate(g: GlobalOptions, o: { out: string; force?: boolean }): Promise<void> {
+export async function generate(
+  _g: GlobalOptions,
+  o: { out: string; force?: boolean },
+  out: Output,
+): Promise<CommandResult> {
   const { identity, recipient } = generateX25519Identity();
   const text = `# created: ${new Date().toISOString()}\n# public key: ${recipient}\n${identity}\n`;
   try {
@@ -27,7 +39,7 @@ export async function generate(g: GlobalOptions, o: { out: string; force?: boole
       { hint: code === "EEXIST" ? "choose another --out, or --force if you really mean it" : undefined },
     );
   }
-  emit(g, { identityFile: o.out, recipient }, () =>
+  return reply(out, { identityFile: o.out, recipient }, () =>
     [
       `identity written to ${o.out} (mode 0600): keep it OFF the backup host, and keep a copy offline`,
       `recipient (public, goes into keys.recipients): ${recipient}`,
@@ -41,10 +53,8 @@ async function updateRepositories(loaded: LoadedConfig, only?: string): Promise<
   const names = only ? [only] : loaded.config.repositories.map((r) => r.name);
   const updated: string[] = [];
   for (const name of names) {
-    const storage = await openStorage(repositoryConfig(loaded, name), loaded);
+    const repo = await openRepository(loaded, name, { trusted: signing.publicKey });
     try {
-      const repo = await Repository.open(name, storage);
-      repo.verifyInfo(signing.publicKey);
       if (repo.storage.capabilities.appendOnly) continue;
       await repo.updateInfo(
         { recipients: recipients.names, passphrase: recipients.passphrase },
@@ -52,17 +62,21 @@ async function updateRepositories(loaded: LoadedConfig, only?: string): Promise<
       );
       updated.push(name);
     } finally {
-      await storage.close();
+      await repo.storage.close();
     }
   }
   return updated;
 }
 
-export async function addRecipient(g: GlobalOptions, o: { recipient: string; repo?: string }): Promise<void> {
+export async function addRecipient(
+  g: GlobalOptions,
+  o: { recipient: string; repo?: string },
+  out: Output,
+): Promise<CommandResult> {
   const loaded = await loadConfig(g.config);
   const r = await changeRecipients(loaded, { add: o.recipient });
   const repos = await updateRepositories(await loadConfig(g.config), o.repo);
-  emit(g, { ...r, repositories: repos }, () =>
+  return reply(out, { ...r, repositories: repos }, () =>
     [
       `added ${o.recipient} (in ${r.where}); new backups are encrypted to: ${r.recipients.join(", ")}`,
       "existing backups are not readable with it yet: run `strongbox key rotate` to re-wrap them",
@@ -73,11 +87,12 @@ export async function addRecipient(g: GlobalOptions, o: { recipient: string; rep
 export async function removeRecipient(
   g: GlobalOptions,
   o: { recipient: string; repo?: string },
-): Promise<void> {
+  out: Output,
+): Promise<CommandResult> {
   const loaded = await loadConfig(g.config);
   const r = await changeRecipients(loaded, { remove: o.recipient });
   const repos = await updateRepositories(await loadConfig(g.config), o.repo);
-  emit(g, { ...r, repositories: repos }, () =>
+  return reply(out, { ...r, repositories: repos }, () =>
     [
       `removed ${o.recipient} (from ${r.where}); new backups are encrypted to: ${r.recipients.join(", ")}`,
       "existing backups can still be opened with the removed key: run `strongbox key rotate` to re-wrap them",
@@ -85,10 +100,51 @@ export async function removeRecipient(
   );
 }
 
+interface RotateOne {
+  repo: Repository;
+  identities: AgeIdentity[] | undefined;
+  recipients: RecipientSet;
+  /** Signing public keys trusted during the rotation: the current one first, then the new one. */
+  accepted: string[];
+  signing: SigningKey;
+  resign: boolean;
+  log: (message: string) => void;
+}
+
+/** One repository, under its writer lock: re-wrap part headers, re-sign, re-sign the config. */
+async function rotateOne(o: RotateOne): Promise<{ backups: number; parts: number; resigned: number }> {
+  let rewrapped = { backups: 0, parts: 0 };
+  if (o.identities) {
+    rewrapped = await rotateRecipients({
+      repo: o.repo,
+      trustedPublicKey: o.accepted[0]!,
+      signing: o.signing,
+      identities: o.identities,
+      recipients: o.recipients.age,
+      recipientNames: o.recipients.names,
+      passphrase: o.recipients.passphrase,
+      log: o.log,
+    });
+  }
+  const resigned = o.resign
+    ? await resignAll({ repo: o.repo, acceptedPublicKeys: o.accepted, signing: o.signing })
+    : 0;
+  await o.repo.updateInfo(
+    {
+      recipients: o.recipients.names,
+      passphrase: o.recipients.passphrase,
+      signingPublicKey: o.signing.publicKey,
+    },
+    o.signing.privateKeyPem,
+  );
+  return { ...rewrapped, resigned };
+}
+
 export async function rotate(
   g: GlobalOptions,
   o: { identity?: string; signing?: boolean; repo?: string },
-): Promise<void> {
+  out: Output,
+): Promise<CommandResult> {
   const loaded = await loadConfig(g.config);
   const names = o.repo ? [o.repo] : loaded.config.repositories.map((r) => r.name);
   const keyPath = loaded.resolvePath(loaded.config.keys.signingKey);
@@ -112,35 +168,25 @@ export async function rotate(
   const identities = o.signing && !o.identity ? undefined : await identitiesOf(loaded, o.identity);
   const results: { repository: string; backups: number; parts: number; resigned: number }[] = [];
   for (const name of names) {
-    const storage = await openStorage(repositoryConfig(loaded, name), loaded);
+    const repo = await openRepository(loaded, name);
     try {
-      const repo = await Repository.open(name, storage);
       if (!accepted.some((k) => k === repo.info.signingPublicKey)) repo.verifyInfo(accepted[0]!);
-      let rewrapped = { backups: 0, parts: 0 };
-      if (identities) {
-        rewrapped = await rotateRecipients({
+      const command = `key rotate${o.signing ? " --signing" : ""}`;
+      const ttlMs = parseDuration(loaded.config.backup.lockTtl);
+      const r = await asWriter(repo, { command, ttlMs }, () =>
+        rotateOne({
           repo,
-          trustedPublicKey: accepted[0]!,
-          signing,
           identities,
-          recipients: recipients.age,
-          recipientNames: recipients.names,
-          passphrase: recipients.passphrase,
-          log: (m) => (g.json ? undefined : note(m)),
-        });
-      }
-      const resigned = o.signing ? await resignAll({ repo, acceptedPublicKeys: accepted, signing }) : 0;
-      await repo.updateInfo(
-        {
-          recipients: recipients.names,
-          passphrase: recipients.passphrase,
-          signingPublicKey: signing.publicKey,
-        },
-        signing.privateKeyPem,
+          recipients,
+          accepted,
+          signing,
+          resign: o.signing ?? false,
+          log: (m) => out.log(m),
+        }),
       );
-      results.push({ repository: name, ...rewrapped, resigned });
+      results.push({ repository: name, ...r });
     } finally {
-      await storage.close();
+      await repo.storage.close();
     }
   }
   if (newKeyPath) {
@@ -151,7 +197,7 @@ export async function rotate(
     await rename(keyPath, retired);
     await rename(newKeyPath, keyPath);
   }
-  emit(g, { signingPublicKey: signing.publicKey, repositories: results }, () =>
+  return reply(out, { signingPublicKey: signing.publicKey, repositories: results }, () =>
     [
       ...results.map(
         (r) =>

@@ -1,14 +1,16 @@
 // list and show: what is in the repository. show decrypts the details when an identity is at hand.
-import type { GlobalOptions } from "../cli/args.ts";
-import { emit, table } from "../cli/output.ts";
+
 import { identitiesOf } from "../config/context.ts";
 import { decryptBuffer } from "../crypto/age.ts";
 import type { ManifestDetails } from "../repository/manifest.ts";
 import { verifyManifest } from "../repository/manifest.ts";
+import type { CommandResult, GlobalOptions } from "../terminal/options.ts";
+import { type Output, reply } from "../terminal/output.ts";
+import { table } from "../terminal/table.ts";
 import { formatBytes } from "../util/size.ts";
 import { openConfiguredRepository, trustedPublicKey } from "./repo.ts";
 
-export async function list(g: GlobalOptions, o: { repo?: string }): Promise<void> {
+export async function list(g: GlobalOptions, o: { repo?: string }, out: Output): Promise<CommandResult> {
   const { repo, close } = await openConfiguredRepository(g.config, o.repo);
   try {
     const manifests = await repo.list();
@@ -24,7 +26,7 @@ export async function list(g: GlobalOptions, o: { repo?: string }): Promise<void
       parts: m.parts.length,
       gtid: m.gtid,
     }));
-    emit(g, { repository: repo.name, backups: rows }, () =>
+    return reply(out, { repository: repo.name, backups: rows }, () =>
       rows.length === 0
         ? `repository ${repo.name}: no backups yet`
         : table([
@@ -50,7 +52,8 @@ export async function list(g: GlobalOptions, o: { repo?: string }): Promise<void
 export async function show(
   g: GlobalOptions,
   o: { id: string; repo?: string; identity?: string },
-): Promise<void> {
+  out: Output,
+): Promise<CommandResult> {
   const { loaded, repo, close } = await openConfiguredRepository(g.config, o.repo);
   try {
     const m = await repo.get(o.id);
@@ -66,7 +69,7 @@ export async function show(
       detailsNote = "decrypted";
     }
     const { details: _sealed, ...publicPart } = m;
-    emit(g, { ...publicPart, details: details ?? null }, () => {
+    return reply(out, { ...publicPart, details: details ?? null }, () => {
       const lines = [
         `backup ${m.id} (${m.type}${m.parent ? `, parent ${m.parent}` : ""}, chain ${m.chainRoot})`,
         `  signature: valid (${m.signature?.publicKey})`,

@@ -1,45 +1,17 @@
 // copy --from A --to B [ID|--missing] and prune [--repo R] [--dry-run]
-import { hostname } from "node:os";
-import type { GlobalOptions } from "../cli/args.ts";
-import { emit, note } from "../cli/output.ts";
+
 import { repositoryConfig, signingKeyOf } from "../config/context.ts";
 import { type LoadedConfig, loadConfig } from "../config/load.ts";
 import { StrongboxError, UsageError } from "../errors.ts";
 import { runMonitored } from "../monitor/monitor.ts";
 import { type CopyResult, copyBackups } from "../repository/copy.ts";
-import { acquireLock } from "../repository/lock.ts";
 import { prune as pruneRepo } from "../repository/prune.ts";
-import { Repository } from "../repository/repository.ts";
-import { openStorage } from "../storage/open.ts";
+import { asWriter } from "../repository/writer.ts";
+import type { CommandResult, GlobalOptions } from "../terminal/options.ts";
+import { type Output, reply } from "../terminal/output.ts";
 import { parseDuration } from "../util/duration.ts";
 import { formatBytes } from "../util/size.ts";
-
-async function openRepo(loaded: LoadedConfig, name: string, trusted: string): Promise<Repository> {
-  const storage = await openStorage(repositoryConfig(loaded, name), loaded);
-  try {
-    const repo = await Repository.open(name, storage);
-    repo.verifyInfo(trusted);
-    return repo;
-  } catch (e) {
-    await storage.close();
-    throw e;
-  }
-}
-
-async function withLock<T>(repo: Repository, command: string, ttl: string, fn: () => Promise<T>): Promise<T> {
-  const ttlMs = parseDuration(ttl);
-  const lock = await acquireLock(repo.storage, {
-    holder: { host: hostname(), pid: process.pid, command },
-    ttlMs,
-  });
-  const stop = lock.startHeartbeat(Math.max(1000, Math.min(60_000, ttlMs / 4)));
-  try {
-    return await fn();
-  } finally {
-    stop();
-    await lock.release().catch(() => {});
-  }
-}
+import { openRepository } from "./repo.ts";
 
 /** Copies into `toName` under its lock; recorded as a "copy" run of the destination. */
 export async function copyInto(
@@ -51,13 +23,15 @@ export async function copyInto(
 ): Promise<CopyResult> {
   if (fromName === toName) throw new UsageError("--from and --to name the same repository");
   const trusted = (await signingKeyOf(loaded)).publicKey;
-  const from = await openRepo(loaded, fromName, trusted);
+  const from = await openRepository(loaded, fromName, { trusted });
   try {
-    const to = await openRepo(loaded, toName, trusted);
+    const to = await openRepository(loaded, toName, { trusted });
     try {
       return await runMonitored(loaded, { command: "copy", repository: toName }, async (run) => {
-        const r = await withLock(to, `copy from ${fromName}`, loaded.config.backup.lockTtl, () =>
-          copyBackups({ from, to, id, trustedPublicKey: trusted, log }),
+        const r = await asWriter(
+          to,
+          { command: `copy from ${fromName}`, ttlMs: parseDuration(loaded.config.backup.lockTtl) },
+          () => copyBackups({ from, to, id, trustedPublicKey: trusted, log }),
         );
         run.bytes = r.bytes;
         run.details = { from: fromName, copied: r.copied };
@@ -74,19 +48,24 @@ export async function copyInto(
 export async function copy(
   g: GlobalOptions,
   o: { from?: string; to: string; id?: string; missing?: boolean },
-): Promise<void> {
+  out: Output,
+): Promise<CommandResult> {
   if (o.id && o.missing) throw new UsageError("give a backup ID or --missing, not both");
   const loaded = await loadConfig(g.config);
   const from = o.from ?? loaded.config.defaultRepository ?? loaded.config.repositories[0]!.name;
-  const r = await copyInto(loaded, from, o.to, o.id, (m) => (g.json ? undefined : note(m)));
-  emit(g, { from, to: o.to, ...r }, () =>
+  const r = await copyInto(loaded, from, o.to, o.id, (m: string) => out.log(m));
+  return reply(out, { from, to: o.to, ...r }, () =>
     r.copied.length === 0
       ? `nothing to copy: ${o.to} already has ${o.id ?? "every backup of " + from}`
       : `copied ${r.copied.length} backup(s), ${r.parts} part(s), ${formatBytes(r.bytes)} from ${from} to ${o.to}; hashes checked on arrival`,
   );
 }
 
-export async function prune(g: GlobalOptions, o: { repo?: string; dryRun?: boolean }): Promise<void> {
+export async function prune(
+  g: GlobalOptions,
+  o: { repo?: string; dryRun?: boolean },
+  out: Output,
+): Promise<CommandResult> {
   const loaded = await loadConfig(g.config);
   const rc = repositoryConfig(loaded, o.repo);
   const retention = rc.retention;
@@ -118,7 +97,7 @@ export async function prune(g: GlobalOptions, o: { repo?: string; dryRun?: boole
     );
   }
   const trusted = (await signingKeyOf(loaded)).publicKey;
-  const repo = await openRepo(loaded, rc.name, trusted);
+  const repo = await openRepository(loaded, rc.name, { trusted });
   try {
     const policy = {
       keepLast: retention.keepLast,
@@ -129,13 +108,18 @@ export async function prune(g: GlobalOptions, o: { repo?: string; dryRun?: boole
       timeZone: retention.timeZone,
     };
     const run = () =>
-      withLock(repo, `prune${o.dryRun ? " --dry-run" : ""}`, loaded.config.backup.lockTtl, () =>
-        pruneRepo({ repo, policy, dryRun: o.dryRun ?? false }),
+      asWriter(
+        repo,
+        {
+          command: `prune${o.dryRun ? " --dry-run" : ""}`,
+          ttlMs: parseDuration(loaded.config.backup.lockTtl),
+        },
+        () => pruneRepo({ repo, policy, dryRun: o.dryRun ?? false }),
       );
     const r = o.dryRun
       ? await run()
       : await runMonitored(loaded, { command: "prune", repository: rc.name }, run);
-    emit(g, { repository: rc.name, ...r }, () =>
+    return reply(out, { repository: rc.name, ...r }, () =>
       [
         ...r.kept.map((k) => `keep    ${k.id}  (${k.reasons.join("; ")})`),
         ...r.removed.map((id) => `${r.dryRun ? "would remove" : "removed"} ${id}  (no rule keeps it)`),

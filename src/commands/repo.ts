@@ -1,4 +1,5 @@
-// What backup, list and show share: the config, the repository and its trust anchor.
+// The one way commands open a configured repository: its storage, the repository itself, and —
+// when the caller has the trust anchor — its signed config checked against it.
 import { repositoryConfig, signingKeyOf } from "../config/context.ts";
 import { type LoadedConfig, loadConfig } from "../config/load.ts";
 import { Repository } from "../repository/repository.ts";
@@ -10,20 +11,35 @@ export interface OpenedRepo {
   close(): Promise<void>;
 }
 
+/**
+ * Opens repository `name` (default: the default repository). With `trusted`, the repository's
+ * signed config must verify against that signing public key (REPO_TAMPERED otherwise).
+ */
+export async function openRepository(
+  loaded: LoadedConfig,
+  name?: string,
+  o: { trusted?: string } = {},
+): Promise<Repository> {
+  const rc = repositoryConfig(loaded, name);
+  const storage = await openStorage(rc, loaded);
+  try {
+    const repo = await Repository.open(rc.name, storage);
+    if (o.trusted !== undefined) repo.verifyInfo(o.trusted);
+    return repo;
+  } catch (e) {
+    await storage.close();
+    throw e;
+  }
+}
+
+/** Loads the configuration, then opens the repository. */
 export async function openConfiguredRepository(
   configPath: string | undefined,
   repoName?: string,
 ): Promise<OpenedRepo> {
   const loaded = await loadConfig(configPath);
-  const rc = repositoryConfig(loaded, repoName);
-  const storage = await openStorage(rc, loaded);
-  try {
-    const repo = await Repository.open(rc.name, storage);
-    return { loaded, repo, close: () => storage.close() };
-  } catch (e) {
-    await storage.close();
-    throw e;
-  }
+  const repo = await openRepository(loaded, repoName);
+  return { loaded, repo, close: () => repo.storage.close() };
 }
 
 /** The public key manifests must be signed with: from the local signing key. */

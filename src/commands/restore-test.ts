@@ -1,9 +1,6 @@
 // restore-test [ID]: prove a backup by restoring it for real and checking the result.
 
 import { chooseBackupFor } from "../binlog/plan.ts";
-import type { GlobalOptions } from "../cli/args.ts";
-import { emit, note } from "../cli/output.ts";
-import { interruptible } from "../cli/signals.ts";
 import { identitiesOf, stateDirOf } from "../config/context.ts";
 import { decryptBuffer } from "../crypto/age.ts";
 import { restoreTest } from "../drill/restore-test.ts";
@@ -11,16 +8,20 @@ import { StrongboxError, UsageError } from "../errors.ts";
 import { runMonitored } from "../monitor/monitor.ts";
 import { resolveChain } from "../repository/chain.ts";
 import type { ManifestDetails } from "../repository/manifest.ts";
+import type { CommandResult, GlobalOptions } from "../terminal/options.ts";
+import type { Output } from "../terminal/output.ts";
+import { interruptible } from "../terminal/signals.ts";
 import { openConfiguredRepository, trustedPublicKey } from "./repo.ts";
 
 export async function restoreTestCommand(
   g: GlobalOptions,
   o: { id?: string; identity?: string; repo?: string; toTime?: string; toGtid?: string },
-): Promise<void> {
+  out: Output,
+): Promise<CommandResult> {
   const { loaded, repo, close } = await openConfiguredRepository(g.config, o.repo);
   const abort = interruptible((sig) => `restore-test aborted by ${sig}; scratch server stopped`);
   try {
-    await runMonitored(loaded, { command: "restore-test", repository: repo.name }, async (run) => {
+    return await runMonitored(loaded, { command: "restore-test", repository: repo.name }, async (run) => {
       const key = await trustedPublicKey(loaded);
       let toTime: Date | undefined;
       if (o.toTime) {
@@ -57,9 +58,9 @@ export async function restoreTestCommand(
         bufferPool: cfg.bufferPool,
         signal: abort.signal,
         pointInTime,
-        log: (m) => (g.json ? undefined : note(m)),
+        log: (m: string) => out.log(m),
       });
-      emit(g, r, () =>
+      out.result(r, () =>
         [
           `restore-test of ${r.id} (${r.type}${r.chain.length > 1 ? `, chain of ${r.chain.length}` : ""}): ${r.passed ? "PASSED" : "FAILED"}`,
           `  time to restore (RTO): ${r.rtoSeconds === null ? "-" : `${r.rtoSeconds.toFixed(1)} s`}; ${r.tablesChecked} table(s) checked; total ${r.timings.total?.toFixed(1)} s`,
@@ -85,6 +86,7 @@ export async function restoreTestCommand(
           },
         );
       }
+      return { exitCode: 0, result: r };
     });
   } finally {
     abort.dispose();

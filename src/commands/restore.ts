@@ -2,9 +2,6 @@
 
 import { chooseBackupFor } from "../binlog/plan.ts";
 import { restoreToPoint } from "../binlog/replay.ts";
-import type { GlobalOptions } from "../cli/args.ts";
-import { emit, note } from "../cli/output.ts";
-import { interruptible } from "../cli/signals.ts";
 import { clusterNodes, clusterTls, credentialsFor, identitiesOf } from "../config/context.ts";
 import type { LoadedConfig } from "../config/load.ts";
 import { UsageError } from "../errors.ts";
@@ -12,6 +9,9 @@ import { resolveChain } from "../repository/chain.ts";
 import type { Repository } from "../repository/repository.ts";
 import { loadLogical } from "../restore/logical.ts";
 import { nextSteps, restorePhysical } from "../restore/restore.ts";
+import type { CommandResult, GlobalOptions } from "../terminal/options.ts";
+import { type Output, reply } from "../terminal/output.ts";
+import { interruptible } from "../terminal/signals.ts";
 import { openConfiguredRepository, trustedPublicKey } from "./repo.ts";
 
 export async function restore(
@@ -27,19 +27,19 @@ export async function restore(
     identity?: string;
     repo?: string;
   },
-): Promise<void> {
+  out: Output,
+): Promise<CommandResult> {
   const { loaded, repo, close } = await openConfiguredRepository(g.config, o.repo);
   const abort = interruptible((sig) => `restore aborted by ${sig}`);
   try {
     if (o.toTime || o.toGtid) {
-      await restoreToPointCommand(g, o, { loaded, repo, signal: abort.signal });
-      return;
+      return await restoreToPointCommand(o, out, { loaded, repo, signal: abort.signal });
     }
     if (!o.id) throw new UsageError("give a backup ID, or --to-time / --to-gtid for point-in-time recovery");
     const chain = await resolveChain(repo, o.id, await trustedPublicKey(loaded));
     const target = chain[chain.length - 1]!;
     const identities = await identitiesOf(loaded, o.identity);
-    const log = (m: string) => (g.json ? undefined : note(m));
+    const log = (m: string) => out.log(m);
     if (target.type === "logical") {
       if (!o.intoNode) {
         throw new UsageError(`backup ${o.id} is a logical dump: load it into a server with --into-node NAME`);
@@ -57,12 +57,11 @@ export async function restore(
         tls: clusterTls(loaded),
         signal: abort.signal,
       });
-      emit(
-        g,
+      return reply(
+        out,
         { id: target.id, node: node.name, ...r },
         () => `logical backup ${target.id} loaded into ${node.name} in ${r.seconds.toFixed(1)} s`,
       );
-      return;
     }
     if (!o.targetDir) throw new UsageError("restore of a physical backup needs --target-dir DIR");
     const r = await restorePhysical({
@@ -76,7 +75,7 @@ export async function restore(
       signal: abort.signal,
       log,
     });
-    emit(g, r, () =>
+    return reply(out, r, () =>
       [
         `restored ${r.backups.join(" + ")} into ${r.targetDir} in ${r.timings.total?.toFixed(1)} s${o.prepare === false ? " (not prepared)" : " (prepared)"}`,
         ...nextSteps(r),
@@ -90,7 +89,6 @@ export async function restore(
 
 /** restore [ID] --to-time T | --to-gtid G: the newest backup before the target, then archived binlogs. */
 async function restoreToPointCommand(
-  g: GlobalOptions,
   o: {
     id?: string;
     toTime?: string;
@@ -99,8 +97,9 @@ async function restoreToPointCommand(
     force?: boolean;
     identity?: string;
   },
+  out: Output,
   ctx: { loaded: LoadedConfig; repo: Repository; signal: AbortSignal },
-): Promise<void> {
+): Promise<CommandResult> {
   const { loaded, repo, signal } = ctx;
   if (!o.targetDir) throw new UsageError("point-in-time recovery needs --target-dir DIR");
   let toTime: Date | undefined;
@@ -115,7 +114,7 @@ async function restoreToPointCommand(
   const base = o.id ? await repo.get(o.id) : chooseBackupFor(await repo.list(), target);
   const chain = await resolveChain(repo, base.id, key);
   const identities = await identitiesOf(loaded, o.identity);
-  const log = (m: string) => (g.json ? undefined : note(m));
+  const log = (m: string) => out.log(m);
   const restored = await restorePhysical({
     repo,
     chain,
@@ -137,7 +136,7 @@ async function restoreToPointCommand(
     signal,
     log,
   });
-  emit(g, { restore: restored, pointInTime: pitr }, () =>
+  return reply(out, { restore: restored, pointInTime: pitr }, () =>
     [
       `restored ${restored.backups.join(" + ")} into ${restored.targetDir}, then replayed archived binlogs up to ${o.toGtid ?? o.toTime}`,
       `  last transaction applied: ${pitr.lastGtid ?? "-"} at ${pitr.lastEventAt ?? "-"} (${pitr.transactions} transaction(s) from ${pitr.files.length} file(s))`,

@@ -1,7 +1,5 @@
 // sandbox up/status/load/write/stop-node/start-node/down.
 import { dirname, resolve } from "node:path";
-import type { GlobalOptions } from "../cli/args.ts";
-import { emit, note, table } from "../cli/output.ts";
 import { connectNode } from "../galera/connection.ts";
 import {
   readSecret,
@@ -13,27 +11,25 @@ import {
   stopNode,
 } from "../sandbox/cluster.ts";
 import { createSandbox } from "../sandbox/setup.ts";
+import type { CommandResult, GlobalOptions } from "../terminal/options.ts";
+import { type Output, reply } from "../terminal/output.ts";
+import { table } from "../terminal/table.ts";
 import { formatBytes, parseSize } from "../util/size.ts";
 
 export const DEFAULT_SANDBOX_DIR = ".sandbox";
 
-let configDir: string | undefined;
-
 /** --dir, else the directory of --config (sandbox up writes its config there), else the default. */
-function dirOf(o: { dir?: string }): string {
+function dirOf(g: GlobalOptions, o: { dir?: string }): string {
+  const configDir = g.config ? dirname(resolve(g.config)) : undefined;
   return resolve(o.dir ?? configDir ?? process.env.STRONGBOX_SANDBOX_DIR ?? DEFAULT_SANDBOX_DIR);
-}
-
-function useGlobals(g: GlobalOptions): void {
-  configDir = g.config ? dirname(resolve(g.config)) : undefined;
 }
 
 export async function up(
   g: GlobalOptions,
   o: { dir?: string; nodes: number; basePort?: number; bufferPool: string; tls?: boolean },
-): Promise<void> {
-  useGlobals(g);
-  const dir = dirOf(o);
+  out: Output,
+): Promise<CommandResult> {
+  const dir = dirOf(g, o);
   const started = Date.now();
   const { state, configPath } = await createSandbox({
     dir,
@@ -41,10 +37,10 @@ export async function up(
     basePort: o.basePort,
     bufferPool: o.bufferPool,
     tls: o.tls,
-    log: g.json ? undefined : (m) => note(`sandbox: ${m}`),
+    log: (m) => out.log(`sandbox: ${m}`),
   });
   const seconds = (Date.now() - started) / 1000;
-  emit(g, { dir, nodes: state.nodes, basePort: state.basePort, config: configPath, seconds }, () =>
+  return reply(out, { dir, nodes: state.nodes, basePort: state.basePort, config: configPath, seconds }, () =>
     [
       `sandbox: ${state.nodes} node(s) Synced in ${seconds.toFixed(1)} s (ports from ${state.basePort})`,
       `config:  ${configPath}`,
@@ -53,25 +49,27 @@ export async function up(
   );
 }
 
-export async function status(g: GlobalOptions, o: { dir?: string }): Promise<void> {
-  useGlobals(g);
-  const { state, nodes } = await sandboxStatus(dirOf(o));
+export async function status(g: GlobalOptions, o: { dir?: string }, out: Output): Promise<CommandResult> {
+  const { state, nodes } = await sandboxStatus(dirOf(g, o));
   const healthy = nodes.every((n) => n.state === "Synced" && n.clusterStatus === "Primary");
-  emit(g, { dir: state.dir, healthy, nodes }, () =>
-    table([
-      ["node", "pid", "port", "state", "cluster", "size", "socket"],
-      ...nodes.map((n) => [
-        n.name,
-        String(n.pid ?? "-"),
-        String(n.port),
-        n.state,
-        n.clusterStatus || "-",
-        String(n.clusterSize),
-        n.socket,
+  return reply(
+    out,
+    { dir: state.dir, healthy, nodes },
+    () =>
+      table([
+        ["node", "pid", "port", "state", "cluster", "size", "socket"],
+        ...nodes.map((n) => [
+          n.name,
+          String(n.pid ?? "-"),
+          String(n.port),
+          n.state,
+          n.clusterStatus || "-",
+          String(n.clusterSize),
+          n.socket,
+        ]),
       ]),
-    ]),
+    healthy ? 0 : 1,
   );
-  if (!healthy) process.exitCode = 1;
 }
 
 async function writerConnection(dir: string) {
@@ -93,27 +91,26 @@ async function writerConnection(dir: string) {
 export async function loadData(
   g: GlobalOptions,
   o: { dir?: string; size: string; seed: string },
-): Promise<void> {
-  useGlobals(g);
+  out: Output,
+): Promise<CommandResult> {
   const { loadDataset } = await import("../sandbox/dataset.ts");
   const sizeBytes = parseSize(o.size);
-  const conn = await writerConnection(dirOf(o));
+  const conn = await writerConnection(dirOf(g, o));
   const started = Date.now();
-  let lastShown = 0;
+  const progress = out.progress();
   try {
     const summary = await loadDataset(conn, {
       sizeBytes,
       seed: o.seed,
       onProgress: (done, total) => {
-        if (g.json || !process.stderr.isTTY || Date.now() - lastShown < 1000) return;
-        lastShown = Date.now();
-        process.stderr.write(`\rloading ${formatBytes(done)} / ${formatBytes(total)}   `);
+        progress.total = total;
+        progress.update(done);
       },
     });
-    if (!g.json && process.stderr.isTTY) process.stderr.write("\n");
+    progress.done();
     const seconds = (Date.now() - started) / 1000;
-    emit(
-      g,
+    return reply(
+      out,
       { ...summary, seconds },
       () =>
         `loaded ~${formatBytes(summary.bytesApprox)} into ${summary.tables.length} tables of ${summary.schemas.length} schemas in ${seconds.toFixed(1)} s (seed ${o.seed})`,
@@ -126,14 +123,14 @@ export async function loadData(
 export async function write(
   g: GlobalOptions,
   o: { dir?: string; seconds: number; rate: number },
-): Promise<void> {
-  useGlobals(g);
+  out: Output,
+): Promise<CommandResult> {
   const { runWriteLoad } = await import("../sandbox/writer.ts");
-  const conn = await writerConnection(dirOf(o));
+  const conn = await writerConnection(dirOf(g, o));
   try {
     const r = await runWriteLoad(conn, { seconds: o.seconds, ratePerSecond: o.rate });
-    emit(
-      g,
+    return reply(
+      out,
       r,
       () => `wrote for ${o.seconds} s: ${r.inserts} inserts, ${r.updates} updates, ${r.deletes} deletes`,
     );
@@ -142,24 +139,33 @@ export async function write(
   }
 }
 
-export async function stopNodeCmd(g: GlobalOptions, o: { dir?: string; k: number }): Promise<void> {
-  useGlobals(g);
-  await stopNode(dirOf(o), o.k);
-  emit(g, { stopped: o.k }, () => `node${o.k} stopped`);
+export async function stopNodeCmd(
+  g: GlobalOptions,
+  o: { dir?: string; k: number },
+  out: Output,
+): Promise<CommandResult> {
+  await stopNode(dirOf(g, o), o.k);
+  return reply(out, { stopped: o.k }, () => `node${o.k} stopped`);
 }
 
-export async function startNodeCmd(g: GlobalOptions, o: { dir?: string; k: number }): Promise<void> {
-  useGlobals(g);
-  await startNode(dirOf(o), o.k);
-  emit(g, { started: o.k }, () => `node${o.k} is Synced again`);
+export async function startNodeCmd(
+  g: GlobalOptions,
+  o: { dir?: string; k: number },
+  out: Output,
+): Promise<CommandResult> {
+  await startNode(dirOf(g, o), o.k);
+  return reply(out, { started: o.k }, () => `node${o.k} is Synced again`);
 }
 
-export async function down(g: GlobalOptions, o: { dir?: string; purge: boolean }): Promise<void> {
-  useGlobals(g);
-  const dir = dirOf(o);
+export async function down(
+  g: GlobalOptions,
+  o: { dir?: string; purge: boolean },
+  out: Output,
+): Promise<CommandResult> {
+  const dir = dirOf(g, o);
   const stopped = await sandboxDown(dir, { purge: o.purge });
-  emit(
-    g,
+  return reply(
+    out,
     { dir, stopped, purged: o.purge },
     () => `sandbox: stopped ${stopped} node(s)${o.purge ? `, removed ${dir}` : ""}`,
   );

@@ -1,7 +1,8 @@
 // serve: the dashboard, JSON API and /metrics until SIGTERM or SIGINT.
-import type { GlobalOptions } from "../cli/args.ts";
-import { emit, note } from "../cli/output.ts";
+
 import { loadConfig } from "../config/load.ts";
+import type { CommandResult, GlobalOptions } from "../terminal/options.ts";
+import type { Output } from "../terminal/output.ts";
 import { readToken } from "../web/auth.ts";
 import { startServer } from "../web/server.ts";
 
@@ -24,7 +25,7 @@ function firstSignal(): Promise<NodeJS.Signals> {
   });
 }
 
-export async function serve(g: GlobalOptions, o: ServeCommandOptions = {}): Promise<void> {
+export async function serve(g: GlobalOptions, o: ServeCommandOptions, out: Output): Promise<CommandResult> {
   const loaded = await loadConfig(g.config);
   const cfg = loaded.config.serve;
   const tokenFile = cfg?.tokenFile;
@@ -35,9 +36,10 @@ export async function serve(g: GlobalOptions, o: ServeCommandOptions = {}): Prom
     host: o.bind ?? cfg?.bind ?? "127.0.0.1",
     port: o.port ?? cfg?.port ?? 8484,
     token,
-    log: (m) => note(`strongbox serve: ${m}`),
+    log: (m) => out.note(`strongbox serve: ${m}`),
   });
-  emit(g, { url: running.url, metrics: `${running.url}metrics`, auth: token !== undefined }, () =>
+  const result = { url: running.url, metrics: `${running.url}metrics`, auth: token !== undefined };
+  out.result(result, () =>
     [
       `dashboard: ${running.url}${token ? " (token required: bearer, or basic auth with the token as password)" : ""}`,
       `metrics:   ${running.url}metrics`,
@@ -46,4 +48,5 @@ export async function serve(g: GlobalOptions, o: ServeCommandOptions = {}): Prom
   );
   await until;
   await running.close();
+  return { exitCode: 0, result };
 }

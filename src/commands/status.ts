@@ -1,12 +1,13 @@
 // status: health per repository for people and for monitoring (Nagios exit codes 0/1/2/3).
-import type { GlobalOptions } from "../cli/args.ts";
 import { loadConfig } from "../config/load.ts";
 import { formatHealth } from "../monitor/health.ts";
 import { statusOf } from "../monitor/monitor.ts";
+import type { CommandResult, GlobalOptions } from "../terminal/options.ts";
+import type { Output } from "../terminal/output.ts";
 
-export async function status(g: GlobalOptions): Promise<void> {
+export async function status(g: GlobalOptions, out: Output): Promise<CommandResult> {
   const loaded = await loadConfig(g.config);
   const report = statusOf(loaded);
-  process.stdout.write(g.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatHealth(report)}\n`);
-  process.exitCode = report.exitCode;
+  out.result(report, () => formatHealth(report));
+  return { exitCode: report.exitCode, result: report };
 }

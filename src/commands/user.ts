@@ -3,8 +3,6 @@
 import { existsSync } from "node:fs";
 import { userInfo } from "node:os";
 import { resolve } from "node:path";
-import type { GlobalOptions } from "../cli/args.ts";
-import { emit } from "../cli/output.ts";
 import { type ClusterNode, clusterNodes, clusterTls, credentialsFor } from "../config/context.ts";
 import { defaultConfigPath, type LoadedConfig, loadConfig } from "../config/load.ts";
 import { StrongboxError, UsageError } from "../errors.ts";
@@ -19,6 +17,8 @@ import {
   NOT_NEEDED,
   requiredPrivileges,
 } from "../security/grants.ts";
+import type { CommandResult, GlobalOptions } from "../terminal/options.ts";
+import { type Output, reply } from "../terminal/output.ts";
 
 export interface UserGrantsOptions {
   method?: string;
@@ -74,7 +74,11 @@ function hostsOf(o: UserGrantsOptions, loaded: LoadedConfig | undefined, require
   );
 }
 
-export async function userGrants(g: GlobalOptions, o: UserGrantsOptions): Promise<void> {
+export async function userGrants(
+  g: GlobalOptions,
+  o: UserGrantsOptions,
+  out: Output,
+): Promise<CommandResult> {
   const loaded = await optionalConfig(g);
   const methods = parseMethod(o.method, loaded);
   const user = o.user ?? loaded?.config.cluster.credentials.backup.user ?? DEFAULT_USER;
@@ -82,8 +86,8 @@ export async function userGrants(g: GlobalOptions, o: UserGrantsOptions): Promis
   const needs = requiredPrivileges(methods);
   const statements = hosts.map((h) => grantStatement(methods, user, h));
   const width = Math.max(...needs.map((n) => n.privilege.length));
-  emit(
-    g,
+  return reply(
+    out,
     {
       user,
       hosts,
@@ -165,7 +169,11 @@ function describe(r: AccountResult, configured: string | undefined): string {
   return lines.join("\n");
 }
 
-export async function userCreate(g: GlobalOptions, o: UserCreateOptions): Promise<void> {
+export async function userCreate(
+  g: GlobalOptions,
+  o: UserCreateOptions,
+  out: Output,
+): Promise<CommandResult> {
   const loaded = await loadConfig(g.config);
   const methods = parseMethod(o.method, loaded);
   const backup = loaded.config.cluster.credentials.backup;
@@ -206,7 +214,7 @@ export async function userCreate(g: GlobalOptions, o: UserCreateOptions): Promis
         "remove cluster.credentials.backup.passwordFile from the config: the account has no password",
       );
     }
-    emit(g, { ...r, node, admin: as, notes }, () =>
+    return reply(out, { ...r, node, admin: as, notes }, () =>
       [`on ${node} as ${as}:`, describe(r, configured), ...notes.map((n) => `note: ${n}`)].join("\n"),
     );
   } finally {

@@ -1,12 +1,12 @@
 // verify [ID|--all] [--read-data] [--sample P%]
 
 import { verifyBinlogArchive } from "../binlog/verify.ts";
-import type { GlobalOptions } from "../cli/args.ts";
-import { emit } from "../cli/output.ts";
 import { identitiesOf, stateDirOf } from "../config/context.ts";
 import { StrongboxError, UsageError } from "../errors.ts";
 import { runMonitored } from "../monitor/monitor.ts";
 import { verifyBackups } from "../restore/verify.ts";
+import type { CommandResult, GlobalOptions } from "../terminal/options.ts";
+import type { Output } from "../terminal/output.ts";
 import { openConfiguredRepository, trustedPublicKey } from "./repo.ts";
 
 export function parsePercent(text: string): number {
@@ -20,11 +20,12 @@ export function parsePercent(text: string): number {
 export async function verify(
   g: GlobalOptions,
   o: { id?: string; all?: boolean; readData?: boolean; sample?: string; identity?: string; repo?: string },
-): Promise<void> {
+  out: Output,
+): Promise<CommandResult> {
   if (o.id && o.all) throw new UsageError("give a backup ID or --all, not both");
   const { loaded, repo, close } = await openConfiguredRepository(g.config, o.repo);
   try {
-    await runMonitored(
+    return await runMonitored(
       loaded,
       { command: "verify", repository: repo.name, kind: o.readData ? "read-data" : "hashes" },
       async (run) => {
@@ -44,35 +45,32 @@ export async function verify(
         // Only a single-backup check skips the binlog archive (signatures, hashes, GTID continuity).
         const binlogs = o.id ? undefined : await verifyBinlogArchive(repo, trusted);
         const binlogsUsed = binlogs && (binlogs.ranges.length > 0 || binlogs.problems.length > 0);
-        emit(
-          g,
-          {
-            repository: repo.name,
-            ok: failed.length === 0 && (binlogs?.ok ?? true),
-            backups: verdicts,
-            binlogs,
-          },
-          () => {
-            const lines = verdicts.map((v) =>
-              v.ok
-                ? `ok      ${v.id} ${v.type}: signature, chain, ${v.partsChecked}/${v.partsTotal} part(s) checked${v.dataRead ? ", data decrypted and parsed to the end" : ""}`
-                : `FAILED  ${v.id} ${v.type}: ${v.problems.map((p) => p.message).join("; ")}`,
-            );
+        const result = {
+          repository: repo.name,
+          ok: failed.length === 0 && (binlogs?.ok ?? true),
+          backups: verdicts,
+          binlogs,
+        };
+        out.result(result, () => {
+          const lines = verdicts.map((v) =>
+            v.ok
+              ? `ok      ${v.id} ${v.type}: signature, chain, ${v.partsChecked}/${v.partsTotal} part(s) checked${v.dataRead ? ", data decrypted and parsed to the end" : ""}`
+              : `FAILED  ${v.id} ${v.type}: ${v.problems.map((p) => p.message).join("; ")}`,
+          );
+          lines.push(
+            verdicts.length === 0
+              ? `repository ${repo.name}: no backups to verify`
+              : `${verdicts.length - failed.length} of ${verdicts.length} backup(s) verified${failed.length ? `, ${failed.length} FAILED` : ""}`,
+          );
+          if (binlogs && binlogsUsed) {
             lines.push(
-              verdicts.length === 0
-                ? `repository ${repo.name}: no backups to verify`
-                : `${verdicts.length - failed.length} of ${verdicts.length} backup(s) verified${failed.length ? `, ${failed.length} FAILED` : ""}`,
+              binlogs.ok
+                ? `ok      binlog archive: ${binlogs.ranges.length} GTID range(s), signatures and hashes checked, no gaps`
+                : `FAILED  binlog archive: ${binlogs.problems.join("; ")}`,
             );
-            if (binlogs && binlogsUsed) {
-              lines.push(
-                binlogs.ok
-                  ? `ok      binlog archive: ${binlogs.ranges.length} GTID range(s), signatures and hashes checked, no gaps`
-                  : `FAILED  binlog archive: ${binlogs.problems.join("; ")}`,
-              );
-            }
-            return lines.join("\n");
-          },
-        );
+          }
+          return lines.join("\n");
+        });
         run.details = { backups: verdicts.length, failed: failed.map((v) => v.id) };
         if (binlogs && !binlogs.ok && failed.length === 0) {
           throw new StrongboxError("VERIFY_FAILED", `binlog archive: ${binlogs.problems[0] ?? "gap"}`);
@@ -87,6 +85,7 @@ export async function verify(
             },
           );
         }
+        return { exitCode: 0, result };
       },
     );
   } finally {

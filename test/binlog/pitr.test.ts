@@ -28,6 +28,7 @@ import { startScratchServer } from "../../src/mariadb/scratch.ts";
 import { readIndex } from "../../src/repository/binlog-index.ts";
 import type { Manifest } from "../../src/repository/manifest.ts";
 import { stopNode } from "../../src/sandbox/cluster.ts";
+import { MemoryOutput } from "../../src/terminal/output.ts";
 import { sleep } from "../../src/util/proc.ts";
 import { BIN, cli, editConfig } from "../helpers/cli.ts";
 import { useCluster } from "../helpers/cluster.ts";
@@ -344,7 +345,7 @@ describe("point-in-time recovery", () => {
     await purge(2);
     await write(10);
     await assert.rejects(
-      binlogArchive({ config: cluster.configPath, json: false, verbose: false }, {}),
+      binlogArchive({ config: cluster.configPath, json: false, verbose: false }, {}, new MemoryOutput()),
       (e: unknown) => {
         assert.equal((e as StrongboxError).code, "BINLOG_GAP");
         return true;

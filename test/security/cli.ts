@@ -1,4 +1,4 @@
-// Runs the CLI with the admin commands (test/security/admin-cli.ts) as a child process.
+// Runs the CLI (test/security/admin-cli.ts) as a child process.
 import { spawn } from "node:child_process";
 import type { CliResult } from "../helpers/cli.ts";
 

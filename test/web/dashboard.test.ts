@@ -13,6 +13,7 @@ import type { ConfigError, StrongboxError } from "../../src/errors.ts";
 import { openCatalog } from "../../src/monitor/catalog.ts";
 import { catalogPathOf } from "../../src/monitor/settings.ts";
 import { loadDataset } from "../../src/sandbox/dataset.ts";
+import { MemoryOutput } from "../../src/terminal/output.ts";
 import { readToken } from "../../src/web/auth.ts";
 import { type RunningServer, startServer } from "../../src/web/server.ts";
 import { cli, editConfig } from "../helpers/cli.ts";
@@ -213,7 +214,11 @@ describe("dashboard (serve) in headless Chromium", () => {
     }
 
     await assert.rejects(
-      serve({ config: cluster.configPath, json: true, verbose: false }, { bind: "0.0.0.0", port: 0 }),
+      serve(
+        { config: cluster.configPath, json: true, verbose: false },
+        { bind: "0.0.0.0", port: 0 },
+        new MemoryOutput(true),
+      ),
       (e: StrongboxError) => e.code === "SERVE_NEEDS_TOKEN",
     );
     const base = readFileSync(cluster.configPath, "utf8");

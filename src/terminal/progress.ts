@@ -9,9 +9,11 @@ export class Progress {
   private drawn = false;
   total: number | undefined;
 
-  constructor(enabled: boolean, total?: number) {
+  private readonly write: (text: string) => void;
+
+  constructor(enabled: boolean, write: (text: string) => void) {
     this.enabled = enabled;
-    this.total = total;
+    this.write = write;
   }
 
   update(bytes: number): void {
@@ -23,19 +25,19 @@ export class Progress {
     const rate = bytes / Math.max(secs, 0.001);
     let line = `  ${formatBytes(bytes)} at ${formatBytes(rate)}/s`;
     if (this.total && this.total > bytes) line += `, ~${Math.ceil((this.total - bytes) / rate)} s left`;
-    process.stderr.write(`\r${line.padEnd(60)}`);
+    this.write(`\r${line.padEnd(60)}`);
     this.drawn = true;
   }
 
   note(message: string, show: boolean): void {
     if (!show) return;
-    if (this.drawn) process.stderr.write("\n");
+    if (this.drawn) this.write("\n");
     this.drawn = false;
-    process.stderr.write(`${message}\n`);
+    this.write(`${message}\n`);
   }
 
   done(): void {
-    if (this.drawn) process.stderr.write("\n");
+    if (this.drawn) this.write("\n");
     this.drawn = false;
   }
 }
