@@ -1,7 +1,6 @@
 // One backup, Galera-aware: choose a Synced donor, optionally desync it, stream the backup tool's
 // output into encrypted parts, then commit the signed manifest last.
 import type { ClusterNode, RecipientSet, SigningKey } from "../config/context.ts";
-import type { StrongboxConfig } from "../config/schema.ts";
 import { encryptBuffer } from "../crypto/age.ts";
 import { StrongboxError } from "../errors.ts";
 import {
@@ -18,7 +17,6 @@ import {
   type NodeHealth,
   probeNode,
   probeNodeKeepingConnection,
-  rankDonors,
 } from "../galera/health.ts";
 import { streamToParts } from "../pipeline/stream.ts";
 import {
@@ -31,11 +29,11 @@ import {
 } from "../repository/manifest.ts";
 import type { Repository } from "../repository/repository.ts";
 import { explainPrivilegeError, preflightBackupGrants } from "../security/grants.ts";
-import { parseDuration } from "../util/duration.ts";
 import { privateTempDir } from "../util/optionfile.ts";
-import { parseSize } from "../util/size.ts";
 import { type Inventory, takeInventory } from "./inventory.ts";
+import { type BackupPlan, type PlanPolicy, planBackup, planningHistory } from "./plan.ts";
 import {
+  type PhysicalPosition,
   readDumpPosition,
   readPhysicalPosition,
   startDump,
@@ -45,8 +43,24 @@ import {
 
 export const VERSION = "0.1.0";
 
+/** What a backup needs of the configuration. */
+export interface BackupSettings extends PlanPolicy {
+  clusterName: string;
+  desync: "on" | "auto" | "off";
+  retryOnNextNode: boolean;
+  mariabackupPath: string;
+  mariadbDumpPath: string;
+  /** mariabackup --parallel. */
+  parallel: number;
+  exactCountMaxRows: number;
+  /** Bytes of raw stream per encrypted part. */
+  partSize: number;
+  compressionLevel: number;
+  compressionThreads: number;
+}
+
 export interface BackupDeps {
-  config: StrongboxConfig;
+  settings: BackupSettings;
   repo: Repository;
   nodes: ClusterNode[];
   backupCreds: Credentials;
@@ -75,130 +89,25 @@ export interface BackupRequest {
   onEstimate?: (bytes: number) => void;
 }
 
-export interface Plan {
-  kind: BackupType;
-  parent: Manifest | null;
-  candidates: NodeHealth[];
-  reason: string;
-}
-
-/** Decides full or incremental, the parent, and the donors to try, from the nodes' health. */
-export function planBackup(
-  config: StrongboxConfig,
-  health: NodeHealth[],
-  history: Manifest[],
-  req: { kind?: BackupType; node?: string },
-  now = Date.now(),
-): Plan {
-  const prefs = { backupNode: config.cluster.backupNode, writerNode: config.cluster.writerNode };
-  const pinned = (name: string, why: string): NodeHealth[] => {
-    const h = health.find((x) => x.node.name === name);
-    if (!h) throw new StrongboxError("NODE_UNKNOWN", `no node named "${name}" in the configuration`);
-    if (!isEligible(h)) {
-      throw new StrongboxError("NODE_NOT_SYNCED", `${why} node ${name} is not usable: ${describeHealth(h)}`, {
-        stage: "choose-node",
-      });
-    }
-    return [h];
-  };
-  if (req.kind === "logical") {
-    return {
-      kind: "logical",
-      parent: null,
-      candidates: req.node ? pinned(req.node, "requested") : rankDonors(health, prefs),
-      reason: "requested",
-    };
-  }
-  const physical = history.filter((m) => m.type === "full" || m.type === "incremental");
-  const lastFull = [...physical].reverse().find((m) => m.type === "full");
-  const parent = physical[physical.length - 1] ?? null;
-  let kind: "full" | "incremental";
-  let reason: string;
-  if (req.kind === "full") [kind, reason] = ["full", "requested"];
-  else if (req.kind === "incremental") {
-    if (!parent) {
-      throw new StrongboxError("NO_PARENT", "there is no full backup to base an incremental on", {
-        hint: "take one with: strongbox backup --full",
-      });
-    }
-    [kind, reason] = ["incremental", "requested"];
-  } else if (!lastFull || now - Date.parse(lastFull.startedAt) >= parseDuration(config.backup.fullEvery)) {
-    [kind, reason] = [
-      "full",
-      lastFull ? `last full is older than ${config.backup.fullEvery}` : "no full backup yet",
-    ];
-  } else [kind, reason] = ["incremental", `last full is newer than ${config.backup.fullEvery}`];
-
-  if (kind === "incremental" && parent) {
-    // InnoDB LSNs are per node: an incremental is only valid against a parent taken on the same node.
-    const h = health.find((x) => x.node.name === parent.donor);
-    if (req.node && req.node !== parent.donor) {
-      throw new StrongboxError(
-        "INCREMENTAL_NODE",
-        `an incremental must be taken on ${parent.donor}, where its parent ${parent.id} was taken (LSNs are per node)`,
-        { hint: "omit --node, or take --full on the node you want" },
-      );
-    }
-    if (h && isEligible(h)) return { kind, parent, candidates: [h], reason };
-    if (req.kind === "incremental") {
-      throw new StrongboxError(
-        "INCREMENTAL_NODE",
-        `the chain's node ${parent.donor} is not usable (${h ? describeHealth(h) : "not configured"}); an incremental must come from it`,
-        { hint: "take a --full backup from another node" },
-      );
-    }
-    kind = "full";
-    reason = `the chain's node ${parent.donor} is not Synced, so a new full`;
-  }
-  return {
-    kind,
-    parent: kind === "incremental" ? parent : null,
-    candidates: req.node ? pinned(req.node, "requested") : rankDonors(health, prefs),
-    reason,
-  };
-}
-
-/**
- * The manifests `planBackup` needs: none for a requested full or logical backup, else the newest
- * back to the last full (the chain an incremental continues), read newest first. A repository of a
- * year of daily backups is not read and verified in full before every backup.
- */
-export async function planningHistory(
-  repo: Pick<Repository, "scan" | "get">,
-  committed: BackupDeps["committed"],
-  kind: BackupType | undefined,
-): Promise<Manifest[]> {
-  // Not even the scan is waited for: a full backup's start does not grow with the repository.
-  if (kind === "full" || kind === "logical") return [];
-  const ids = (await committed) ?? (await repo.scan()).committed;
-  const newestFirst: Manifest[] = [];
-  for (let i = ids.length - 1; i >= 0; i--) {
-    const m = await repo.get(ids[i]!);
-    newestFirst.push(m);
-    if (m.type === "full") break;
-  }
-  return newestFirst.reverse();
-}
-
 function isNodeFailure(e: unknown): boolean {
   const code = (e as StrongboxError).code ?? "";
   return code === "BACKUP_TOOL_FAILED" || code.startsWith("NODE_") || code === "CHILD_FAILED";
 }
 
 export async function runBackup(deps: BackupDeps, req: BackupRequest = {}): Promise<Manifest> {
-  const { config, nodes, backupCreds, tls } = deps;
+  const { settings, nodes, backupCreds, tls } = deps;
   // The nodes are asked while the manifests are read. The first donor's probe connection then
   // checks the grants too: one connection less before mariabackup starts.
   const probing = Promise.all(nodes.map((n) => probeNodeKeepingConnection(n, backupCreds, { tls })));
   const endAll = async (conns: (Connection | undefined)[]) =>
     Promise.all(conns.map((c) => c?.end().catch(() => {})));
   let probes: Awaited<typeof probing>;
-  let plan: Plan;
+  let plan: BackupPlan;
   try {
     let history: Manifest[];
     [probes, history] = await Promise.all([probing, planningHistory(deps.repo, deps.committed, req.kind)]);
     plan = planBackup(
-      config,
+      settings,
       probes.map((p) => p.health),
       history,
       req,
@@ -208,9 +117,7 @@ export async function runBackup(deps: BackupDeps, req: BackupRequest = {}): Prom
     throw e;
   }
   const attempts =
-    config.cluster.retryOnNextNode && plan.kind !== "incremental"
-      ? plan.candidates
-      : plan.candidates.slice(0, 1);
+    settings.retryOnNextNode && plan.kind !== "incremental" ? plan.candidates : plan.candidates.slice(0, 1);
   const firstConn = probes.find((p) => p.health.node.name === attempts[0]?.node.name)?.conn;
   await endAll(probes.filter((p) => p.conn !== firstConn).map((p) => p.conn));
   deps.log(
@@ -233,15 +140,31 @@ export async function runBackup(deps: BackupDeps, req: BackupRequest = {}): Prom
   throw lastError;
 }
 
+/** Stage timings of one backup, in seconds, as the manifest records them. */
+class Stopwatch {
+  readonly durations: Record<string, number> = {};
+  private readonly t0 = performance.now();
+  async time<T>(stage: string, work: () => Promise<T>): Promise<T> {
+    const t = performance.now();
+    const result = await work();
+    this.durations[stage] = Math.round(performance.now() - t) / 1000;
+    return result;
+  }
+  total(): void {
+    this.durations.total = Math.round(performance.now() - this.t0) / 1000;
+  }
+}
+
+/** One try on one donor: grants, desync, stream, inventory, resync, then the signed commit. */
 async function attempt(
   deps: BackupDeps,
   req: BackupRequest,
-  plan: Plan,
+  plan: BackupPlan,
   donor: NodeHealth,
   /** The donor's probe connection, if still open: used for the grants check, then ended. */
   probed?: Connection,
 ): Promise<Manifest> {
-  const { config, repo } = deps;
+  const { repo } = deps;
   const node = deps.nodes.find((n) => n.name === donor.node.name)!;
   // Missing grants are found before anything is desynced or streamed, and named with the GRANT
   // that fixes them: some (TRIGGER, EVENT) would otherwise make backups silently incomplete.
@@ -254,152 +177,66 @@ async function attempt(
   );
   const id = newBackupId();
   const startedAt = new Date();
-  const durations: Record<string, number> = {};
-  const t0 = performance.now();
-  const mark = (stage: string, since: number) => {
-    durations[stage] = Math.round(performance.now() - since) / 1000;
-  };
+  const clock = new Stopwatch();
   const work = await privateTempDir("strongbox-backup-");
   let desync: DesyncGuard | undefined;
   let committed = false;
   try {
-    const wantDesync =
-      config.cluster.desync === "on" || (config.cluster.desync === "auto" && donor.clusterSize > 1);
-    if (wantDesync && plan.kind !== "logical") {
-      if (!deps.adminCreds) {
-        if (config.cluster.desync === "on") {
-          throw new StrongboxError(
-            "DESYNC_NO_ADMIN",
-            "cluster.desync is on but no admin account is configured",
-            {
-              hint: "set cluster.credentials.admin (it needs SUPER), or cluster.desync: auto/off",
-            },
-          );
-        }
-        deps.log("no admin account configured: backing up without wsrep_desync");
-      } else {
-        const t = performance.now();
-        await writeDesyncMarker(deps.stateDir, node.name);
-        desync = await desyncNode(node, deps.adminCreds, { tls: deps.tls, log: deps.log });
-        mark("desync", t);
-      }
-    }
+    desync = await desyncIfWanted(deps, plan, donor, node, clock);
     deps.log(
       `backup ${id}: ${plan.kind} from ${node.name}${plan.parent ? ` on top of ${plan.parent.id}` : ""}`,
     );
-    const tStream = performance.now();
-    const tool: ToolRun & { lsnDir?: string } =
-      plan.kind === "logical"
-        ? await startDump({
-            path: config.backup.mariadbDumpPath,
-            node,
-            creds: deps.backupCreds,
-            tls: deps.tls,
-            workDir: work.path,
-            account,
-          })
-        : await startMariabackup({
-            path: config.backup.mariabackupPath,
-            node,
-            creds: deps.backupCreds,
-            tls: deps.tls,
-            workDir: work.path,
-            parallel: config.backup.parallel,
-            incrementalLsn: plan.parent?.lsn?.to,
-            account,
-          });
-    if (req.onEstimate) {
-      estimateSize(node, deps)
-        .then((n) => n > 0 && req.onEstimate?.(n))
-        .catch(() => {});
-    }
-    // The inventory runs beside the stream on its own connection.
-    const inventory: Promise<Inventory> = (async () => {
-      const conn = await connectNode(node, deps.backupCreds, { tls: deps.tls });
-      try {
-        return await takeInventory(conn, { exactCountMaxRows: config.backup.exactCountMaxRows });
-      } catch (e) {
-        const privilege = explainPrivilegeError((e as Error).message, account);
-        if (privilege)
-          throw new StrongboxError("BACKUP_PRIVILEGES", privilege, { stage: "inventory", cause: e });
-        throw e;
-      } finally {
-        await conn.end().catch(() => {});
+    const streaming = await clock.time("stream", async () => {
+      const tool = await startTool(deps, plan, node, work.path, account);
+      if (req.onEstimate) {
+        estimateSize(node, deps)
+          .then((n) => n > 0 && req.onEstimate?.(n))
+          .catch(() => {});
       }
-    })();
-    inventory.catch(() => {});
-    const streamed = await streamToParts(tool, {
-      storage: repo.storage,
-      keyFor: (i) => repo.partKey(id, i),
-      partSize: parseSize(config.backup.partSize),
-      recipients: deps.recipients.age,
-      compressionLevel: config.backup.compressionLevel,
-      compressionThreads: config.backup.compressionThreads,
-      signal: req.signal,
-      onProgress: req.onProgress,
-      keepEnds: plan.kind === "logical",
-      ready: Promise.resolve(deps.committed),
+      const inventory = startInventory(deps, node, account);
+      const streamed = await streamToParts(tool, {
+        storage: repo.storage,
+        keyFor: (i) => repo.partKey(id, i),
+        partSize: deps.settings.partSize,
+        recipients: deps.recipients.age,
+        compressionLevel: deps.settings.compressionLevel,
+        compressionThreads: deps.settings.compressionThreads,
+        signal: req.signal,
+        onProgress: req.onProgress,
+        keepEnds: plan.kind === "logical",
+        ready: Promise.resolve(deps.committed),
+      });
+      return { tool, inventory, streamed };
     });
-    mark("stream", tStream);
-    const tInv = performance.now();
-    const inv = await inventory;
-    mark("inventory-wait", tInv);
+    const { tool, streamed } = streaming;
+    const inventory = await clock.time("inventory-wait", () => streaming.inventory);
     if (desync) {
-      const t = performance.now();
-      await desync.release();
+      const guard = desync;
+      await clock.time("resync", async () => {
+        await guard.release();
+        await clearDesyncMarker(deps.stateDir, node.name);
+      });
       desync = undefined;
-      await clearDesyncMarker(deps.stateDir, node.name);
-      mark("resync", t);
     }
-    const pos =
-      plan.kind === "logical" ? undefined : await readPhysicalPosition(tool.lsnDir ?? "", tool.stderr.text());
-    const dumpPos =
+    const position =
       plan.kind === "logical"
         ? readDumpPosition(`${streamed.head.toString("utf8")}\n${streamed.tail.toString("utf8")}`)
-        : undefined;
+        : await readPhysicalPosition(tool.lsnDir ?? "", tool.stderr.text());
     const details: ManifestDetails = {
       donorHost: node.host,
       donorPort: node.port,
       nodes: deps.nodes.map((n) => ({ name: n.name, host: n.host, port: n.port })),
-      inventory: inv,
+      inventory,
     };
-    const sealed = await encryptBuffer(Buffer.from(JSON.stringify(details)), deps.recipients.age);
-    const manifest: Manifest = {
-      format: MANIFEST_FORMAT,
+    clock.total();
+    const manifest = buildManifest(deps, plan, donor, {
       id,
-      type: plan.kind,
-      parent: plan.parent?.id ?? null,
-      chainRoot: plan.parent ? plan.parent.chainRoot : id,
-      cluster: {
-        name: config.cluster.name,
-        uuid: pos?.galera?.uuid ?? (donor.clusterUuid || null),
-        seqno: pos?.galera?.seqno ?? null,
-        size: donor.clusterSize,
-      },
-      donor: node.name,
-      serverVersion: pos?.serverVersion ?? null,
-      gtid: pos?.gtid ?? dumpPos?.gtid ?? null,
-      binlog: pos?.binlog ?? dumpPos?.binlog ?? null,
-      lsn: pos?.lsn ?? null,
-      startedAt: startedAt.toISOString(),
-      finishedAt: new Date().toISOString(),
-      durations,
-      bytes: { raw: streamed.rawBytes, compressed: streamed.compressedBytes, stored: streamed.storedBytes },
-      compression: { algorithm: "zstd", level: config.backup.compressionLevel },
-      encryption: {
-        format: "age-v1",
-        recipients: deps.recipients.names,
-        passphrase: deps.recipients.passphrase,
-      },
-      parts: streamed.parts,
-      details: sealed.toString("base64"),
-      tool: {
-        name: "strongbox",
-        version: VERSION,
-        backupTool: plan.kind === "logical" ? "mariadb-dump" : "mariabackup",
-      },
-    };
-    mark("total", t0);
+      startedAt,
+      durations: clock.durations,
+      position,
+      streamed,
+      details: await encryptBuffer(Buffer.from(JSON.stringify(details)), deps.recipients.age),
+    });
     const signed = signManifest(manifest, deps.signing.privateKeyPem, deps.signing.publicKey);
     await repo.commit(signed);
     committed = true;
@@ -418,6 +255,124 @@ async function attempt(
       await repo.removeUncommitted(id).catch(() => {});
     }
   }
+}
+
+/**
+ * Takes the donor out of flow control for a physical backup when cluster.desync asks for it. The
+ * marker is written first, so a crash leaves a note for the next run to resync the node.
+ */
+async function desyncIfWanted(
+  deps: BackupDeps,
+  plan: BackupPlan,
+  donor: NodeHealth,
+  node: ClusterNode,
+  clock: Stopwatch,
+): Promise<DesyncGuard | undefined> {
+  const mode = deps.settings.desync;
+  const want = mode === "on" || (mode === "auto" && donor.clusterSize > 1);
+  if (!want || plan.kind === "logical") return undefined;
+  if (!deps.adminCreds) {
+    if (mode === "on") {
+      throw new StrongboxError("DESYNC_NO_ADMIN", "cluster.desync is on but no admin account is configured", {
+        hint: "set cluster.credentials.admin (it needs SUPER), or cluster.desync: auto/off",
+      });
+    }
+    deps.log("no admin account configured: backing up without wsrep_desync");
+    return undefined;
+  }
+  const admin = deps.adminCreds;
+  return clock.time("desync", async () => {
+    await writeDesyncMarker(deps.stateDir, node.name);
+    return desyncNode(node, admin, { tls: deps.tls, log: deps.log });
+  });
+}
+
+function startTool(
+  deps: BackupDeps,
+  plan: BackupPlan,
+  node: ClusterNode,
+  workDir: string,
+  account: string,
+): Promise<ToolRun & { lsnDir?: string }> {
+  const common = { node, creds: deps.backupCreds, tls: deps.tls, workDir, account };
+  if (plan.kind === "logical") return startDump({ ...common, path: deps.settings.mariadbDumpPath });
+  return startMariabackup({
+    ...common,
+    path: deps.settings.mariabackupPath,
+    parallel: deps.settings.parallel,
+    incrementalLsn: plan.parent?.lsn?.to,
+  });
+}
+
+/** The inventory runs beside the stream on its own connection. */
+function startInventory(deps: BackupDeps, node: ClusterNode, account: string): Promise<Inventory> {
+  const inventory = (async () => {
+    const conn = await connectNode(node, deps.backupCreds, { tls: deps.tls });
+    try {
+      return await takeInventory(conn, { exactCountMaxRows: deps.settings.exactCountMaxRows });
+    } catch (e) {
+      const privilege = explainPrivilegeError((e as Error).message, account);
+      if (privilege)
+        throw new StrongboxError("BACKUP_PRIVILEGES", privilege, { stage: "inventory", cause: e });
+      throw e;
+    } finally {
+      await conn.end().catch(() => {});
+    }
+  })();
+  inventory.catch(() => {});
+  return inventory;
+}
+
+function buildManifest(
+  deps: BackupDeps,
+  plan: BackupPlan,
+  donor: NodeHealth,
+  taken: {
+    id: string;
+    startedAt: Date;
+    durations: Record<string, number>;
+    position: PhysicalPosition | ReturnType<typeof readDumpPosition>;
+    streamed: Awaited<ReturnType<typeof streamToParts>>;
+    details: Buffer;
+  },
+): Manifest {
+  const { position: pos, streamed } = taken;
+  const physical = "lsn" in pos ? pos : undefined;
+  return {
+    format: MANIFEST_FORMAT,
+    id: taken.id,
+    type: plan.kind,
+    parent: plan.parent?.id ?? null,
+    chainRoot: plan.parent ? plan.parent.chainRoot : taken.id,
+    cluster: {
+      name: deps.settings.clusterName,
+      uuid: physical?.galera?.uuid ?? (donor.clusterUuid || null),
+      seqno: physical?.galera?.seqno ?? null,
+      size: donor.clusterSize,
+    },
+    donor: donor.node.name,
+    serverVersion: physical?.serverVersion ?? null,
+    gtid: pos.gtid ?? null,
+    binlog: pos.binlog ?? null,
+    lsn: physical?.lsn ?? null,
+    startedAt: taken.startedAt.toISOString(),
+    finishedAt: new Date().toISOString(),
+    durations: taken.durations,
+    bytes: { raw: streamed.rawBytes, compressed: streamed.compressedBytes, stored: streamed.storedBytes },
+    compression: { algorithm: "zstd", level: deps.settings.compressionLevel },
+    encryption: {
+      format: "age-v1",
+      recipients: deps.recipients.names,
+      passphrase: deps.recipients.passphrase,
+    },
+    parts: streamed.parts,
+    details: taken.details.toString("base64"),
+    tool: {
+      name: "strongbox",
+      version: VERSION,
+      backupTool: plan.kind === "logical" ? "mariadb-dump" : "mariabackup",
+    },
+  };
 }
 
 /** Data plus index size of every table: about what mariabackup will stream. */

@@ -1,5 +1,5 @@
 // backup: lock the repository, take the backup, release — also on SIGTERM or SIGINT.
-import { runBackup } from "../backup/run.ts";
+import { type BackupSettings, runBackup } from "../backup/run.ts";
 import {
   clusterNodes,
   clusterTls,
@@ -8,6 +8,7 @@ import {
   signingKeyOf,
   stateDirOf,
 } from "../config/context.ts";
+import type { StrongboxConfig } from "../config/schema.ts";
 import { UsageError } from "../errors.ts";
 import { repairAbandonedDesync } from "../galera/desync.ts";
 import { runMonitored } from "../monitor/monitor.ts";
@@ -17,7 +18,7 @@ import type { CommandResult, GlobalOptions } from "../terminal/options.ts";
 import type { Output } from "../terminal/output.ts";
 import { interruptible } from "../terminal/signals.ts";
 import { parseDuration } from "../util/duration.ts";
-import { formatBytes } from "../util/size.ts";
+import { formatBytes, parseSize } from "../util/size.ts";
 import { copyInto } from "./offsite.ts";
 import { openConfiguredRepository } from "./repo.ts";
 
@@ -70,7 +71,7 @@ export async function backup(g: GlobalOptions, o: BackupCommandOptions, out: Out
               const timeout = AbortSignal.timeout(parseDuration(loaded.config.backup.timeout));
               return runBackup(
                 {
-                  config: loaded.config,
+                  settings: backupSettings(loaded.config),
                   repo,
                   nodes: clusterNodes(loaded),
                   backupCreds,
@@ -128,4 +129,24 @@ export async function backup(g: GlobalOptions, o: BackupCommandOptions, out: Out
     abort.dispose();
     await close();
   }
+}
+
+/** The part of the configuration a backup run reads. */
+function backupSettings(config: StrongboxConfig): BackupSettings {
+  const { cluster, backup } = config;
+  return {
+    clusterName: cluster.name,
+    backupNode: cluster.backupNode,
+    writerNode: cluster.writerNode,
+    desync: cluster.desync,
+    retryOnNextNode: cluster.retryOnNextNode,
+    fullEvery: backup.fullEvery,
+    mariabackupPath: backup.mariabackupPath,
+    mariadbDumpPath: backup.mariadbDumpPath,
+    parallel: backup.parallel,
+    exactCountMaxRows: backup.exactCountMaxRows,
+    partSize: parseSize(backup.partSize),
+    compressionLevel: backup.compressionLevel,
+    compressionThreads: backup.compressionThreads,
+  };
 }

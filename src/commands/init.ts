@@ -6,10 +6,10 @@ import { loadConfig } from "../config/load.ts";
 import { generateSigningKey } from "../crypto/sign.ts";
 import type { StrongboxError } from "../errors.ts";
 import { Repository } from "../repository/repository.ts";
-import { openStorage } from "../storage/open.ts";
 import type { CommandResult, GlobalOptions } from "../terminal/options.ts";
 import { type Output, reply } from "../terminal/output.ts";
 import { parseSize } from "../util/size.ts";
+import { openRepositoryStorage } from "./repo.ts";
 
 export async function init(g: GlobalOptions, o: { repo?: string }, out: Output): Promise<CommandResult> {
   const loaded = await loadConfig(g.config);
@@ -31,7 +31,7 @@ export async function init(g: GlobalOptions, o: { repo?: string }, out: Output):
   const results: { name: string; id: string; location: string; created: boolean }[] = [];
   for (const name of names) {
     const rc = repositoryConfig(loaded, name);
-    const storage = await openStorage(rc, loaded);
+    const storage = await openRepositoryStorage(rc, loaded);
     try {
       const existing = await Repository.open(name, storage).catch((e: StrongboxError) => {
         if (e.code === "REPO_NOT_INITIALISED") return undefined;

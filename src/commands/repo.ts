@@ -1,9 +1,11 @@
 // The one way commands open a configured repository: its storage, the repository itself, and —
 // when the caller has the trust anchor — its signed config checked against it.
-import { repositoryConfig, signingKeyOf } from "../config/context.ts";
+import { repositoryConfig, signingKeyOf, storageSpecOf } from "../config/context.ts";
 import { type LoadedConfig, loadConfig } from "../config/load.ts";
+import type { RepositoryConfig } from "../config/schema.ts";
 import { Repository } from "../repository/repository.ts";
 import { openStorage } from "../storage/open.ts";
+import type { Storage } from "../storage/types.ts";
 
 export interface OpenedRepo {
   loaded: LoadedConfig;
@@ -21,7 +23,7 @@ export async function openRepository(
   o: { trusted?: string } = {},
 ): Promise<Repository> {
   const rc = repositoryConfig(loaded, name);
-  const storage = await openStorage(rc, loaded);
+  const storage = await openRepositoryStorage(rc, loaded);
   try {
     const repo = await Repository.open(rc.name, storage);
     if (o.trusted !== undefined) repo.verifyInfo(o.trusted);
@@ -30,6 +32,11 @@ export async function openRepository(
     await storage.close();
     throw e;
   }
+}
+
+/** The storage of a configured repository, not yet opened as a repository (init does that). */
+export function openRepositoryStorage(rc: RepositoryConfig, loaded: LoadedConfig): Promise<Storage> {
+  return openStorage(storageSpecOf(rc, loaded), { appendOnly: rc.appendOnly });
 }
 
 /** Loads the configuration, then opens the repository. */

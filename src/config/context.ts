@@ -5,7 +5,11 @@ import { type AgeIdentity, type AgeRecipient, parseIdentities, parseRecipient } 
 import { publicKeyFromPrivate } from "../crypto/sign.ts";
 import { StrongboxError } from "../errors.ts";
 import type { Credentials, NodeEndpoint, TlsOptions } from "../galera/connection.ts";
-import { assertPrivateFile, type LoadedConfig } from "./load.ts";
+import type { StorageSpec } from "../storage/open.ts";
+import { parseDuration } from "../util/duration.ts";
+import { assertPrivateFile } from "../util/private-file.ts";
+import { parseSize } from "../util/size.ts";
+import type { LoadedConfig } from "./load.ts";
 import type { RepositoryConfig } from "./schema.ts";
 
 export interface ClusterNode extends NodeEndpoint {
@@ -147,6 +151,46 @@ export async function identitiesOf(
     throw e;
   });
   return parseIdentities(text);
+}
+
+/** The storage options of a configured repository, its paths resolved against the config's directory. */
+export function storageSpecOf(rc: RepositoryConfig, loaded: LoadedConfig): StorageSpec {
+  const s = rc.storage;
+  switch (s.type) {
+    case "local":
+      return { type: "local", path: loaded.resolvePath(s.path) };
+    case "sftp":
+      return {
+        type: "sftp",
+        host: s.host,
+        port: s.port,
+        user: s.user,
+        path: s.path,
+        privateKeyFile: loaded.resolvePath(s.privateKey),
+        ...(s.passphraseFile ? { passphraseFile: loaded.resolvePath(s.passphraseFile) } : {}),
+        ...(s.hostKey !== undefined ? { hostKey: s.hostKey } : {}),
+        ...(s.knownHostsFile ? { knownHostsFile: loaded.resolvePath(s.knownHostsFile) } : {}),
+        readOnlyFiles: s.readOnlyFiles,
+        connectTimeoutMs: parseDuration(s.connectTimeout),
+      };
+    case "s3":
+      return {
+        type: "s3",
+        bucket: s.bucket,
+        prefix: s.prefix,
+        ...(s.endpoint ? { endpoint: s.endpoint } : {}),
+        region: s.region,
+        forcePathStyle: s.forcePathStyle,
+        credentialsFile: loaded.resolvePath(s.credentialsFile),
+        ...(s.caFile ? { caFile: loaded.resolvePath(s.caFile) } : {}),
+        allowInsecureHttp: s.allowInsecureHttp,
+        ...(s.serverSideEncryption ? { serverSideEncryption: s.serverSideEncryption } : {}),
+        ...(s.objectLock ? { objectLock: s.objectLock } : {}),
+        partSize: parseSize(s.partSize),
+        concurrency: s.concurrency,
+        conditionalWrites: s.conditionalWrites,
+      };
+  }
 }
 
 export function repositoryConfig(loaded: LoadedConfig, name?: string): RepositoryConfig {

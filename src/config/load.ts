@@ -1,10 +1,10 @@
 // Reads strongbox.yaml, reports every problem with its path at once, resolves relative paths.
-import { statSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { parseDocument } from "yaml";
 import type * as z from "zod";
 import { ConfigError, StrongboxError } from "../errors.ts";
+import { assertPrivateFile } from "../util/private-file.ts";
 import { configSchema, type StrongboxConfig } from "./schema.ts";
 
 export interface LoadedConfig {
@@ -27,29 +27,6 @@ function formatPath(path: PropertyKey[]): string {
 
 export function formatIssues(issues: z.core.$ZodIssue[]): string[] {
   return issues.map((i) => `${formatPath(i.path)}: ${i.message}`);
-}
-
-/** Refuses a file that group or others can read or write: it may hold or point at secrets. */
-export function assertPrivateFile(path: string, what: string): void {
-  let mode: number;
-  try {
-    mode = statSync(path).mode;
-  } catch (e) {
-    throw new StrongboxError(
-      "FILE_MISSING",
-      `${what} ${path} cannot be read: ${(e as NodeJS.ErrnoException).code}`,
-      {
-        cause: e,
-      },
-    );
-  }
-  if ((mode & 0o077) !== 0) {
-    throw new StrongboxError(
-      "FILE_TOO_OPEN",
-      `${what} ${path} is accessible by group or others (mode ${(mode & 0o777).toString(8)})`,
-      { hint: `chmod 600 ${path}` },
-    );
-  }
 }
 
 export function parseConfigText(text: string, source: string): StrongboxConfig {

@@ -2,6 +2,7 @@
 import { readFileSync } from "node:fs";
 import mysql from "mysql2/promise";
 import { StrongboxError } from "../errors.ts";
+import { isNetworkError } from "../util/error-kinds.ts";
 
 export interface NodeEndpoint {
   name: string;
@@ -57,9 +58,8 @@ export async function connectNode(
     const where = node.socket ? `socket ${node.socket}` : `${node.host}:${node.port}`;
     const tls = /SSL|TLS|CERT|certificate/i.test(`${err.code ?? ""} ${err.message}`);
     const why = err.sqlMessage ?? (tls ? `TLS handshake failed: ${err.message}` : (err.code ?? err.message));
-    const unreachable = ["ECONNREFUSED", "ENOENT", "ETIMEDOUT", "EHOSTUNREACH", "ECONNRESET"].includes(
-      err.code ?? "",
-    );
+    // ENOENT: the socket file is missing, so no server listens there either.
+    const unreachable = isNetworkError(err) || err.code === "ENOENT";
     throw new StrongboxError(
       unreachable ? "NODE_UNREACHABLE" : tls ? "NODE_TLS" : "NODE_CONNECT_FAILED",
       `cannot connect to node ${node.name} (${where}) as ${creds.user}: ${why}`,

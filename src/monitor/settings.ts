@@ -3,10 +3,11 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { stateDirOf } from "../config/context.ts";
-import { assertPrivateFile, type LoadedConfig } from "../config/load.ts";
+import type { LoadedConfig } from "../config/load.ts";
 import { type MonitoringConfig, monitoringSchema } from "../config/schema.ts";
 import { StrongboxError } from "../errors.ts";
 import { parseDuration } from "../util/duration.ts";
+import { assertPrivateFile } from "../util/private-file.ts";
 
 export interface LongRunSettings {
   k: number;

@@ -21,6 +21,7 @@ import { basename, dirname, join, resolve } from "node:path";
 import { addAbortSignal, type Readable, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { StrongboxError } from "../errors.ts";
+import { errnoOf, isAbortError, WriteFailure } from "../util/error-kinds.ts";
 import { openDirect, supportsDirect, writeStreamDirect } from "./direct.ts";
 import {
   type GetOptions,
@@ -31,6 +32,7 @@ import {
   type Storage,
   type StorageCapabilities,
   StorageErrorCode,
+  TEMP_PREFIX,
   validateKey,
   validatePrefix,
   validateRange,
@@ -40,8 +42,6 @@ const DIR_MODE = 0o700;
 /** Files of one directory stat'ed at once while listing. */
 const STAT_BATCH = 256;
 const FILE_MODE = 0o600;
-/** Temp files of unfinished puts; keys cannot start with "." so these never collide with objects. */
-export const TEMP_PREFIX = ".tmp-";
 // Reads allocate a new buffer each; larger ones read no faster but leave more garbage between two
 // collections (measured on a 400 MB read: 1 MiB peaks at 118 MB RSS, 256 KiB at 94 MB).
 const READ_HIGH_WATER_MARK = 256 * 1024;
@@ -58,21 +58,6 @@ export interface LocalStorageOptions {
    * it (default true; see direct.ts). Small objects given as bytes are always written buffered.
    */
   direct?: boolean;
-}
-
-/** Marks an error of the destination (as opposed to the caller's source stream) in a pipeline. */
-class WriteFailure extends Error {
-  constructor(cause: unknown) {
-    super("write failed", { cause });
-  }
-}
-
-function errnoCode(error: unknown): string | undefined {
-  return (error as NodeJS.ErrnoException | undefined)?.code;
-}
-
-function isAbortError(error: unknown): boolean {
-  return error instanceof Error && error.name === "AbortError";
 }
 
 /** Writes every byte of `buffers` (write(2) may write less than asked, e.g. just before ENOSPC). */
@@ -138,7 +123,7 @@ async function syncDirectory(dir: string): Promise<void> {
     await handle.sync();
   } catch (error) {
     // Some filesystems (FUSE, some network mounts) cannot fsync a directory; the rename is done.
-    if (errnoCode(error) !== "EINVAL" && errnoCode(error) !== "ENOTSUP") throw error;
+    if (errnoOf(error) !== "EINVAL" && errnoOf(error) !== "ENOTSUP") throw error;
   } finally {
     await handle.close();
   }
@@ -177,7 +162,7 @@ export class LocalStorage implements Storage {
         });
       }
     } catch (error) {
-      if (errnoCode(error) === "ENOENT") {
+      if (errnoOf(error) === "ENOENT") {
         throw new StrongboxError(StorageErrorCode.notFound, `no storage directory at ${absolute}`, {
           stage: "storage",
           hint: "check the repository path, or run `strongbox init` to create it",
@@ -282,7 +267,7 @@ export class LocalStorage implements Storage {
       if (!(await handle.stat()).isFile()) throw Object.assign(new Error("not a file"), { code: "EISDIR" });
     } catch (error) {
       await handle?.close().catch(() => {});
-      const code = errnoCode(error);
+      const code = errnoOf(error);
       if (code === "ENOENT" || code === "ENOTDIR" || code === "EISDIR") throw this.notFound(key, error);
       throw this.mapError(error, "get", key);
     }
@@ -303,7 +288,7 @@ export class LocalStorage implements Storage {
       if (!info.isFile()) return undefined;
       return { key, size: info.size, modified: info.mtime };
     } catch (error) {
-      const code = errnoCode(error);
+      const code = errnoOf(error);
       if (code === "ENOENT" || code === "ENOTDIR") return undefined;
       throw this.mapError(error, "stat", key);
     }
@@ -322,7 +307,7 @@ export class LocalStorage implements Storage {
     try {
       await unlink(target);
     } catch (error) {
-      const code = errnoCode(error);
+      const code = errnoOf(error);
       // Missing, or a directory (which is a prefix, not an object): nothing to delete.
       if (code === "ENOENT" || code === "ENOTDIR" || code === "EISDIR") return;
       throw this.mapError(error, "delete", key);
@@ -344,7 +329,7 @@ export class LocalStorage implements Storage {
       try {
         entries = await readdir(dir, { withFileTypes: true });
       } catch (error) {
-        if (errnoCode(error) === "ENOENT" || errnoCode(error) === "ENOTDIR") return;
+        if (errnoOf(error) === "ENOENT" || errnoOf(error) === "ENOTDIR") return;
         throw this.mapError(error, "cleanup", dir);
       }
       for (const entry of entries) {
@@ -375,7 +360,7 @@ export class LocalStorage implements Storage {
     try {
       entries = await readdir(dir, { withFileTypes: true });
     } catch (error) {
-      if (errnoCode(error) === "ENOENT" || errnoCode(error) === "ENOTDIR") return;
+      if (errnoOf(error) === "ENOENT" || errnoOf(error) === "ENOTDIR") return;
       throw this.mapError(error, "list", dirKey);
     }
     entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
@@ -442,7 +427,7 @@ export class LocalStorage implements Storage {
         return { temp, handle: await open(temp, "wx", FILE_MODE), direct: false };
       } catch (error) {
         // A concurrent delete may prune the directory between our mkdir and open: try again.
-        if (errnoCode(error) !== "ENOENT" || attempt >= 3) throw error;
+        if (errnoOf(error) !== "ENOENT" || attempt >= 3) throw error;
       }
       await this.makeDirectories(key);
     }
@@ -468,7 +453,7 @@ export class LocalStorage implements Storage {
       try {
         await mkdir(dir, { mode: DIR_MODE });
       } catch (error) {
-        const code = errnoCode(error);
+        const code = errnoOf(error);
         if (code === "EEXIST") continue;
         if (code === "ENOENT" && i === 0) throw this.disappeared(error);
         throw error;
@@ -507,7 +492,7 @@ export class LocalStorage implements Storage {
   /** Turns an errno error into a StrongboxError with a storage code. */
   private mapError(error: unknown, operation: string, key: string): unknown {
     if (error instanceof StrongboxError || isAbortError(error)) return error;
-    const code = errnoCode(error);
+    const code = errnoOf(error);
     if (code === undefined) return error; // not from the filesystem (an abort reason, a bug): as is
     const where = `${operation} ${key || "/"} in ${this.description}`;
     const options = { stage: "storage", cause: error, details: { key, operation, errno: code } };

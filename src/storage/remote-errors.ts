@@ -17,14 +17,6 @@ export const RemoteStorageErrorCode = {
   config: "STORAGE_CONFIG",
 } as const;
 
-export function isAbortError(error: unknown): boolean {
-  return error instanceof Error && error.name === "AbortError";
-}
-
-export function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
-
 export function storageError(
   code: string,
   message: string,

@@ -6,7 +6,7 @@
 //   secret_access_key = …
 //   session_token = …        (optional)
 import { readFile } from "node:fs/promises";
-import { assertPrivateFile } from "../config/load.ts";
+import { assertPrivateFile } from "../util/private-file.ts";
 import { RemoteStorageErrorCode, storageError } from "./remote-errors.ts";
 
 export interface S3Credentials {

@@ -32,7 +32,8 @@ import {
   UploadPartCommand,
 } from "@aws-sdk/client-s3";
 import { StrongboxError } from "../errors.ts";
-import { isAbortError, messageOf, RemoteStorageErrorCode, storageError } from "./remote-errors.ts";
+import { isAbortError, messageOf, NETWORK_ERRNO } from "../util/error-kinds.ts";
+import { RemoteStorageErrorCode, storageError } from "./remote-errors.ts";
 import { readS3Credentials, type S3Credentials } from "./s3-credentials.ts";
 import {
   type GetOptions,
@@ -180,16 +181,9 @@ function errorName(error: unknown): string {
   return typeof e?.Code === "string" ? e.Code : typeof e?.name === "string" ? e.name : "";
 }
 
+/** Beyond the errno codes of a dropped connection: what the SDK's HTTP clients say of one. */
 const NETWORK_CODES = new Set([
-  "ECONNREFUSED",
-  "ECONNRESET",
-  "ECONNABORTED",
-  "EPIPE",
-  "ETIMEDOUT",
-  "EHOSTUNREACH",
-  "ENETUNREACH",
-  "ENETDOWN",
-  "EAI_AGAIN",
+  ...NETWORK_ERRNO,
   "ENOTFOUND",
   "ERR_STREAM_PREMATURE_CLOSE",
   "UND_ERR_SOCKET",

@@ -3,6 +3,9 @@
 import type { Readable } from "node:stream";
 import { StrongboxError } from "../errors.ts";
 
+/** Temp files of unfinished puts; keys cannot start with "." so these never collide with objects. */
+export const TEMP_PREFIX = ".tmp-";
+
 /** Stable error codes of the storage layer; backends map their native errors onto these. */
 export const StorageErrorCode = {
   badKey: "STORAGE_BAD_KEY",

@@ -3,6 +3,7 @@
 import { Readable } from "node:stream";
 import { setTimeout as delay } from "node:timers/promises";
 import { StrongboxError } from "../errors.ts";
+import { isAbortError, isNetworkError } from "../util/error-kinds.ts";
 import {
   type GetOptions,
   isStorageError,
@@ -63,23 +64,11 @@ export interface WrappedStorage extends Storage {
   localFiles(): LocalFiles | undefined;
 }
 
-const TRANSIENT_ERRNO = new Set([
-  "ECONNRESET",
-  "ECONNREFUSED",
-  "ECONNABORTED",
-  "ETIMEDOUT",
-  "EPIPE",
-  "EAI_AGAIN",
-  "EHOSTUNREACH",
-  "ENETUNREACH",
-  "ENETDOWN",
-]);
-
 /** Worth another try: STORAGE_UNAVAILABLE, or a network error a backend forgot to map. */
 export function isTransient(error: unknown): boolean {
-  if (error instanceof Error && error.name === "AbortError") return false;
+  if (isAbortError(error)) return false;
   if (error instanceof StrongboxError) return error.code === StorageErrorCode.unavailable;
-  return TRANSIENT_ERRNO.has((error as NodeJS.ErrnoException | undefined)?.code ?? "");
+  return isNetworkError(error);
 }
 
 /** "Equal jitter": half the exponential delay fixed, half random, so retrying clients spread out. */

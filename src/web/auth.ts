@@ -4,8 +4,8 @@
 // so the comparison takes the same time whatever the length or content of the guess.
 import { createHash, timingSafeEqual } from "node:crypto";
 import { readFile } from "node:fs/promises";
-import { assertPrivateFile } from "../config/load.ts";
 import { StrongboxError } from "../errors.ts";
+import { assertPrivateFile } from "../util/private-file.ts";
 
 function digest(text: string): Buffer {
   return createHash("sha256").update(text, "utf8").digest();

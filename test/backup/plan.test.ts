@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { planningHistory } from "../../src/backup/run.ts";
+import { planningHistory } from "../../src/backup/plan.ts";
 import { MANIFEST_FORMAT, type Manifest } from "../../src/repository/manifest.ts";
 import { tempRepository } from "../helpers/repo.ts";
 

@@ -6,7 +6,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as delay } from "node:timers/promises";
-import { LocalStorage, TEMP_PREFIX } from "../../src/storage/local.ts";
+import { LocalStorage } from "../../src/storage/local.ts";
+import { TEMP_PREFIX } from "../../src/storage/types.ts";
 import { wrapStorage } from "../../src/storage/wrap.ts";
 import { byteStream, getBytes, listAll, stallingStream, storageConformance } from "./conformance.ts";
 

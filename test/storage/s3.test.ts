@@ -14,9 +14,9 @@ import {
   ListObjectVersionsCommand,
   PutBucketPolicyCommand,
 } from "@aws-sdk/client-s3";
+import { openRepositoryStorage } from "../../src/commands/repo.ts";
 import type { LoadedConfig } from "../../src/config/load.ts";
 import { repositorySchema } from "../../src/config/schema.ts";
-import { openStorage } from "../../src/storage/open.ts";
 import { S3Storage, type S3StorageOptions } from "../../src/storage/s3.ts";
 import { wrapStorage } from "../../src/storage/wrap.ts";
 import { type S3Server, startS3Server } from "../helpers/s3server.ts";
@@ -123,7 +123,7 @@ storageConformance("s3, wrapped by the core", async () => {
 });
 
 describe("s3 storage", () => {
-  test("a configured s3 repository opens through openStorage, over HTTPS with the CA file", async () => {
+  test("a configured s3 repository opens through openRepositoryStorage, over HTTPS with the CA file", async () => {
     const repository = repositorySchema.parse({
       name: "offsite",
       appendOnly: true,
@@ -139,7 +139,7 @@ describe("s3 storage", () => {
       },
     });
     const loaded = { dir: server.dir, resolvePath: (p: string) => p };
-    const storage = await openStorage(repository, loaded as unknown as LoadedConfig);
+    const storage = await openRepositoryStorage(repository, loaded as unknown as LoadedConfig);
     try {
       await storage.put("backups/b1/part-1", randomBytes(6 * MiB));
       assert.equal((await storage.stat("backups/b1/part-1"))?.size, 6 * MiB);

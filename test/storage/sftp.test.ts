@@ -21,9 +21,9 @@ import { after, before, describe, test } from "node:test";
 import { setTimeout as delay } from "node:timers/promises";
 import { promisify } from "node:util";
 import { Client } from "ssh2";
+import { openRepositoryStorage } from "../../src/commands/repo.ts";
 import type { LoadedConfig } from "../../src/config/load.ts";
 import { repositorySchema } from "../../src/config/schema.ts";
-import { openStorage } from "../../src/storage/open.ts";
 import { SftpStorage, type SftpStorageOptions } from "../../src/storage/sftp.ts";
 import { wrapStorage } from "../../src/storage/wrap.ts";
 import { type SshServer, startSshd } from "../helpers/sshd.ts";
@@ -102,7 +102,7 @@ storageConformance("sftp, wrapped by the core", async () => {
 });
 
 describe("sftp storage", () => {
-  test("a configured sftp repository opens through openStorage (paths relative to the config)", async () => {
+  test("a configured sftp repository opens through openRepositoryStorage (paths relative to the config)", async () => {
     const path = repoPath();
     const repository = repositorySchema.parse({
       name: "offsite",
@@ -120,7 +120,7 @@ describe("sftp storage", () => {
       dir: server.dir,
       resolvePath: (p: string) => (p.startsWith("/") ? p : join(server.dir, p)),
     };
-    const storage = await openStorage(repository, loaded as unknown as LoadedConfig);
+    const storage = await openRepositoryStorage(repository, loaded as unknown as LoadedConfig);
     try {
       assert.match(storage.description, /^sftp:\/\//);
       await storage.put("backups/b1/manifest", Buffer.from("m"));
