@@ -1,28 +1,13 @@
-// Local filesystem backend. Every put writes a temp file next to the target (".tmp-<random>-<name>",
-// created 0600), fsyncs it, renames it into place (or hard-links it for ifAbsent, so exactly one
-// of two racing writers wins) and fsyncs the directory. Directories are created 0700. Modes are
-// passed to open()/mkdir() rather than fixed with chmod afterwards, so there is no moment when a
-// file is readable by others; the umask can only remove bits, never add them.
-import { randomBytes } from "node:crypto";
 import { type Dirent, existsSync } from "node:fs";
-import {
-  type FileHandle,
-  link,
-  lstat,
-  mkdir,
-  open,
-  readdir,
-  rename,
-  rmdir,
-  stat,
-  unlink,
-} from "node:fs/promises";
+import { type FileHandle, lstat, mkdir, open, readdir, rename, rmdir, stat, unlink } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
-import { addAbortSignal, type Readable, Writable } from "node:stream";
-import { pipeline } from "node:stream/promises";
+import { addAbortSignal, type Readable } from "node:stream";
 import { StrongboxError } from "../errors.ts";
-import { errnoOf, isAbortError, WriteFailure } from "../util/error-kinds.ts";
+import { errnoOf, WriteFailure } from "../util/error-kinds.ts";
 import { openDirect, supportsDirect, writeStreamDirect } from "./direct.ts";
+import { existsError, notFoundError } from "./errors.ts";
+import { disappearedError, mapLocalError } from "./local-errors.ts";
+import { linkNew, syncDirectory, tempName, writeAll, writeStream } from "./local-files.ts";
 import {
   type GetOptions,
   type LocalFiles,
@@ -45,8 +30,6 @@ const FILE_MODE = 0o600;
 // Reads allocate a new buffer each; larger ones read no faster but leave more garbage between two
 // collections (measured on a 400 MB read: 1 MiB peaks at 118 MB RSS, 256 KiB at 94 MB).
 const READ_HIGH_WATER_MARK = 256 * 1024;
-/** A put gathers up to this much of its stream into one writev. */
-const WRITE_HIGH_WATER_MARK = 1024 * 1024;
 
 export interface LocalStorageOptions {
   /** Create the root directory (mode 0700) when it is missing (default true). */
@@ -58,75 +41,6 @@ export interface LocalStorageOptions {
    * it (default true; see direct.ts). Small objects given as bytes are always written buffered.
    */
   direct?: boolean;
-}
-
-/** Writes every byte of `buffers` (write(2) may write less than asked, e.g. just before ENOSPC). */
-async function writeAll(handle: FileHandle, buffers: Buffer[]): Promise<void> {
-  let pending = buffers.filter((b) => b.length > 0);
-  while (pending.length > 0) {
-    const { bytesWritten } = await handle.writev(pending);
-    if (bytesWritten === 0) {
-      throw Object.assign(new Error("write made no progress"), { code: "EIO" });
-    }
-    let skip = bytesWritten;
-    const rest: Buffer[] = [];
-    for (const buffer of pending) {
-      if (skip >= buffer.length) {
-        skip -= buffer.length;
-        continue;
-      }
-      rest.push(skip > 0 ? buffer.subarray(skip) : buffer);
-      skip = 0;
-    }
-    pending = rest;
-  }
-}
-
-/** Copies a stream into an open file with backpressure; returns the byte count. */
-async function writeStream(handle: FileHandle, source: Readable, signal?: AbortSignal): Promise<number> {
-  let size = 0;
-  const sink = new Writable({
-    highWaterMark: WRITE_HIGH_WATER_MARK,
-    writev(chunks, callback) {
-      const buffers = chunks.map((c) => c.chunk as Buffer);
-      writeAll(handle, buffers).then(
-        () => {
-          for (const b of buffers) size += b.length;
-          callback();
-        },
-        (error: unknown) => callback(new WriteFailure(error)),
-      );
-    },
-  });
-  await pipeline(source, sink, signal ? { signal } : {});
-  return size;
-}
-
-/** A fresh temp file name for `name` (removed by cleanupTemp if its writer dies). */
-function tempName(name: string): string {
-  return `${TEMP_PREFIX}${randomBytes(8).toString("hex")}-${name}`;
-}
-
-/**
- * Puts a finished temp file in place as `target`, never over an existing file: link() fails with
- * EEXIST when the target exists (an atomic create-if-absent). A temp name left behind when the
- * unlink fails is harmless and removed by cleanupTemp.
- */
-async function linkNew(temp: string, target: string): Promise<void> {
-  await link(temp, target);
-  await unlink(temp).catch(() => {});
-}
-
-async function syncDirectory(dir: string): Promise<void> {
-  const handle = await open(dir, "r");
-  try {
-    await handle.sync();
-  } catch (error) {
-    // Some filesystems (FUSE, some network mounts) cannot fsync a directory; the rename is done.
-    if (errnoOf(error) !== "EINVAL" && errnoOf(error) !== "ENOTSUP") throw error;
-  } finally {
-    await handle.close();
-  }
 }
 
 export class LocalStorage implements Storage {
@@ -181,7 +95,7 @@ export class LocalStorage implements Storage {
     const target = this.path(key);
     const dir = dirname(target);
     // Cheap early refusal; the link() below is what decides a race.
-    if (ifAbsent && (await this.stat(key))) throw this.exists(key);
+    if (ifAbsent && (await this.stat(key))) throw existsError(this.description, key);
     let temp: string | undefined;
     let handle: FileHandle | undefined;
     // While copying the caller's stream, an error is theirs (or an abort) unless the write failed.
@@ -251,7 +165,7 @@ export class LocalStorage implements Storage {
         const error = Object.assign(new Error(message), { code });
         // A file that cannot be created is not a missing object: its directory, or the whole
         // repository (an unmounted disk), went away under the writer.
-        if (code === "ENOENT" && !existsSync(this.root)) return this.disappeared(error);
+        if (code === "ENOENT" && !existsSync(this.root)) return disappearedError(this.root, error);
         return this.mapError(error, "put", key);
       },
     };
@@ -268,7 +182,8 @@ export class LocalStorage implements Storage {
     } catch (error) {
       await handle?.close().catch(() => {});
       const code = errnoOf(error);
-      if (code === "ENOENT" || code === "ENOTDIR" || code === "EISDIR") throw this.notFound(key, error);
+      if (code === "ENOENT" || code === "ENOTDIR" || code === "EISDIR")
+        throw notFoundError(this.description, key, error);
       throw this.mapError(error, "get", key);
     }
     const stream = handle.createReadStream({
@@ -433,18 +348,6 @@ export class LocalStorage implements Storage {
     }
   }
 
-  private disappeared(cause: unknown): StrongboxError {
-    return new StrongboxError(
-      StorageErrorCode.unavailable,
-      `storage directory ${this.root} has disappeared`,
-      {
-        stage: "storage",
-        hint: "is the disk or network share holding the repository mounted?",
-        cause,
-      },
-    );
-  }
-
   private async makeDirectories(key: string): Promise<void> {
     const segments = key.split("/").slice(0, -1);
     let dir = this.root;
@@ -455,7 +358,7 @@ export class LocalStorage implements Storage {
       } catch (error) {
         const code = errnoOf(error);
         if (code === "EEXIST") continue;
-        if (code === "ENOENT" && i === 0) throw this.disappeared(error);
+        if (code === "ENOENT" && i === 0) throw disappearedError(this.root, error);
         throw error;
       }
     }
@@ -473,79 +376,7 @@ export class LocalStorage implements Storage {
     }
   }
 
-  private exists(key: string, cause?: unknown): StrongboxError {
-    return new StrongboxError(StorageErrorCode.exists, `${key} already exists in ${this.description}`, {
-      stage: "storage",
-      cause,
-      details: { key },
-    });
-  }
-
-  private notFound(key: string, cause?: unknown): StrongboxError {
-    return new StrongboxError(StorageErrorCode.notFound, `${key} not found in ${this.description}`, {
-      stage: "storage",
-      cause,
-      details: { key },
-    });
-  }
-
-  /** Turns an errno error into a StrongboxError with a storage code. */
   private mapError(error: unknown, operation: string, key: string): unknown {
-    if (error instanceof StrongboxError || isAbortError(error)) return error;
-    const code = errnoOf(error);
-    if (code === undefined) return error; // not from the filesystem (an abort reason, a bug): as is
-    const where = `${operation} ${key || "/"} in ${this.description}`;
-    const options = { stage: "storage", cause: error, details: { key, operation, errno: code } };
-    switch (code) {
-      case "EEXIST":
-        return this.exists(key, error);
-      case "ENOENT":
-        return this.notFound(key, error);
-      case "ENOSPC":
-      case "EDQUOT":
-        return new StrongboxError(
-          StorageErrorCode.full,
-          `storage is full: ${code === "EDQUOT" ? "disk quota exceeded on" : "no space left on"} the device holding ${this.root} (while writing ${key})`,
-          { ...options, hint: "free space on that filesystem or move the repository to a larger one" },
-        );
-      case "EACCES":
-      case "EPERM":
-      case "EROFS":
-        return new StrongboxError(
-          StorageErrorCode.permission,
-          `permission denied: ${where}${code === "EROFS" ? " (read-only filesystem)" : ""}`,
-          {
-            ...options,
-            hint: "strongbox needs to own the repository directory (rwx on directories, rw on files)",
-          },
-        );
-      case "ENOTDIR":
-      case "EISDIR":
-      case "ENOTEMPTY":
-        return new StrongboxError(
-          StorageErrorCode.badKey,
-          `cannot ${where}: the key conflicts with an existing object or folder of the same name`,
-          { ...options, hint: "on a filesystem a key cannot be both an object and a folder" },
-        );
-      case "EIO":
-      case "EAGAIN":
-      case "EBUSY":
-      case "EINTR":
-      case "ESTALE":
-      case "ETIMEDOUT":
-      case "EMFILE":
-      case "ENFILE":
-        return new StrongboxError(
-          StorageErrorCode.unavailable,
-          `temporary failure: ${where} (${code})`,
-          options,
-        );
-      default:
-        return new StrongboxError(
-          StorageErrorCode.io,
-          `${where} failed: ${error instanceof Error ? error.message : String(error)}`,
-          options,
-        );
-    }
+    return mapLocalError(this, error, operation, key);
   }
 }

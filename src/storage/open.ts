@@ -2,7 +2,7 @@
 // configuration into a StorageSpec: no backend reads the configuration itself.
 // Remote backends are loaded only when used: the AWS SDK alone costs tens of MB of memory.
 import { LocalStorage } from "./local.ts";
-import type { S3StorageOptions } from "./s3.ts";
+import type { S3StorageOptions } from "./s3-client.ts";
 import type { SftpStorageOptions } from "./sftp.ts";
 import type { Storage } from "./types.ts";
 import { wrapStorage } from "./wrap.ts";

@@ -7,7 +7,7 @@
 //   session_token = …        (optional)
 import { readFile } from "node:fs/promises";
 import { assertPrivateFile } from "../util/private-file.ts";
-import { RemoteStorageErrorCode, storageError } from "./remote-errors.ts";
+import { RemoteStorageErrorCode, storageError } from "./errors.ts";
 
 export interface S3Credentials {
   accessKeyId: string;

@@ -6,7 +6,7 @@ import { readFile } from "node:fs/promises";
 import ssh2, { type Client, type SFTPWrapper } from "ssh2";
 import { isNetworkError, messageOf } from "../util/error-kinds.ts";
 import { assertPrivateFile } from "../util/private-file.ts";
-import { RemoteStorageErrorCode, storageError } from "./remote-errors.ts";
+import { RemoteStorageErrorCode, storageError } from "./errors.ts";
 import {
   checkHostKey,
   fingerprintOf,

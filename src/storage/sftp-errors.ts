@@ -1,26 +1,12 @@
 // SFTP statuses and connection errors as StrongboxErrors with a storage code.
 import { StrongboxError } from "../errors.ts";
 import { isAbortError, messageOf } from "../util/error-kinds.ts";
-import { storageError } from "./remote-errors.ts";
+import { notFoundError, storageError } from "./errors.ts";
 import { FX, isConnectionError, type Session, type SftpConnection, sftpCode } from "./sftp-connection.ts";
 import { StorageErrorCode } from "./types.ts";
 
 /** Free space below which a failed write is reported as a full disk. */
 const FULL_THRESHOLD = 1024 * 1024;
-
-export function existsError(description: string, key: string, cause?: unknown): StrongboxError {
-  return storageError(StorageErrorCode.exists, `${key} already exists in ${description}`, {
-    cause,
-    details: { key },
-  });
-}
-
-export function notFoundError(description: string, key: string, cause?: unknown): StrongboxError {
-  return storageError(StorageErrorCode.notFound, `${key} not found in ${description}`, {
-    cause,
-    details: { key },
-  });
-}
 
 /** Turns an SFTP status or a connection error into a StrongboxError with a storage code. */
 export function mapSftpError(description: string, error: unknown, operation: string, key: string): unknown {

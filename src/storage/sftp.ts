@@ -11,7 +11,7 @@ import { addAbortSignal, type Readable, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { Stats } from "ssh2";
 import { messageOf, WriteFailure } from "../util/error-kinds.ts";
-import { storageError } from "./remote-errors.ts";
+import { existsError, notFoundError, storageError } from "./errors.ts";
 import {
   abortError,
   FX,
@@ -20,7 +20,7 @@ import {
   type SftpConnectionOptions,
   sftpCode,
 } from "./sftp-connection.ts";
-import { existsError, mapSftpError, mapWriteError, notFoundError } from "./sftp-errors.ts";
+import { mapSftpError, mapWriteError } from "./sftp-errors.ts";
 import { CHUNK, PipelinedWriter, readRange } from "./sftp-transfer.ts";
 import {
   type GetOptions,

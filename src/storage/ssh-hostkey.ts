@@ -2,7 +2,7 @@
 // first use": an unknown or changed key is refused with the fingerprint the server presented, so the
 // operator can compare it with `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` on the server.
 import { createHash, createHmac, timingSafeEqual } from "node:crypto";
-import { RemoteStorageErrorCode, storageError } from "./remote-errors.ts";
+import { RemoteStorageErrorCode, storageError } from "./errors.ts";
 
 export interface HostKeyPin {
   /** Key type such as "ssh-ed25519"; unknown for a bare fingerprint. */

@@ -17,7 +17,8 @@ import {
 import { openRepositoryStorage } from "../../src/commands/repo.ts";
 import type { LoadedConfig } from "../../src/config/load.ts";
 import { repositorySchema } from "../../src/config/schema.ts";
-import { S3Storage, type S3StorageOptions } from "../../src/storage/s3.ts";
+import { S3Storage } from "../../src/storage/s3.ts";
+import type { S3StorageOptions } from "../../src/storage/s3-client.ts";
 import { wrapStorage } from "../../src/storage/wrap.ts";
 import { type S3Server, startS3Server } from "../helpers/s3server.ts";
 import { byteStream, getBytes, listAll, stallingStream, storageConformance } from "./conformance.ts";

@@ -1,6 +1,8 @@
-// Error codes only remote backends (SFTP, S3) produce, next to the common ones in types.ts. None of
-// them is transient: retrying a refused host key, refused credentials or a missing bucket cannot help.
+// Errors of the storage backends: the codes only remote backends (SFTP, S3) produce, next to the
+// common ones in types.ts (none of them transient: retrying a refused host key, refused credentials
+// or a missing bucket cannot help), and the errors every backend makes alike.
 import { StrongboxError } from "../errors.ts";
+import { StorageErrorCode } from "./types.ts";
 
 export const RemoteStorageErrorCode = {
   /** The SSH server presented a host key that is not the pinned one (or is unknown). */
@@ -23,4 +25,18 @@ export function storageError(
   options: { hint?: string; cause?: unknown; details?: Record<string, unknown> } = {},
 ): StrongboxError {
   return new StrongboxError(code, message, { stage: "storage", ...options });
+}
+
+export function existsError(description: string, key: string, cause?: unknown): StrongboxError {
+  return storageError(StorageErrorCode.exists, `${key} already exists in ${description}`, {
+    cause,
+    details: { key },
+  });
+}
+
+export function notFoundError(description: string, key: string, cause?: unknown): StrongboxError {
+  return storageError(StorageErrorCode.notFound, `${key} not found in ${description}`, {
+    cause,
+    details: { key },
+  });
 }

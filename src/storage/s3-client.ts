@@ -1,0 +1,110 @@
+// The S3 SDK client of a storage: its options checked first, HTTPS trusting only `caFile` when
+// one is given, keep-alive sockets enough for `concurrency` parts in flight.
+import { readFileSync } from "node:fs";
+import { Agent as HttpAgent } from "node:http";
+import { Agent as HttpsAgent } from "node:https";
+import { S3Client } from "@aws-sdk/client-s3";
+import { messageOf } from "../util/error-kinds.ts";
+import { RemoteStorageErrorCode, storageError } from "./errors.ts";
+import { readS3Credentials, type S3Credentials } from "./s3-credentials.ts";
+import { endpointProblem } from "./s3-errors.ts";
+
+const MiB = 1024 * 1024;
+/** S3's limits: parts of 5 MiB to 5 GiB (the last may be smaller), at most 10 000 of them. */
+export const MIN_PART_SIZE = 5 * MiB;
+export const MAX_PART_SIZE = 5 * 1024 * MiB;
+export const DEFAULT_PART_SIZE = 16 * MiB;
+export const DEFAULT_CONCURRENCY = 4;
+
+export type S3ServerSideEncryption = { mode: "AES256" } | { mode: "aws:kms"; kmsKeyId?: string };
+
+export interface S3ObjectLock {
+  mode: "GOVERNANCE" | "COMPLIANCE";
+  /** Every object is retained this many days after it was written. */
+  retainDays: number;
+}
+
+export interface S3StorageOptions {
+  bucket: string;
+  /** Default "us-east-1". */
+  region?: string;
+  /** e.g. "https://s3.example.net:9000"; default: AWS for the region. */
+  endpoint?: string;
+  /** Key prefix inside the bucket, e.g. "strongbox/prod/" (a "/" is added when missing). */
+  prefix?: string;
+  /** Path-style URLs (https://host/bucket/key), as most non-AWS servers want (default false). */
+  forcePathStyle?: boolean;
+  /** File (mode 0600) with access_key_id and secret_access_key. */
+  credentialsFile: string;
+  /** PEM file of the CA(s) that signed the server's certificate; replaces the system CAs. */
+  caFile?: string;
+  /** Accept an http:// endpoint (no TLS). Default false. */
+  allowInsecureHttp?: boolean;
+  serverSideEncryption?: S3ServerSideEncryption;
+  /** Object Lock retention for every object written (the bucket must have Object Lock enabled). */
+  objectLock?: S3ObjectLock;
+  /** Bytes per multipart part (default 16 MiB; 5 MiB to 5 GiB). */
+  partSize?: number;
+  /** Parts uploaded in parallel per put (default 4). */
+  concurrency?: number;
+  /**
+   * Use `If-None-Match: *` for ifAbsent puts (default true). Turn off only for a server that rejects
+   * the header; then ifAbsent falls back to a check before the write, which two writers can race.
+   */
+  conditionalWrites?: boolean;
+  /** Check at open that the bucket exists and the credentials work (default true). */
+  verify?: boolean;
+  /** Attempts per HTTP request inside the SDK, for transient errors (default 3). */
+  maxAttempts?: number;
+  /** Give up on a request whose socket stays idle this long (default 120 s). */
+  requestTimeoutMs?: number;
+}
+
+/** Checks the options, reads the credentials and the CA file, and makes the client. */
+export async function createS3Client(options: S3StorageOptions): Promise<S3Client> {
+  const partSize = options.partSize ?? DEFAULT_PART_SIZE;
+  if (!(Number.isSafeInteger(partSize) && partSize >= MIN_PART_SIZE && partSize <= MAX_PART_SIZE)) {
+    throw storageError(RemoteStorageErrorCode.config, `S3 partSize ${partSize} is outside 5 MiB…5 GiB`);
+  }
+  const concurrency = options.concurrency ?? DEFAULT_CONCURRENCY;
+  if (!(Number.isSafeInteger(concurrency) && concurrency >= 1 && concurrency <= 64)) {
+    throw storageError(RemoteStorageErrorCode.config, `S3 concurrency ${concurrency} is outside 1…64`);
+  }
+  if (options.objectLock && !(options.objectLock.retainDays >= 1)) {
+    throw storageError(RemoteStorageErrorCode.config, "S3 objectLock.retainDays must be at least 1");
+  }
+  if (options.endpoint) {
+    const problem = endpointProblem(options.endpoint, options.allowInsecureHttp ?? false);
+    if (problem) throw problem;
+  }
+  const credentials: S3Credentials = await readS3Credentials(options.credentialsFile);
+  let ca: Buffer | undefined;
+  if (options.caFile) {
+    try {
+      ca = readFileSync(options.caFile);
+    } catch (error) {
+      throw storageError(
+        RemoteStorageErrorCode.config,
+        `cannot read caFile ${options.caFile}: ${messageOf(error)}`,
+        {
+          cause: error,
+        },
+      );
+    }
+  }
+  const sockets = Math.max(16, concurrency * 2);
+  const client = new S3Client({
+    region: options.region ?? "us-east-1",
+    ...(options.endpoint ? { endpoint: options.endpoint } : {}),
+    forcePathStyle: options.forcePathStyle ?? false,
+    credentials,
+    maxAttempts: options.maxAttempts ?? 3,
+    requestHandler: {
+      httpsAgent: new HttpsAgent({ keepAlive: true, maxSockets: sockets, ...(ca ? { ca } : {}) }),
+      httpAgent: new HttpAgent({ keepAlive: true, maxSockets: sockets }),
+      connectionTimeout: 15_000,
+      requestTimeout: options.requestTimeoutMs ?? 120_000,
+    },
+  });
+  return client;
+}
