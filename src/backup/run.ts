@@ -28,7 +28,8 @@ import {
   signManifest,
 } from "../repository/manifest.ts";
 import type { Repository } from "../repository/repository.ts";
-import { explainPrivilegeError, preflightBackupGrants } from "../security/grants.ts";
+import { preflightBackupGrants } from "../security/grants.ts";
+import { explainPrivilegeError } from "../security/privilege-errors.ts";
 import { privateTempDir } from "../util/optionfile.ts";
 import { type Inventory, takeInventory } from "./inventory.ts";
 import { type BackupPlan, type PlanPolicy, planBackup, planningHistory } from "./plan.ts";

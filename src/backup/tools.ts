@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { StrongboxError } from "../errors.ts";
 import type { Credentials, NodeEndpoint, TlsOptions } from "../galera/connection.ts";
 import type { StreamSource } from "../pipeline/stream.ts";
-import { explainPrivilegeError } from "../security/grants.ts";
+import { explainPrivilegeError } from "../security/privilege-errors.ts";
 import { type OptionSections, writeOptionFile } from "../util/optionfile.ts";
 import { TailBuffer } from "../util/proc.ts";
 

@@ -3,7 +3,7 @@
 
 import { loadConfig } from "../config/load.ts";
 import { runAudit } from "../security/audit/audit.ts";
-import type { Finding } from "../security/audit/types.ts";
+import type { AuditFinding } from "../security/audit/types.ts";
 import type { CommandResult, GlobalOptions } from "../terminal/options.ts";
 import type { Output } from "../terminal/output.ts";
 
@@ -12,7 +12,7 @@ export interface AuditCommandOptions {
   connect?: boolean;
 }
 
-function render(f: Finding): string {
+function render(f: AuditFinding): string {
   const tag = `${f.severity.toUpperCase()}${f.accepted ? " (accepted)" : ""}`;
   return [
     `${tag.padEnd(9)} ${f.id}: ${f.title}`,

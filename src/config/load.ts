@@ -3,7 +3,7 @@ import { readFile } from "node:fs/promises";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { parseDocument } from "yaml";
 import type * as z from "zod";
-import { ConfigError, StrongboxError } from "../errors.ts";
+import { ConfigError } from "../errors.ts";
 import { assertPrivateFile } from "../util/private-file.ts";
 import { configSchema, type StrongboxConfig } from "./schema.ts";
 

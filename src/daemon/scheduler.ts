@@ -3,7 +3,7 @@
 // "no backup for 26 h" fires even when nothing runs. stop() stops scheduling, aborts the running
 // jobs (their children get SIGTERM and clean up) and waits for them.
 import { Cron } from "croner";
-import { oneLineError } from "../monitor/catalog.ts";
+import { oneLineError } from "../util/redact.ts";
 import type { JobSpec } from "./jobs.ts";
 import type { Logger } from "./log.ts";
 import type { StepOutcome, StepRunner } from "./runner.ts";

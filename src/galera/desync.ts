@@ -3,7 +3,8 @@
 import { mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { StrongboxError } from "../errors.ts";
-import { pidAlive, sleep } from "../util/proc.ts";
+import { pidAlive } from "../util/liveness.ts";
+import { sleep } from "../util/proc.ts";
 import {
   type Connection,
   type Credentials,

@@ -7,7 +7,8 @@ import { createServer } from "node:net";
 import { join } from "node:path";
 import { StrongboxError } from "../errors.ts";
 import { type Connection, connectNode } from "../galera/connection.ts";
-import { pidAlive, sleep, terminate } from "../util/proc.ts";
+import { pidAlive } from "../util/liveness.ts";
+import { sleep, terminate } from "../util/proc.ts";
 
 export interface ScratchServer {
   pid: number;

@@ -4,7 +4,9 @@
 // outbox) and delivered afterwards, so a crash or a dead receiver delays an alert but never loses
 // it, and two processes evaluating at once do not both alert.
 import { hostname } from "node:os";
-import { type Catalog, type Incident, type NotificationEvent, oneLineError } from "./catalog.ts";
+import { oneLineError } from "../util/redact.ts";
+import type { Catalog } from "./catalog.ts";
+import type { Incident, NotificationEvent } from "./catalog-types.ts";
 import { type AlertChannel, type AlertMessage, emailChannel, webhookChannel, withRetry } from "./channels.ts";
 import { type Finding, findingKey, humanDuration } from "./rules.ts";
 import type { AlertSettings } from "./settings.ts";

@@ -2,289 +2,35 @@
 // one SQLite file through Node's built-in node:sqlite, so there is no native addon to build.
 // Several processes (a cron backup, the daemon, `status`) may use it at once: WAL mode and a busy
 // timeout let readers and one writer proceed without "database is locked" errors.
-import { chmodSync, closeSync, mkdirSync, openSync, readFileSync } from "node:fs";
 import { hostname } from "node:os";
-import { dirname } from "node:path";
 import { DatabaseSync, type SQLInputValue } from "node:sqlite";
 import { errorMessage, StrongboxError } from "../errors.ts";
-
-export type RunResult = "running" | "ok" | "failed" | "aborted" | "killed";
-export type FinishedResult = "ok" | "failed" | "aborted";
-export const RUN_RESULTS: readonly RunResult[] = ["running", "ok", "failed", "aborted", "killed"];
-
-export interface RunMeta {
-  /** The command: "backup", "verify", "restore-test", "copy", "prune", … */
-  command: string;
-  /** The repository written or checked; for `copy`, the destination. */
-  repository: string;
-  /** The Galera node the run used (the donor of a backup), when there is one. */
-  node?: string | undefined;
-  /** A finer kind within the command ("full", "incremental", "logical"); history is judged per kind. */
-  kind?: string | undefined;
-}
-
-export interface Run {
-  id: number;
-  command: string;
-  repository: string;
-  node: string | null;
-  kind: string | null;
-  host: string;
-  pid: number;
-  /** Epoch milliseconds. */
-  startedAt: number;
-  endedAt: number | null;
-  durationMs: number | null;
-  bytes: number | null;
-  result: RunResult;
-  error: string | null;
-  details: Record<string, unknown> | null;
-}
-
-export interface FinishInfo {
-  result: FinishedResult;
-  bytes?: number | undefined;
-  /** One line, no secrets: it is shown in alerts and on the dashboard. It is redacted again here. */
-  error?: string | undefined;
-  details?: Record<string, unknown> | undefined;
-  /** Set when only known once the work ran (the donor chosen, full vs incremental by policy). */
-  node?: string | undefined;
-  kind?: string | undefined;
-}
-
-export interface RunFilter {
-  result?: RunResult | undefined;
-  /** undefined: any kind; null: only runs recorded without a kind. */
-  kind?: string | null | undefined;
-}
-
-export type Severity = "warning" | "critical";
-export type NotificationEvent = "open" | "resolved";
-
-export interface Incident {
-  id: number;
-  rule: string;
-  repository: string;
-  /** What within the repository: a command, or command/kind. */
-  subject: string;
-  severity: Severity;
-  message: string;
-  details: Record<string, unknown> | null;
-  openedAt: number;
-  lastSeenAt: number;
-  closedAt: number | null;
-}
-
-export interface IncidentKey {
-  rule: string;
-  repository: string;
-  subject: string;
-}
-
-export interface Notification {
-  id: number;
-  incidentId: number;
-  event: NotificationEvent;
-  channel: string;
-  createdAt: number;
-  status: "pending" | "sending" | "sent" | "failed";
-  attempts: number;
-  lastAttemptAt: number | null;
-  error: string | null;
-}
-
-export interface CatalogOptions {
-  /** The clock, epoch milliseconds; tests move it. */
-  now?: () => number;
-  /** How long a writer waits for another process's transaction (ms). */
-  busyTimeoutMs?: number;
-}
-
-// Each entry moves the schema one version up; never edit a released entry, append a new one.
-const MIGRATIONS: readonly string[] = [
-  `CREATE TABLE runs (
-     id INTEGER PRIMARY KEY AUTOINCREMENT,
-     command TEXT NOT NULL,
-     repository TEXT NOT NULL,
-     node TEXT,
-     kind TEXT,
-     host TEXT NOT NULL,
-     pid INTEGER NOT NULL,
-     pid_start TEXT,
-     started_at INTEGER NOT NULL,
-     ended_at INTEGER,
-     duration_ms INTEGER,
-     bytes INTEGER,
-     result TEXT NOT NULL CHECK (result IN ('running','ok','failed','aborted','killed')),
-     error TEXT,
-     details TEXT
-   );
-   CREATE INDEX runs_by_subject ON runs (repository, command, started_at);
-   CREATE INDEX runs_by_start ON runs (started_at);
-   CREATE INDEX runs_running ON runs (result) WHERE result = 'running';
-   CREATE TABLE incidents (
-     id INTEGER PRIMARY KEY AUTOINCREMENT,
-     rule TEXT NOT NULL,
-     repository TEXT NOT NULL,
-     subject TEXT NOT NULL,
-     severity TEXT NOT NULL CHECK (severity IN ('warning','critical')),
-     message TEXT NOT NULL,
-     details TEXT,
-     opened_at INTEGER NOT NULL,
-     last_seen_at INTEGER NOT NULL,
-     closed_at INTEGER
-   );
-   CREATE UNIQUE INDEX incidents_open ON incidents (rule, repository, subject) WHERE closed_at IS NULL;
-   CREATE TABLE notifications (
-     id INTEGER PRIMARY KEY AUTOINCREMENT,
-     incident_id INTEGER NOT NULL REFERENCES incidents (id),
-     event TEXT NOT NULL CHECK (event IN ('open','resolved')),
-     channel TEXT NOT NULL,
-     created_at INTEGER NOT NULL,
-     status TEXT NOT NULL CHECK (status IN ('pending','sending','sent','failed')),
-     attempts INTEGER NOT NULL DEFAULT 0,
-     last_attempt_at INTEGER,
-     error TEXT
-   );
-   CREATE INDEX notifications_unsent ON notifications (status) WHERE status <> 'sent';`,
-];
-
-export const CATALOG_SCHEMA_VERSION = MIGRATIONS.length;
-
-type Row = Record<string, unknown>;
-
-function str(v: unknown): string {
-  return typeof v === "string" ? v : String(v);
-}
-function strOrNull(v: unknown): string | null {
-  return v === null || v === undefined ? null : str(v);
-}
-function num(v: unknown): number {
-  return typeof v === "bigint" ? Number(v) : (v as number);
-}
-function numOrNull(v: unknown): number | null {
-  return v === null || v === undefined ? null : num(v);
-}
-function json(v: unknown): Record<string, unknown> | null {
-  if (typeof v !== "string") return null;
-  try {
-    const parsed: unknown = JSON.parse(v);
-    return parsed && typeof parsed === "object" ? (parsed as Record<string, unknown>) : null;
-  } catch {
-    return null;
-  }
-}
-
-function toRun(r: Row): Run {
-  return {
-    id: num(r.id),
-    command: str(r.command),
-    repository: str(r.repository),
-    node: strOrNull(r.node),
-    kind: strOrNull(r.kind),
-    host: str(r.host),
-    pid: num(r.pid),
-    startedAt: num(r.started_at),
-    endedAt: numOrNull(r.ended_at),
-    durationMs: numOrNull(r.duration_ms),
-    bytes: numOrNull(r.bytes),
-    result: str(r.result) as RunResult,
-    error: strOrNull(r.error),
-    details: json(r.details),
-  };
-}
-
-function toIncident(r: Row): Incident {
-  return {
-    id: num(r.id),
-    rule: str(r.rule),
-    repository: str(r.repository),
-    subject: str(r.subject),
-    severity: str(r.severity) as Severity,
-    message: str(r.message),
-    details: json(r.details),
-    openedAt: num(r.opened_at),
-    lastSeenAt: num(r.last_seen_at),
-    closedAt: numOrNull(r.closed_at),
-  };
-}
-
-function toNotification(r: Row): Notification {
-  return {
-    id: num(r.id),
-    incidentId: num(r.incident_id),
-    event: str(r.event) as NotificationEvent,
-    channel: str(r.channel),
-    createdAt: num(r.created_at),
-    status: str(r.status) as Notification["status"],
-    attempts: num(r.attempts),
-    lastAttemptAt: numOrNull(r.last_attempt_at),
-    error: strOrNull(r.error),
-  };
-}
-
-const SECRET_PATTERNS: [RegExp, string][] = [
-  [/-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(-----END [A-Z ]*PRIVATE KEY-----|$)/g, "[private key]"],
-  [/AGE-SECRET-KEY-1[0-9A-Z]+/gi, "AGE-SECRET-KEY-[redacted]"],
-  [/\b([a-z][a-z0-9+.-]*:\/\/)[^\s/@:]+:[^\s/@]+@/gi, "$1[redacted]@"],
-  [/\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}/gi, "$1 [redacted]"],
-  [
-    /\b(password|passwd|pwd|passphrase|secret|token|api[_-]?key|auth)(["']?\s*[=:]\s*["']?)[^\s"',;&]+/gi,
-    "$1$2[redacted]",
-  ],
-];
-
-/** Removes what looks like a credential: recorded errors end up in alerts and on the dashboard. */
-export function redact(text: string): string {
-  let out = text;
-  for (const [re, by] of SECRET_PATTERNS) out = out.replace(re, by);
-  return out;
-}
-
-/** An error as one redacted line of at most `max` characters. */
-export function oneLineError(error: unknown, max = 500): string {
-  const line = redact(errorMessage(error))
-    .replace(/\s*[\r\n]+\s*/g, " ")
-    .trim();
-  return line.length > max ? `${line.slice(0, max - 1)}…` : line || "unknown error";
-}
-
-/** The start time of a process as the kernel counts it, to tell a live process from a reused pid. */
-export function processStartTime(pid: number): string | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    // Field 2 (comm) may contain spaces and parentheses; the fields after the last ")" are fixed.
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return fields[19] ?? null;
-  } catch {
-    return null;
-  }
-}
-
-export function isProcessAlive(pid: number, startTime: string | null = null): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch (e) {
-    // EPERM: it exists but belongs to someone else.
-    if ((e as NodeJS.ErrnoException).code !== "EPERM") return false;
-  }
-  if (startTime === null) return true;
-  const now = processStartTime(pid);
-  return now === null || now === startTime;
-}
-
-function prepareFile(path: string): void {
-  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-  closeSync(openSync(path, "a", 0o600));
-  try {
-    chmodSync(path, 0o600);
-  } catch (e) {
-    throw new StrongboxError("CATALOG_MODE", `cannot make the run catalog ${path} private (mode 0600)`, {
-      cause: e,
-      hint: `chmod 600 ${path}`,
-    });
-  }
-}
+import { pidAlive, processStartTime } from "../util/liveness.ts";
+import { oneLineError } from "../util/redact.ts";
+import {
+  migrate,
+  num,
+  numOrNull,
+  prepareFile,
+  str,
+  strOrNull,
+  toIncident,
+  toNotification,
+  toRun,
+} from "./catalog-schema.ts";
+import type {
+  CatalogOptions,
+  FinishInfo,
+  Incident,
+  IncidentKey,
+  Notification,
+  NotificationEvent,
+  Run,
+  RunFilter,
+  RunMeta,
+  RunResult,
+  Severity,
+} from "./catalog-types.ts";
 
 export class Catalog {
   readonly path: string;
@@ -378,7 +124,7 @@ export class Catalog {
       .all(this.host);
     for (const row of rows) {
       const pid = num(row.pid);
-      if (isProcessAlive(pid, strOrNull(row.pid_start))) continue;
+      if (pidAlive(pid, strOrNull(row.pid_start))) continue;
       const at = this.now();
       const changed = this.#db
         .prepare(
@@ -652,32 +398,6 @@ export class Catalog {
   }
 }
 
-function migrate(db: DatabaseSync, path: string): void {
-  db.exec("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)");
-  // IMMEDIATE: two processes opening a new catalog at once must not both migrate.
-  db.exec("BEGIN IMMEDIATE");
-  try {
-    const row = db.prepare("SELECT version FROM schema_version").get();
-    const current = row ? num(row.version) : 0;
-    if (current > MIGRATIONS.length) {
-      throw new StrongboxError(
-        "CATALOG_TOO_NEW",
-        `the run catalog ${path} has schema version ${current}; this strongbox knows up to ${MIGRATIONS.length}`,
-        { hint: "upgrade strongbox, or point monitoring.catalog at another file" },
-      );
-    }
-    for (let v = current; v < MIGRATIONS.length; v++) db.exec(MIGRATIONS[v]!);
-    if (!row) db.prepare("INSERT INTO schema_version (version) VALUES (?)").run(MIGRATIONS.length);
-    else if (current !== MIGRATIONS.length) {
-      db.prepare("UPDATE schema_version SET version = ?").run(MIGRATIONS.length);
-    }
-    db.exec("COMMIT");
-  } catch (e) {
-    db.exec("ROLLBACK");
-    throw e;
-  }
-}
-
 /** Opens (creating when missing: file 0600, directory 0700) and migrates the catalog. ":memory:" works too. */
 export function openCatalog(path: string, options: CatalogOptions = {}): Catalog {
   const memory = path === ":memory:";
@@ -706,92 +426,4 @@ export function openCatalog(path: string, options: CatalogOptions = {}): Catalog
     });
   }
   return new Catalog(db, path, options);
-}
-
-// ---- recording a run around a piece of work ----
-
-export interface RunHandle {
-  readonly id: number | undefined;
-  /** Set by the work: the bytes written (backup size) or read. */
-  bytes: number | undefined;
-  /** Set by the work: facts shown with the run (backup id, LSNs…); never secrets. */
-  details: Record<string, unknown> | undefined;
-  /** Set by the work when decided during the run: the donor node, full or incremental. */
-  node: string | undefined;
-  kind: string | undefined;
-}
-
-export interface RecordRunOptions<T> {
-  /** Derives bytes and details from the work's result when the handle was not set. */
-  summarize?: (result: T) => { bytes?: number; details?: Record<string, unknown> };
-  /** A catalog that cannot be written must not stop a backup: the error goes here instead. */
-  onCatalogError?: (error: unknown) => void;
-}
-
-/** True for a run stopped on purpose (a signal, an operator); a timeout is a failure. */
-export function isAbort(error: unknown): boolean {
-  if (error instanceof StrongboxError) return error.code === "ABORTED";
-  if (!(error instanceof Error) || error.name !== "AbortError") return false;
-  // An AbortError caused by AbortSignal.timeout() is a time limit that was hit.
-  return (error.cause as { name?: unknown } | undefined)?.name !== "TimeoutError";
-}
-
-function defaultCatalogError(error: unknown): void {
-  process.emitWarning(`the run catalog could not be written: ${oneLineError(error)}`, "StrongboxCatalog");
-}
-
-/**
- * Records `fn` as a run: the row is written before it starts, and finished as ok, failed or aborted
- * (with the one-line, redacted error) when it ends. The work's own result or error passes through.
- */
-export async function recordRun<T>(
-  catalog: Catalog,
-  meta: RunMeta,
-  fn: (run: RunHandle) => Promise<T> | T,
-  options: RecordRunOptions<T> = {},
-): Promise<T> {
-  const onCatalogError = options.onCatalogError ?? defaultCatalogError;
-  let id: number | undefined;
-  try {
-    id = catalog.startRun(meta);
-  } catch (e) {
-    onCatalogError(e);
-  }
-  const handle: RunHandle = { id, bytes: undefined, details: undefined, node: undefined, kind: undefined };
-  const finish = (info: FinishInfo) => {
-    if (id === undefined) return;
-    try {
-      catalog.finishRun(id, info);
-    } catch (e) {
-      onCatalogError(e);
-    }
-  };
-  let result: T;
-  try {
-    result = await fn(handle);
-  } catch (e) {
-    finish({
-      result: isAbort(e) ? "aborted" : "failed",
-      error: oneLineError(e),
-      bytes: handle.bytes,
-      details: handle.details,
-      node: handle.node,
-      kind: handle.kind,
-    });
-    throw e;
-  }
-  let summary: { bytes?: number; details?: Record<string, unknown> } = {};
-  try {
-    summary = options.summarize?.(result) ?? {};
-  } catch (e) {
-    onCatalogError(e);
-  }
-  finish({
-    result: "ok",
-    bytes: handle.bytes ?? summary.bytes,
-    details: handle.details ?? summary.details,
-    node: handle.node,
-    kind: handle.kind,
-  });
-  return result;
 }

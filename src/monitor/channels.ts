@@ -3,7 +3,7 @@
 import { isIP } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import { StrongboxError } from "../errors.ts";
-import type { Incident, NotificationEvent } from "./catalog.ts";
+import type { Incident, NotificationEvent } from "./catalog-types.ts";
 import type { EmailSettings, WebhookSettings } from "./settings.ts";
 
 export interface AlertMessage {

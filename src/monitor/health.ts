@@ -9,7 +9,8 @@
 //   UNKNOWN  (3): the catalog cannot be read (unknownHealth).
 import { errorMessage } from "../errors.ts";
 import { formatDuration } from "../util/duration.ts";
-import type { Catalog, Run, Severity } from "./catalog.ts";
+import type { Catalog } from "./catalog.ts";
+import type { Run, Severity } from "./catalog-types.ts";
 import { evaluateRules, type Finding, humanDuration } from "./rules.ts";
 import type { RuleSettings } from "./settings.ts";
 

@@ -2,7 +2,8 @@
 // the numbers live in SQLite (written by whichever process ran the command), not in this process,
 // and nothing lands in prom-client's global default registry.
 import { Counter, Gauge, Registry } from "prom-client";
-import { type Catalog, RUN_RESULTS } from "./catalog.ts";
+import type { Catalog } from "./catalog.ts";
+import { RUN_RESULTS } from "./catalog-types.ts";
 
 export const METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
 

@@ -4,18 +4,13 @@
 
 import { hostname } from "node:os";
 import type { LoadedConfig } from "../config/load.ts";
+import { oneLineError } from "../util/redact.ts";
 import { type AlertReport, channelsFrom, formatAlert, processAlerts } from "./alerts.ts";
-import {
-  type Catalog,
-  type CatalogOptions,
-  oneLineError,
-  openCatalog,
-  type RunHandle,
-  type RunMeta,
-  recordRun,
-} from "./catalog.ts";
+import { type Catalog, openCatalog } from "./catalog.ts";
+import type { CatalogOptions, RunMeta } from "./catalog-types.ts";
 import { type AlertChannel, withRetry } from "./channels.ts";
 import { computeHealth, type HealthReport, unknownHealth } from "./health.ts";
+import { type RunHandle, recordRun } from "./record-run.ts";
 import { evaluateRules } from "./rules.ts";
 import {
   type AlertSettings,

@@ -3,7 +3,8 @@
 // it lasts and disappears when a later run is healthy; alerts.ts turns appearing and disappearing
 // findings into one alert per incident and a recovery notice.
 import { formatDuration } from "../util/duration.ts";
-import type { Catalog, Run, Severity } from "./catalog.ts";
+import type { Catalog } from "./catalog.ts";
+import type { Run, Severity } from "./catalog-types.ts";
 import type { LongRunSettings, RuleSettings } from "./settings.ts";
 import { longRunThreshold, median, sizeAnomaly } from "./stats.ts";
 

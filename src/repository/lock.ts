@@ -29,6 +29,7 @@ import { hostname } from "node:os";
 import { setTimeout as delay } from "node:timers/promises";
 import { StrongboxError } from "../errors.ts";
 import { isStorageError, type Storage, StorageErrorCode } from "../storage/types.ts";
+import { pidAlive } from "../util/liveness.ts";
 import { readAll } from "../util/stream.ts";
 
 export const LOCK_KEY = "locks/writer.json";
@@ -94,17 +95,6 @@ export function currentHolder(command: string): LockHolder {
   return { host: hostname(), pid: process.pid, command };
 }
 
-/** Signal 0 checks existence only; EPERM means it exists but belongs to another user. */
-export function isProcessAlive(pid: number): boolean {
-  if (!Number.isSafeInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
-
 interface Observed {
   raw: Buffer;
   /** Undefined when the bytes are not a lock record (hand-edited, foreign). */
@@ -161,7 +151,7 @@ export async function acquireLock(storage: Storage, options: AcquireLockOptions)
   const { holder, ttlMs, signal } = options;
   if (!(Number.isFinite(ttlMs) && ttlMs > 0)) throw new RangeError(`lock ttlMs must be positive: ${ttlMs}`);
   const now = options.now ?? Date.now;
-  const alive = options.isProcessAlive ?? isProcessAlive;
+  const alive = options.isProcessAlive ?? ((pid: number) => pidAlive(pid));
   const settleMs = options.settleMs ?? 1000;
   const attempts = options.attempts ?? 5;
   const token = randomBytes(16).toString("hex");

@@ -139,16 +139,6 @@ export async function run(cmd: string, args: string[], options: RunOptions = {})
   }
 }
 
-/** True if a process with this pid exists (signal 0 probe). */
-export function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
-
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) return reject(signal.reason);

@@ -2,8 +2,8 @@
 // request (SQLite in WAL mode: cheap, and a backup writing at the same time never blocks us).
 import type { LoadedConfig } from "../config/load.ts";
 import { UsageError } from "../errors.ts";
-import type { Incident, Run, RunResult } from "../monitor/catalog.ts";
-import { RUN_RESULTS } from "../monitor/catalog.ts";
+import type { Incident, Run, RunResult } from "../monitor/catalog-types.ts";
+import { RUN_RESULTS } from "../monitor/catalog-types.ts";
 import type { HealthReport } from "../monitor/health.ts";
 import { openMonitorCatalog, statusOf } from "../monitor/monitor.ts";
 

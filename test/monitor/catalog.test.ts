@@ -7,14 +7,11 @@ import { DatabaseSync } from "node:sqlite";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { StrongboxError } from "../../src/errors.ts";
-import {
-  CATALOG_SCHEMA_VERSION,
-  isProcessAlive,
-  oneLineError,
-  openCatalog,
-  recordRun,
-  redact,
-} from "../../src/monitor/catalog.ts";
+import { openCatalog } from "../../src/monitor/catalog.ts";
+import { CATALOG_SCHEMA_VERSION } from "../../src/monitor/catalog-schema.ts";
+import { recordRun } from "../../src/monitor/record-run.ts";
+import { pidAlive } from "../../src/util/liveness.ts";
+import { oneLineError, redact } from "../../src/util/redact.ts";
 import { Clock, seedRun, tempCatalog, tempDir } from "./helpers.ts";
 
 const CATALOG_MODULE = new URL("../../src/monitor/catalog.ts", import.meta.url).href;
@@ -328,7 +325,7 @@ describe("catalog: stale runs", () => {
       assert.equal(catalog.markStaleRuns().length, 0, "both processes are alive");
       doomed.child.kill("SIGKILL");
       await once(doomed.child, "exit");
-      assert.ok(!isProcessAlive(doomed.child.pid!));
+      assert.ok(!pidAlive(doomed.child.pid!));
 
       const marked = catalog.markStaleRuns();
       assert.deepEqual(
@@ -354,7 +351,7 @@ describe("catalog: stale runs", () => {
   });
 
   it("a reused pid (same number, another process start time) does not keep a run alive", () => {
-    assert.ok(isProcessAlive(process.pid));
-    assert.ok(!isProcessAlive(process.pid, "1"), "this process did not start at tick 1");
+    assert.ok(pidAlive(process.pid));
+    assert.ok(!pidAlive(process.pid, "1"), "this process did not start at tick 1");
   });
 });

@@ -2,13 +2,8 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import {
-  type Catalog,
-  type FinishedResult,
-  openCatalog,
-  type Run,
-  type RunMeta,
-} from "../../src/monitor/catalog.ts";
+import { type Catalog, openCatalog } from "../../src/monitor/catalog.ts";
+import type { FinishedResult, Run, RunMeta } from "../../src/monitor/catalog-types.ts";
 import { type RuleSettings, ruleSettings } from "../../src/monitor/settings.ts";
 
 export const HOUR = 3_600_000;

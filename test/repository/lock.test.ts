@@ -11,7 +11,6 @@ import { StrongboxError } from "../../src/errors.ts";
 import {
   acquireLock,
   currentHolder,
-  isProcessAlive,
   LOCK_KEY,
   type LockHolder,
   type LockRecord,
@@ -20,6 +19,7 @@ import {
 import { LocalStorage } from "../../src/storage/local.ts";
 import type { PutOptions, Storage } from "../../src/storage/types.ts";
 import { wrapStorage } from "../../src/storage/wrap.ts";
+import { pidAlive } from "../../src/util/liveness.ts";
 
 const host = hostname();
 
@@ -109,7 +109,7 @@ describe("repository lock", () => {
   test("a lock of a dead process on this host is broken", async () => {
     await fresh();
     const pid = await deadPid();
-    assert.equal(isProcessAlive(pid), false);
+    assert.equal(pidAlive(pid), false);
     await writeRecord(staleRecord({ host, pid }));
     const broken: string[] = [];
     const lock = await acquireLock(storage, {

@@ -19,7 +19,7 @@ import { findFreeBasePort, readSecret, startMariadbd, waitSynced } from "../../s
 import { datasetChecksum, loadDataset } from "../../src/sandbox/dataset.ts";
 import { clusterLayout } from "../../src/sandbox/layout.ts";
 import { renderNodeCnf } from "../../src/sandbox/mycnf.ts";
-import { pidAlive } from "../../src/util/proc.ts";
+import { pidAlive } from "../../src/util/liveness.ts";
 import { cli, editConfig } from "../helpers/cli.ts";
 import { useCluster } from "../helpers/cluster.ts";
 

@@ -22,7 +22,7 @@ import {
   stopNode,
   withoutLogPrefix,
 } from "../../src/sandbox/cluster.ts";
-import { pidAlive } from "../../src/util/proc.ts";
+import { pidAlive } from "../../src/util/liveness.ts";
 import { useCluster } from "../helpers/cluster.ts";
 
 const exec = promisify(execFile);

@@ -7,12 +7,12 @@ import { describe, it } from "node:test";
 import { loadConfig } from "../../src/config/load.ts";
 import { generateX25519Identity } from "../../src/crypto/age.ts";
 import { runAudit } from "../../src/security/audit/audit.ts";
-import type { Finding } from "../../src/security/audit/types.ts";
+import type { AuditFinding } from "../../src/security/audit/types.ts";
 import { cli, editConfig } from "../helpers/cli.ts";
 import { useCluster } from "../helpers/cluster.ts";
 import { adminCli } from "./cli.ts";
 
-const ids = (fs: Finding[]) => new Set(fs.map((f) => f.id));
+const ids = (fs: AuditFinding[]) => new Set(fs.map((f) => f.id));
 
 function firstFile(dir: string): string {
   for (const e of readdirSync(dir, { withFileTypes: true })) {
@@ -27,7 +27,7 @@ function firstFile(dir: string): string {
 }
 
 /** The audit command through the CLI: its JSON findings and exit code. */
-async function auditCommand(config: string): Promise<{ exitCode: number | null; findings: Finding[] }> {
+async function auditCommand(config: string): Promise<{ exitCode: number | null; findings: AuditFinding[] }> {
   const r = await adminCli(["--config", config, "--json", "audit"]);
   return { exitCode: r.code, findings: JSON.parse(r.stdout).findings };
 }

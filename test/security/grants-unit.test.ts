@@ -8,11 +8,9 @@ import { join } from "node:path";
 import { describe, it } from "node:test";
 import { accountHostsFor } from "../../src/commands/user.ts";
 import { readCnfSection, sstEncrypted } from "../../src/security/audit/cnf.ts";
-import { auditExitCode, type Finding, isPrivateHost } from "../../src/security/audit/types.ts";
+import { type AuditFinding, auditExitCode, isPrivateHost } from "../../src/security/audit/types.ts";
 import {
   compareGrants,
-  detectMissingPrivilege,
-  explainPrivilegeError,
   grantStatement,
   methodsOf,
   missingGrantsMessage,
@@ -21,6 +19,7 @@ import {
   parseGrants,
   requiredPrivileges,
 } from "../../src/security/grants.ts";
+import { detectMissingPrivilege, explainPrivilegeError } from "../../src/security/privilege-errors.ts";
 
 const SANDBOX_GRANT =
   "GRANT SELECT, RELOAD, PROCESS, LOCK TABLES, BINLOG MONITOR, SHOW VIEW, EVENT, TRIGGER, SLAVE MONITOR ON *.* TO `strongbox_backup`@`localhost` IDENTIFIED BY PASSWORD '*58946B9A1B2334BE3A3A490D93CDBE0398996D43'";
@@ -230,7 +229,7 @@ describe("explainPrivilegeError", () => {
 
 describe("audit helpers", () => {
   it("exit code by the worst severity; accepted findings do not count", () => {
-    const f = (severity: Finding["severity"], accepted = false): Finding => ({
+    const f = (severity: AuditFinding["severity"], accepted = false): AuditFinding => ({
       id: "x",
       severity,
       practice: "encryption",

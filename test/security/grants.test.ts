@@ -16,12 +16,12 @@ import { loadDataset } from "../../src/sandbox/dataset.ts";
 import {
   type BackupMethod,
   checkAccountGrants,
-  explainPrivilegeError,
   missingGrantsMessage,
   parseGrants,
   preflightBackupGrants,
   requiredPrivileges,
 } from "../../src/security/grants.ts";
+import { explainPrivilegeError } from "../../src/security/privilege-errors.ts";
 import { cli, editConfig } from "../helpers/cli.ts";
 import { useCluster } from "../helpers/cluster.ts";
 import { adminCli } from "./cli.ts";

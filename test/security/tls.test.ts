@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import type { Finding } from "../../src/security/audit/types.ts";
+import type { AuditFinding } from "../../src/security/audit/types.ts";
 import { cli, editConfig } from "../helpers/cli.ts";
 import { useCluster } from "../helpers/cluster.ts";
 import { adminCli } from "./cli.ts";
@@ -38,7 +38,7 @@ describe("least privilege over TLS", () => {
     }
 
     const a = await adminCli(["--config", cfg, "--json", "audit"]);
-    const findings = JSON.parse(a.stdout).findings as Finding[];
+    const findings = JSON.parse(a.stdout).findings as AuditFinding[];
     const ids = new Set(findings.map((f) => f.id));
     for (const gone of [
       "db-tls-off",

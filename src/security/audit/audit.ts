@@ -4,7 +4,7 @@ import { adminFindings, gatherNodes, grantFindings, nodeSettingFindings } from "
 import { fileFindings } from "./files.ts";
 import { historyFindings, monitoringFindings } from "./history.ts";
 import { encryptionFindings, offsiteConfigFindings, storageFindings } from "./repositories.ts";
-import { auditExitCode, type Finding, type Severity, sortFindings } from "./types.ts";
+import { type AuditFinding, type AuditSeverity, auditExitCode, sortFindings } from "./types.ts";
 
 export interface AuditOptions {
   /** Connect to the nodes (default true); without it only the config, files and history are checked. */
@@ -13,14 +13,14 @@ export interface AuditOptions {
 }
 
 export interface AuditReport {
-  findings: Finding[];
-  counts: Record<Severity, number>;
+  findings: AuditFinding[];
+  counts: Record<AuditSeverity, number>;
   exitCode: 0 | 1 | 2;
   checkedNodes: string[];
 }
 
 export async function runAudit(loaded: LoadedConfig, o: AuditOptions = {}): Promise<AuditReport> {
-  const findings: Finding[] = [];
+  const findings: AuditFinding[] = [];
   findings.push(...(await fileFindings(loaded)));
   findings.push(...(await encryptionFindings(loaded)));
   findings.push(...storageFindings(loaded));
@@ -39,7 +39,7 @@ export async function runAudit(loaded: LoadedConfig, o: AuditOptions = {}): Prom
   const accepted = new Set(loaded.config.security?.acceptFindings ?? []);
   for (const f of findings) if (accepted.has(f.id)) f.accepted = true;
   sortFindings(findings);
-  const counts: Record<Severity, number> = { critical: 0, high: 0, medium: 0, low: 0, info: 0 };
+  const counts: Record<AuditSeverity, number> = { critical: 0, high: 0, medium: 0, low: 0, info: 0 };
   for (const f of findings) if (!f.accepted) counts[f.severity]++;
   return { findings, counts, exitCode: auditExitCode(findings), checkedNodes };
 }

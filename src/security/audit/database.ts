@@ -7,7 +7,7 @@ import { errorMessage } from "../../errors.ts";
 import { type Connection, type Credentials, connectNode, queryRows } from "../../galera/connection.ts";
 import { type BackupMethod, compareGrants, parseGrants, showOwnGrants, worstSeverity } from "../grants.ts";
 import { readCnfSection, sstEncrypted } from "./cnf.ts";
-import { type Finding, isLoopbackHost, isPrivateHost } from "./types.ts";
+import { type AuditFinding, isLoopbackHost, isPrivateHost } from "./types.ts";
 
 const VARIABLES = [
   "version",
@@ -51,7 +51,7 @@ async function readFacts(conn: Connection): Promise<{ vars: Map<string, string>;
 /** Connects to every node with the backup account; unreachable ones become findings. */
 export async function gatherNodes(
   loaded: LoadedConfig,
-  findings: Finding[],
+  findings: AuditFinding[],
 ): Promise<{ facts: NodeFacts[]; creds: Credentials | undefined }> {
   let creds: Credentials | undefined;
   try {
@@ -98,11 +98,11 @@ export async function gatherNodes(
   return { facts, creds };
 }
 
-export function grantFindings(facts: NodeFacts[], methods: BackupMethod[], user: string): Finding[] {
+export function grantFindings(facts: NodeFacts[], methods: BackupMethod[], user: string): AuditFinding[] {
   const first = facts.find((f) => f.grants);
   if (!first?.grants) return [];
   const cmp = compareGrants(parseGrants(first.grants), methods);
-  const findings: Finding[] = [];
+  const findings: AuditFinding[] = [];
   const shown = first.grants.map((g) => g.replace(/ IDENTIFIED BY PASSWORD '[^']*'/, "")).join(" | ");
   if (cmp.extra.length > 0) {
     const global = cmp.extra.filter((x) => x.on === "*.*").map((x) => x.privilege);
@@ -132,7 +132,7 @@ export function grantFindings(facts: NodeFacts[], methods: BackupMethod[], user:
   return findings;
 }
 
-export async function adminFindings(loaded: LoadedConfig): Promise<Finding[]> {
+export async function adminFindings(loaded: LoadedConfig): Promise<AuditFinding[]> {
   let admin: Credentials | undefined;
   try {
     admin = await credentialsFor(loaded, "admin");
@@ -213,8 +213,8 @@ function hostOf(addr: string): string {
   return a.split(":")[0] ?? a;
 }
 
-export async function nodeSettingFindings(loaded: LoadedConfig, facts: NodeFacts[]): Promise<Finding[]> {
-  const findings: Finding[] = [];
+export async function nodeSettingFindings(loaded: LoadedConfig, facts: NodeFacts[]): Promise<AuditFinding[]> {
+  const findings: AuditFinding[] = [];
   const tlsConfigured = loaded.config.cluster.tls !== undefined;
   const nodes = loaded.config.cluster.nodes;
   const reaches = nodes.map((n) => (n.socket ? "socket" : isLoopbackHost(n.host) ? "loopback" : "network"));

@@ -4,7 +4,7 @@ import { lstat, readdir, readFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import type { LoadedConfig } from "../../config/load.ts";
 import { catalogPathOf } from "../../monitor/settings.ts";
-import type { Finding } from "./types.ts";
+import type { AuditFinding } from "./types.ts";
 
 /** secret: nobody else may read it. integrity: others may read it, nobody else may change it. */
 type FileKind = "config" | "secret" | "integrity" | "private";
@@ -110,8 +110,8 @@ function access(mode: number): string {
   );
 }
 
-export async function fileFindings(loaded: LoadedConfig): Promise<Finding[]> {
-  const findings: Finding[] = [];
+export async function fileFindings(loaded: LoadedConfig): Promise<AuditFinding[]> {
+  const findings: AuditFinding[] = [];
   const euid = process.geteuid?.() ?? -1;
   const seen = new Set<string>();
   const dirs = new Map<string, string>();
@@ -139,7 +139,7 @@ export async function fileFindings(loaded: LoadedConfig): Promise<Finding[]> {
     const others = mode & 0o007;
     const group = mode & 0o070;
     const writable = mode & 0o022;
-    let severity: Finding["severity"] | undefined;
+    let severity: AuditFinding["severity"] | undefined;
     let why = "";
     if (w.kind === "secret" || w.kind === "config" || w.kind === "private") {
       if (others || group) {
@@ -227,7 +227,7 @@ async function identityFilesIn(dirs: Iterable<string>): Promise<string[]> {
   return out;
 }
 
-async function identityFinding(loaded: LoadedConfig): Promise<Finding[]> {
+async function identityFinding(loaded: LoadedConfig): Promise<AuditFinding[]> {
   const k = loaded.config.keys;
   const r = (p: string) => loaded.resolvePath(p);
   const configured = k.identity ? r(k.identity) : undefined;
@@ -238,7 +238,7 @@ async function identityFinding(loaded: LoadedConfig): Promise<Finding[]> {
       .map((p) => dirname(p)),
   );
   const found = await identityFilesIn(dirs);
-  const findings: Finding[] = found.map((path) => ({
+  const findings: AuditFinding[] = found.map((path) => ({
     id: "identity-on-host",
     severity: "high",
     practice: "encryption",
@@ -277,7 +277,7 @@ async function identityFinding(loaded: LoadedConfig): Promise<Finding[]> {
 }
 
 /** Files must be 0600 and directories 0700 (SPEC: created with that mode). */
-async function repositoryModes(root: string, name: string): Promise<Finding | undefined> {
+async function repositoryModes(root: string, name: string): Promise<AuditFinding | undefined> {
   let total = 0;
   const open: string[] = [];
   const limit = 200_000;

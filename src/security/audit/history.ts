@@ -3,12 +3,13 @@
 import { existsSync } from "node:fs";
 import type { LoadedConfig } from "../../config/load.ts";
 import { isLoopbackBind } from "../../config/schema.ts";
-import type { Catalog, Run } from "../../monitor/catalog.ts";
+import type { Catalog } from "../../monitor/catalog.ts";
 import { openCatalog } from "../../monitor/catalog.ts";
+import type { Run } from "../../monitor/catalog-types.ts";
 import { catalogPathOf, monitoringConfigOf, ruleSettings } from "../../monitor/settings.ts";
 import { parseDuration } from "../../util/duration.ts";
 import { offsiteRepositories } from "./repositories.ts";
-import { ageText, type Finding } from "./types.ts";
+import { type AuditFinding, ageText } from "./types.ts";
 
 const DEFAULT_CHECK_AGE_MS = parseDuration("8d");
 
@@ -36,7 +37,7 @@ function lastFinished(catalog: Catalog, command: string, repos: string[]): Run |
 interface CheckSpec {
   command: "verify" | "restore-test";
   maxAgeMs: number;
-  noRecord: Finding["severity"];
+  noRecord: AuditFinding["severity"];
   what: string;
   fix: string;
 }
@@ -47,7 +48,7 @@ function checkFindings(
   repos: string[],
   now: number,
   where: string,
-): Finding[] {
+): AuditFinding[] {
   const practice = "verification" as const;
   const ok = catalog ? newest(catalog, spec.command, repos, true) : undefined;
   const last = catalog ? lastFinished(catalog, spec.command, repos) : undefined;
@@ -65,7 +66,7 @@ function checkFindings(
       },
     ];
   }
-  const findings: Finding[] = [];
+  const findings: AuditFinding[] = [];
   const age = now - (ok.endedAt ?? ok.startedAt);
   if (age > spec.maxAgeMs) {
     findings.push({
@@ -90,13 +91,13 @@ function checkFindings(
   return findings;
 }
 
-export function historyFindings(loaded: LoadedConfig, now = Date.now()): Finding[] {
+export function historyFindings(loaded: LoadedConfig, now = Date.now()): AuditFinding[] {
   const path = catalogPathOf(loaded);
   const catalog = existsSync(path) ? openCatalog(path) : undefined;
   try {
     const repos = loaded.config.repositories.map((r) => r.name);
     const rules = ruleSettings(loaded.config.monitoring);
-    const findings: Finding[] = [
+    const findings: AuditFinding[] = [
       ...checkFindings(
         catalog,
         {
@@ -172,8 +173,8 @@ export function historyFindings(loaded: LoadedConfig, now = Date.now()): Finding
   }
 }
 
-export function monitoringFindings(loaded: LoadedConfig): Finding[] {
-  const findings: Finding[] = [];
+export function monitoringFindings(loaded: LoadedConfig): AuditFinding[] {
+  const findings: AuditFinding[] = [];
   const c = loaded.config;
   const alerts = monitoringConfigOf(c).alerts;
   if (!c.monitoring || (!alerts.webhook && !alerts.email)) {

@@ -4,7 +4,7 @@ import { recipientsOf } from "../../config/context.ts";
 import type { LoadedConfig } from "../../config/load.ts";
 import type { RepositoryConfig } from "../../config/schema.ts";
 import { errorMessage } from "../../errors.ts";
-import { type Finding, isLoopbackHost } from "./types.ts";
+import { type AuditFinding, isLoopbackHost } from "./types.ts";
 
 export function defaultRepositoryName(loaded: LoadedConfig): string {
   return loaded.config.defaultRepository ?? loaded.config.repositories[0]!.name;
@@ -23,7 +23,7 @@ function describeStorage(r: RepositoryConfig): string {
   return `s3 ${s.endpoint ?? "aws"}/${s.bucket}/${s.prefix}`;
 }
 
-export async function encryptionFindings(loaded: LoadedConfig): Promise<Finding[]> {
+export async function encryptionFindings(loaded: LoadedConfig): Promise<AuditFinding[]> {
   const k = loaded.config.keys;
   if (k.passphraseFile) {
     return [
@@ -66,8 +66,8 @@ export async function encryptionFindings(loaded: LoadedConfig): Promise<Finding[
   }
 }
 
-export function storageFindings(loaded: LoadedConfig): Finding[] {
-  const findings: Finding[] = [];
+export function storageFindings(loaded: LoadedConfig): AuditFinding[] {
+  const findings: AuditFinding[] = [];
   for (const r of loaded.config.repositories) {
     const s = r.storage;
     if (s.type === "s3" && s.endpoint?.startsWith("http://")) {
@@ -86,7 +86,7 @@ export function storageFindings(loaded: LoadedConfig): Finding[] {
   return findings;
 }
 
-export function offsiteConfigFindings(loaded: LoadedConfig): Finding[] {
+export function offsiteConfigFindings(loaded: LoadedConfig): AuditFinding[] {
   const offsite = offsiteRepositories(loaded);
   if (offsite.length === 0) {
     return [
@@ -100,7 +100,7 @@ export function offsiteConfigFindings(loaded: LoadedConfig): Finding[] {
       },
     ];
   }
-  const findings: Finding[] = [];
+  const findings: AuditFinding[] = [];
   for (const r of offsite) {
     if (r.storage.type === "local") {
       findings.push({

@@ -1,14 +1,14 @@
 // What an audit reports: findings with a stable id, a severity, the evidence and the fix.
-import { SEVERITY_ORDER, type Severity } from "../grants.ts";
+import { type AuditSeverity, SEVERITY_ORDER } from "../grants.ts";
 
-export type { Severity };
+export type { AuditSeverity };
 
 export type Practice = "encryption" | "least-privilege" | "verification" | "offsite" | "monitoring";
 
-export interface Finding {
+export interface AuditFinding {
   /** Stable id (docs/audit.md lists them all); several findings may share one with different subjects. */
   id: string;
-  severity: Severity;
+  severity: AuditSeverity;
   practice: Practice;
   title: string;
   /** What was seen, with the values read. Never a secret. */
@@ -21,18 +21,18 @@ export interface Finding {
   accepted?: boolean | undefined;
 }
 
-export function severityRank(s: Severity): number {
+export function severityRank(s: AuditSeverity): number {
   return SEVERITY_ORDER.indexOf(s);
 }
 
 /** 0: nothing or only info; 1: low or medium; 2: high or critical. Accepted findings do not count. */
-export function auditExitCode(findings: readonly Finding[]): 0 | 1 | 2 {
+export function auditExitCode(findings: readonly AuditFinding[]): 0 | 1 | 2 {
   let worst = 0;
   for (const f of findings) if (!f.accepted) worst = Math.max(worst, severityRank(f.severity));
   return worst >= severityRank("high") ? 2 : worst >= severityRank("low") ? 1 : 0;
 }
 
-export function sortFindings(findings: Finding[]): Finding[] {
+export function sortFindings(findings: AuditFinding[]): AuditFinding[] {
   return findings.sort(
     (a, b) =>
       Number(a.accepted ?? false) - Number(b.accepted ?? false) ||
