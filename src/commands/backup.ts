@@ -1,4 +1,5 @@
 // backup: lock the repository, take the backup, release — also on SIGTERM or SIGINT.
+
 import { type BackupSettings, runBackup } from "../backup/run.ts";
 import {
   clusterNodes,
@@ -8,6 +9,7 @@ import {
   signingKeyOf,
   stateDirOf,
 } from "../config/context.ts";
+import { monitorSettingsOf } from "../config/monitoring.ts";
 import type { StrongboxConfig } from "../config/schema.ts";
 import { UsageError } from "../errors.ts";
 import { repairAbandonedDesync } from "../galera/desync.ts";
@@ -39,7 +41,7 @@ export async function backup(g: GlobalOptions, o: BackupCommandOptions, out: Out
   const abort = interruptible((sig) => `backup aborted by ${sig}; nothing was committed`);
   try {
     const committed = await runMonitored(
-      loaded,
+      monitorSettingsOf(loaded),
       { command: "backup", repository: repo.name, kind },
       async (run) => {
         const signing = await signingKeyOf(loaded);

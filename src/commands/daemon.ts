@@ -1,7 +1,8 @@
 // daemon: runs the schedule until SIGTERM or SIGINT, then lets running jobs clean up and exits 0.
 
 import { loadConfig } from "../config/load.ts";
-import { jobsFromConfig } from "../daemon/jobs.ts";
+import { monitorSettingsOf } from "../config/monitoring.ts";
+import { jobsFromConfig } from "../config/schedule.ts";
 import { createLogger, type LogSink } from "../daemon/log.ts";
 import { childRunner, type StepRunner } from "../daemon/runner.ts";
 import { Scheduler } from "../daemon/scheduler.ts";
@@ -33,9 +34,9 @@ export async function daemon(
     timeZone: loaded.config.schedule?.timeZone,
     checkIntervalMs: (o.checkInterval ?? 60) * 1000,
     check: async (signal) => {
-      const catalog = openMonitorCatalog(loaded);
+      const catalog = openMonitorCatalog(monitorSettingsOf(loaded));
       try {
-        const r = await checkAndAlertConfigured(loaded, catalog, { signal });
+        const r = await checkAndAlertConfigured(monitorSettingsOf(loaded), catalog, { signal });
         return {
           opened: r.opened.map((i) => `${i.repository} ${i.subject}: ${i.message}`),
           resolved: r.resolved.map((i) => `${i.repository} ${i.subject}`),

@@ -2,6 +2,7 @@
 
 import { repositoryConfig, signingKeyOf } from "../config/context.ts";
 import { type LoadedConfig, loadConfig } from "../config/load.ts";
+import { monitorSettingsOf } from "../config/monitoring.ts";
 import { StrongboxError, UsageError } from "../errors.ts";
 import { runMonitored } from "../monitor/monitor.ts";
 import { type CopyResult, copyBackups } from "../repository/copy.ts";
@@ -27,16 +28,20 @@ export async function copyInto(
   try {
     const to = await openRepository(loaded, toName, { trusted });
     try {
-      return await runMonitored(loaded, { command: "copy", repository: toName }, async (run) => {
-        const r = await asWriter(
-          to,
-          { command: `copy from ${fromName}`, ttlMs: parseDuration(loaded.config.backup.lockTtl) },
-          () => copyBackups({ from, to, id, trustedPublicKey: trusted, log }),
-        );
-        run.bytes = r.bytes;
-        run.details = { from: fromName, copied: r.copied };
-        return r;
-      });
+      return await runMonitored(
+        monitorSettingsOf(loaded),
+        { command: "copy", repository: toName },
+        async (run) => {
+          const r = await asWriter(
+            to,
+            { command: `copy from ${fromName}`, ttlMs: parseDuration(loaded.config.backup.lockTtl) },
+            () => copyBackups({ from, to, id, trustedPublicKey: trusted, log }),
+          );
+          run.bytes = r.bytes;
+          run.details = { from: fromName, copied: r.copied };
+          return r;
+        },
+      );
     } finally {
       await to.storage.close();
     }
@@ -118,7 +123,7 @@ export async function prune(
       );
     const r = o.dryRun
       ? await run()
-      : await runMonitored(loaded, { command: "prune", repository: rc.name }, run);
+      : await runMonitored(monitorSettingsOf(loaded), { command: "prune", repository: rc.name }, run);
     return reply(out, { repository: rc.name, ...r }, () =>
       [
         ...r.kept.map((k) => `keep    ${k.id}  (${k.reasons.join("; ")})`),

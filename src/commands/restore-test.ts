@@ -2,6 +2,7 @@
 
 import { chooseBackupFor } from "../binlog/plan.ts";
 import { identitiesOf, stateDirOf } from "../config/context.ts";
+import { monitorSettingsOf } from "../config/monitoring.ts";
 import { decryptBuffer } from "../crypto/age.ts";
 import { restoreTest } from "../drill/restore-test.ts";
 import { StrongboxError, UsageError } from "../errors.ts";
@@ -21,73 +22,77 @@ export async function restoreTestCommand(
   const { loaded, repo, close } = await openConfiguredRepository(g.config, o.repo);
   const abort = interruptible((sig) => `restore-test aborted by ${sig}; scratch server stopped`);
   try {
-    return await runMonitored(loaded, { command: "restore-test", repository: repo.name }, async (run) => {
-      const key = await trustedPublicKey(loaded);
-      let toTime: Date | undefined;
-      if (o.toTime) {
-        toTime = new Date(o.toTime);
-        if (Number.isNaN(toTime.getTime())) throw new UsageError(`--to-time "${o.toTime}" is not a time`);
-      }
-      const pointInTime =
-        toTime || o.toGtid ? { toTime, toGtid: o.toGtid, trustedPublicKey: key } : undefined;
-      let id = o.id ?? (pointInTime ? chooseBackupFor(await repo.list(), pointInTime).id : undefined);
-      if (!id) {
-        const all = (await repo.scan()).committed;
-        id = all[all.length - 1];
-        if (!id)
-          throw new StrongboxError("NO_BACKUPS", `repository ${repo.name} has no backups to test`, {
-            hint: "run: strongbox backup",
-          });
-      }
-      const chain = await resolveChain(repo, id, key);
-      const identities = await identitiesOf(loaded, o.identity);
-      const target = chain[chain.length - 1]!;
-      const details = JSON.parse(
-        (await decryptBuffer(Buffer.from(target.details, "base64"), identities)).toString("utf8"),
-      ) as ManifestDetails;
-      const cfg = loaded.config.restoreTest;
-      const r = await restoreTest({
-        repo,
-        chain,
-        identities,
-        details,
-        scratchRoot: cfg.scratchDir ? loaded.resolvePath(cfg.scratchDir) : `${stateDirOf(loaded)}/scratch`,
-        mariabackupPath: loaded.config.backup.mariabackupPath,
-        assertions: cfg.assertions,
-        rowCountTolerance: { exact: cfg.rowCountTolerance, estimate: cfg.estimateTolerance },
-        bufferPool: cfg.bufferPool,
-        signal: abort.signal,
-        pointInTime,
-        log: (m: string) => out.log(m),
-      });
-      out.result(r, () =>
-        [
-          `restore-test of ${r.id} (${r.type}${r.chain.length > 1 ? `, chain of ${r.chain.length}` : ""}): ${r.passed ? "PASSED" : "FAILED"}`,
-          `  time to restore (RTO): ${r.rtoSeconds === null ? "-" : `${r.rtoSeconds.toFixed(1)} s`}; ${r.tablesChecked} table(s) checked; total ${r.timings.total?.toFixed(1)} s`,
-          `  steps: ${Object.entries(r.timings)
-            .map(([k, v]) => `${k} ${v}s`)
-            .join(", ")}`,
-          ...r.problems.map((p) => `  problem (${p.check}): ${p.message}`),
-        ].join("\n"),
-      );
-      run.kind = r.type;
-      run.details = {
-        backupId: r.id,
-        rtoSeconds: r.rtoSeconds,
-        tablesChecked: r.tablesChecked,
-        timings: r.timings,
-      };
-      if (!r.passed) {
-        throw new StrongboxError(
-          "RESTORE_TEST_FAILED",
-          `restore-test of ${r.id} failed: ${r.problems[0]?.message ?? "unknown"}`,
-          {
-            details: { problems: r.problems },
-          },
+    return await runMonitored(
+      monitorSettingsOf(loaded),
+      { command: "restore-test", repository: repo.name },
+      async (run) => {
+        const key = await trustedPublicKey(loaded);
+        let toTime: Date | undefined;
+        if (o.toTime) {
+          toTime = new Date(o.toTime);
+          if (Number.isNaN(toTime.getTime())) throw new UsageError(`--to-time "${o.toTime}" is not a time`);
+        }
+        const pointInTime =
+          toTime || o.toGtid ? { toTime, toGtid: o.toGtid, trustedPublicKey: key } : undefined;
+        let id = o.id ?? (pointInTime ? chooseBackupFor(await repo.list(), pointInTime).id : undefined);
+        if (!id) {
+          const all = (await repo.scan()).committed;
+          id = all[all.length - 1];
+          if (!id)
+            throw new StrongboxError("NO_BACKUPS", `repository ${repo.name} has no backups to test`, {
+              hint: "run: strongbox backup",
+            });
+        }
+        const chain = await resolveChain(repo, id, key);
+        const identities = await identitiesOf(loaded, o.identity);
+        const target = chain[chain.length - 1]!;
+        const details = JSON.parse(
+          (await decryptBuffer(Buffer.from(target.details, "base64"), identities)).toString("utf8"),
+        ) as ManifestDetails;
+        const cfg = loaded.config.restoreTest;
+        const r = await restoreTest({
+          repo,
+          chain,
+          identities,
+          details,
+          scratchRoot: cfg.scratchDir ? loaded.resolvePath(cfg.scratchDir) : `${stateDirOf(loaded)}/scratch`,
+          mariabackupPath: loaded.config.backup.mariabackupPath,
+          assertions: cfg.assertions,
+          rowCountTolerance: { exact: cfg.rowCountTolerance, estimate: cfg.estimateTolerance },
+          bufferPool: cfg.bufferPool,
+          signal: abort.signal,
+          pointInTime,
+          log: (m: string) => out.log(m),
+        });
+        out.result(r, () =>
+          [
+            `restore-test of ${r.id} (${r.type}${r.chain.length > 1 ? `, chain of ${r.chain.length}` : ""}): ${r.passed ? "PASSED" : "FAILED"}`,
+            `  time to restore (RTO): ${r.rtoSeconds === null ? "-" : `${r.rtoSeconds.toFixed(1)} s`}; ${r.tablesChecked} table(s) checked; total ${r.timings.total?.toFixed(1)} s`,
+            `  steps: ${Object.entries(r.timings)
+              .map(([k, v]) => `${k} ${v}s`)
+              .join(", ")}`,
+            ...r.problems.map((p) => `  problem (${p.check}): ${p.message}`),
+          ].join("\n"),
         );
-      }
-      return { exitCode: 0, result: r };
-    });
+        run.kind = r.type;
+        run.details = {
+          backupId: r.id,
+          rtoSeconds: r.rtoSeconds,
+          tablesChecked: r.tablesChecked,
+          timings: r.timings,
+        };
+        if (!r.passed) {
+          throw new StrongboxError(
+            "RESTORE_TEST_FAILED",
+            `restore-test of ${r.id} failed: ${r.problems[0]?.message ?? "unknown"}`,
+            {
+              details: { problems: r.problems },
+            },
+          );
+        }
+        return { exitCode: 0, result: r };
+      },
+    );
   } finally {
     abort.dispose();
     await close();

@@ -1,6 +1,7 @@
 // serve: the dashboard, JSON API and /metrics until SIGTERM or SIGINT.
 
 import { loadConfig } from "../config/load.ts";
+import { monitorSettingsOf } from "../config/monitoring.ts";
 import type { CommandResult, GlobalOptions } from "../terminal/options.ts";
 import type { Output } from "../terminal/output.ts";
 import { readToken } from "../web/auth.ts";
@@ -32,7 +33,7 @@ export async function serve(g: GlobalOptions, o: ServeCommandOptions, out: Outpu
   const token = tokenFile ? await readToken(loaded.resolvePath(tokenFile)) : undefined;
   const until = o.until ?? firstSignal();
   const running = await startServer({
-    loaded,
+    monitor: monitorSettingsOf(loaded),
     host: o.bind ?? cfg?.bind ?? "127.0.0.1",
     port: o.port ?? cfg?.port ?? 8484,
     token,

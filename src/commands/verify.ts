@@ -2,6 +2,7 @@
 
 import { verifyBinlogArchive } from "../binlog/verify.ts";
 import { identitiesOf, stateDirOf } from "../config/context.ts";
+import { monitorSettingsOf } from "../config/monitoring.ts";
 import { StrongboxError, UsageError } from "../errors.ts";
 import { runMonitored } from "../monitor/monitor.ts";
 import { verifyBackups } from "../restore/verify.ts";
@@ -26,7 +27,7 @@ export async function verify(
   const { loaded, repo, close } = await openConfiguredRepository(g.config, o.repo);
   try {
     return await runMonitored(
-      loaded,
+      monitorSettingsOf(loaded),
       { command: "verify", repository: repo.name, kind: o.readData ? "read-data" : "hashes" },
       async (run) => {
         const trusted = await trustedPublicKey(loaded);

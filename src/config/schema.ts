@@ -1,5 +1,6 @@
 // The strongbox.yaml schema: the single source of truth for validation and for docs/configuration.md.
 import * as z from "zod";
+import { isLoopbackBind } from "../util/loopback.ts";
 
 // zod compiles a fast path for each object schema (new Function) at its first parse: worth it for
 // many parses, but a command parses its configuration once. Measured: ~4 ms less per start.
@@ -416,13 +417,6 @@ export const monitoringSchema = z
     alerts: alertsSchema.default(alertsSchema.parse({})).describe("where problems are sent"),
   })
   .strict();
-
-const LOOPBACK_BINDS = new Set(["127.0.0.1", "::1", "localhost"]);
-
-/** True for an address only this machine can reach (127.0.0.0/8, ::1, localhost). */
-export function isLoopbackBind(host: string): boolean {
-  return LOOPBACK_BINDS.has(host) || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
-}
 
 export const serveSchema = z
   .object({

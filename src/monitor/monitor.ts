@@ -1,9 +1,8 @@
-// What commands call: monitoring driven by a loaded strongbox.yaml. Monitoring must never be the
+// What commands call: monitoring driven by MonitorSettings (config/monitoring.ts makes them). Monitoring must never be the
 // reason a backup fails: a catalog that cannot be opened or an alert that cannot be delivered is
 // a warning on stderr, and the command's own outcome passes through unchanged.
 
 import { hostname } from "node:os";
-import type { LoadedConfig } from "../config/load.ts";
 import { oneLineError } from "../util/redact.ts";
 import { type AlertReport, channelsFrom, formatAlert, processAlerts } from "./alerts.ts";
 import { type Catalog, openCatalog } from "./catalog.ts";
@@ -12,22 +11,14 @@ import { type AlertChannel, withRetry } from "./channels.ts";
 import { computeHealth, type HealthReport, unknownHealth } from "./health.ts";
 import { type RunHandle, recordRun } from "./record-run.ts";
 import { evaluateRules } from "./rules.ts";
-import {
-  type AlertSettings,
-  alertSettings,
-  catalogPathOf,
-  monitoringConfigOf,
-  type RuleSettings,
-  repositoriesOf,
-  ruleSettings,
-} from "./settings.ts";
+import type { AlertSettings, MonitorSettings, RuleSettings } from "./settings.ts";
 
 export type Warn = (message: string) => void;
 
 const stderrWarn: Warn = (m) => process.stderr.write(`strongbox: warning: ${m}\n`);
 
-export function openMonitorCatalog(loaded: LoadedConfig, options: CatalogOptions = {}): Catalog {
-  return openCatalog(catalogPathOf(loaded), options);
+export function openMonitorCatalog(settings: MonitorSettings, options: CatalogOptions = {}): Catalog {
+  return openCatalog(settings.catalogPath, options);
 }
 
 export interface CheckOptions {
@@ -53,16 +44,16 @@ export async function checkAndAlert(catalog: Catalog, o: CheckOptions): Promise<
   });
 }
 
-/** checkAndAlert with rules, repositories and channels from the config (reads the secret files). */
+/** checkAndAlert with the configured rules, repositories and channels (reads the secret files). */
 export async function checkAndAlertConfigured(
-  loaded: LoadedConfig,
+  settings: MonitorSettings,
   catalog: Catalog,
   o: { signal?: AbortSignal; now?: number } = {},
 ): Promise<AlertReport> {
-  const alerts: AlertSettings = await alertSettings(loaded);
+  const alerts: AlertSettings = await settings.alerts();
   return checkAndAlert(catalog, {
-    repositories: repositoriesOf(loaded),
-    rules: ruleSettings(monitoringConfigOf(loaded.config)),
+    repositories: settings.repositories,
+    rules: settings.rules,
     channels: channelsFrom(alerts),
     attempts: alerts.attempts,
     backoffMs: alerts.backoffMs,
@@ -83,7 +74,7 @@ export interface MonitoredOptions<T> {
  * Wrap the body of backup, verify, restore-test, copy and prune with it.
  */
 export async function runMonitored<T>(
-  loaded: LoadedConfig,
+  settings: MonitorSettings,
   meta: RunMeta,
   fn: (run: RunHandle) => Promise<T> | T,
   o: MonitoredOptions<T> = {},
@@ -91,7 +82,7 @@ export async function runMonitored<T>(
   const warn = o.warn ?? stderrWarn;
   let catalog: Catalog | undefined;
   try {
-    catalog = openMonitorCatalog(loaded);
+    catalog = openMonitorCatalog(settings);
     catalog.markStaleRuns();
   } catch (e) {
     warn(`this run is not recorded: ${oneLineError(e)}`);
@@ -107,7 +98,7 @@ export async function runMonitored<T>(
     });
   } finally {
     try {
-      const report = await checkAndAlertConfigured(loaded, catalog, {
+      const report = await checkAndAlertConfigured(settings, catalog, {
         signal: AbortSignal.timeout(o.alertTimeoutMs ?? 120_000),
       });
       for (const d of report.deliveries) {
@@ -121,14 +112,14 @@ export async function runMonitored<T>(
 }
 
 /** The `status` report; UNKNOWN (exit code 3) when the catalog cannot be read. */
-export function statusOf(loaded: LoadedConfig, o: { now?: number } = {}): HealthReport {
+export function statusOf(settings: MonitorSettings, o: { now?: number } = {}): HealthReport {
   let catalog: Catalog | undefined;
   try {
-    catalog = openMonitorCatalog(loaded);
+    catalog = openMonitorCatalog(settings);
     catalog.markStaleRuns();
     return computeHealth(catalog, {
-      repositories: repositoriesOf(loaded),
-      rules: ruleSettings(monitoringConfigOf(loaded.config)),
+      repositories: settings.repositories,
+      rules: settings.rules,
       ...(o.now === undefined ? {} : { now: o.now }),
     });
   } catch (e) {
@@ -139,13 +130,13 @@ export function statusOf(loaded: LoadedConfig, o: { now?: number } = {}): Health
 }
 
 /** The /metrics body for the configured repositories. */
-export async function metricsOf(loaded: LoadedConfig): Promise<string> {
-  const catalog = openMonitorCatalog(loaded);
+export async function metricsOf(settings: MonitorSettings): Promise<string> {
+  const catalog = openMonitorCatalog(settings);
   try {
     catalog.markStaleRuns();
     // prom-client is loaded only where metrics are served, not on every backup's start-up.
     const { renderMetrics } = await import("./metrics.ts");
-    return await renderMetrics(catalog, { repositories: repositoriesOf(loaded) });
+    return await renderMetrics(catalog, { repositories: settings.repositories });
   } finally {
     catalog.close();
   }
@@ -163,16 +154,16 @@ export interface TestDelivery {
  * the configured retries. Nothing is written to the catalog.
  */
 export async function sendTestAlert(
-  loaded: LoadedConfig,
+  monitor: MonitorSettings,
   o: { signal?: AbortSignal } = {},
 ): Promise<TestDelivery[]> {
-  const settings = await alertSettings(loaded);
+  const settings = await monitor.alerts();
   const now = Date.now();
   const message = formatAlert(
     {
       id: 0,
       rule: "test",
-      repository: repositoriesOf(loaded)[0] ?? "-",
+      repository: monitor.repositories[0] ?? "-",
       subject: "test",
       severity: "warning",
       message: `test alert from strongbox on ${hostname()}: if you read this, alerts reach you`,

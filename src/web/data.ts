@@ -1,11 +1,11 @@
 // What the dashboard and the JSON API show, read from the run catalog. The catalog is opened per
 // request (SQLite in WAL mode: cheap, and a backup writing at the same time never blocks us).
-import type { LoadedConfig } from "../config/load.ts";
 import { UsageError } from "../errors.ts";
 import type { Incident, Run, RunResult } from "../monitor/catalog-types.ts";
 import { RUN_RESULTS } from "../monitor/catalog-types.ts";
 import type { HealthReport } from "../monitor/health.ts";
 import { openMonitorCatalog, statusOf } from "../monitor/monitor.ts";
+import type { MonitorSettings } from "../monitor/settings.ts";
 
 export const MAX_RUNS = 5000;
 export const DEFAULT_DAYS = 90;
@@ -48,8 +48,8 @@ export function parseRunQuery(params: URLSearchParams): RunQuery {
   return q;
 }
 
-export function runsOf(loaded: LoadedConfig, q: RunQuery): Run[] {
-  const catalog = openMonitorCatalog(loaded);
+export function runsOf(monitor: MonitorSettings, q: RunQuery): Run[] {
+  const catalog = openMonitorCatalog(monitor);
   try {
     return catalog.runs({ ...q, limit: q.limit ?? 500 });
   } finally {
@@ -57,8 +57,11 @@ export function runsOf(loaded: LoadedConfig, q: RunQuery): Run[] {
   }
 }
 
-export function incidentsOf(loaded: LoadedConfig, q: { since?: number; limit?: number } = {}): Incident[] {
-  const catalog = openMonitorCatalog(loaded);
+export function incidentsOf(
+  monitor: MonitorSettings,
+  q: { since?: number; limit?: number } = {},
+): Incident[] {
+  const catalog = openMonitorCatalog(monitor);
   try {
     return catalog.incidents({ limit: 200, ...q });
   } finally {
@@ -78,16 +81,16 @@ export interface DashboardData {
   error?: string;
 }
 
-export function dashboardData(loaded: LoadedConfig, now = Date.now()): DashboardData {
+export function dashboardData(monitor: MonitorSettings, now = Date.now()): DashboardData {
   const since = now - DEFAULT_DAYS * 86_400_000;
-  const status = statusOf(loaded, { now });
+  const status = statusOf(monitor, { now });
   try {
     return {
       generatedAt: new Date(now).toISOString(),
       since,
       status,
-      runs: runsOf(loaded, { since, limit: MAX_RUNS }).reverse(),
-      incidents: incidentsOf(loaded, { since }),
+      runs: runsOf(monitor, { since, limit: MAX_RUNS }).reverse(),
+      incidents: incidentsOf(monitor, { since }),
     };
   } catch (e) {
     return {

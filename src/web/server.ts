@@ -5,17 +5,17 @@
 import { randomBytes } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import type { LoadedConfig } from "../config/load.ts";
-import { isLoopbackBind } from "../config/schema.ts";
 import { StrongboxError, UsageError } from "../errors.ts";
 import { metricsOf, statusOf } from "../monitor/monitor.ts";
+import type { MonitorSettings } from "../monitor/settings.ts";
+import { isLoopbackBind } from "../util/loopback.ts";
 import { oneLineError } from "../util/redact.ts";
 import { authorized } from "./auth.ts";
 import { dashboardData, incidentsOf, parseRunQuery, runsOf } from "./data.ts";
 import { dashboardPage } from "./page.ts";
 
 export interface ServeOptions {
-  loaded: LoadedConfig;
+  monitor: MonitorSettings;
   host: string;
   /** 0 picks a free port. */
   port: number;
@@ -102,22 +102,22 @@ export function handler(o: ServeOptions): (req: IncomingMessage, res: ServerResp
       switch (url.pathname) {
         case "/": {
           const nonce = randomBytes(16).toString("base64");
-          return send(res, 200, "text/html; charset=utf-8", dashboardPage(dashboardData(o.loaded), nonce), {
+          return send(res, 200, "text/html; charset=utf-8", dashboardPage(dashboardData(o.monitor), nonce), {
             "Content-Security-Policy": csp(nonce),
           });
         }
         case "/api/dashboard":
-          return sendJson(res, 200, dashboardData(o.loaded));
+          return sendJson(res, 200, dashboardData(o.monitor));
         case "/api/status":
-          return sendJson(res, 200, statusOf(o.loaded));
+          return sendJson(res, 200, statusOf(o.monitor));
         case "/api/runs":
-          return sendJson(res, 200, runsOf(o.loaded, parseRunQuery(url.searchParams)));
+          return sendJson(res, 200, runsOf(o.monitor, parseRunQuery(url.searchParams)));
         case "/api/incidents": {
           const q = parseRunQuery(url.searchParams);
-          return sendJson(res, 200, incidentsOf(o.loaded, { since: q.since ?? 0, limit: q.limit ?? 200 }));
+          return sendJson(res, 200, incidentsOf(o.monitor, { since: q.since ?? 0, limit: q.limit ?? 200 }));
         }
         case "/metrics":
-          return send(res, 200, "text/plain; version=0.0.4; charset=utf-8", await metricsOf(o.loaded));
+          return send(res, 200, "text/plain; version=0.0.4; charset=utf-8", await metricsOf(o.monitor));
         case "/favicon.ico":
           res.writeHead(204, BASE_HEADERS).end();
           return;

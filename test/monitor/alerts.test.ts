@@ -168,7 +168,7 @@ describe("alerts: one per incident, and a recovery notice", () => {
         import { openCatalog } from ${JSON.stringify(new URL("../../src/monitor/catalog.ts", import.meta.url).href)};
         import { webhookChannel } from ${JSON.stringify(new URL("../../src/monitor/channels.ts", import.meta.url).href)};
         import { checkAndAlert } from ${JSON.stringify(new URL("../../src/monitor/monitor.ts", import.meta.url).href)};
-        import { ruleSettings } from ${JSON.stringify(new URL("../../src/monitor/settings.ts", import.meta.url).href)};
+        import { ruleSettings } from ${JSON.stringify(new URL("../../src/config/monitoring.ts", import.meta.url).href)};
         const c = openCatalog(${JSON.stringify(path)});
         const channel = webhookChannel({ url: ${JSON.stringify(http.url)}, timeoutMs: 5000 });
         // Start together: wait for the next 300 ms boundary.

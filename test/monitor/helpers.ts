@@ -2,9 +2,10 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { ruleSettings } from "../../src/config/monitoring.ts";
 import { type Catalog, openCatalog } from "../../src/monitor/catalog.ts";
 import type { FinishedResult, Run, RunMeta } from "../../src/monitor/catalog-types.ts";
-import { type RuleSettings, ruleSettings } from "../../src/monitor/settings.ts";
+import type { RuleSettings } from "../../src/monitor/settings.ts";
 
 export const HOUR = 3_600_000;
 export const DAY = 24 * HOUR;

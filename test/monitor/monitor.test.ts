@@ -1,14 +1,20 @@
 // Monitoring driven by a real strongbox.yaml: the config section, secret files, and the wrappers the
 // commands use (runMonitored, statusOf, metricsOf) against real HTTP and SMTP receivers.
+
 import assert from "node:assert/strict";
 import { statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { loadConfig, parseConfigText } from "../../src/config/load.ts";
+import {
+  alertSettings,
+  catalogPathOf,
+  monitorSettingsOf,
+  ruleSettings,
+} from "../../src/config/monitoring.ts";
 import { ConfigError, type StrongboxError } from "../../src/errors.ts";
 import { openCatalog } from "../../src/monitor/catalog.ts";
 import { metricsOf, runMonitored, sendTestAlert, statusOf } from "../../src/monitor/monitor.ts";
-import { alertSettings, catalogPathOf, ruleSettings } from "../../src/monitor/settings.ts";
 import { tempDir } from "./helpers.ts";
 import { type HttpReceiver, type SmtpReceiver, startHttpReceiver, startSmtpReceiver } from "./receivers.ts";
 
@@ -175,13 +181,13 @@ monitoring:
     const warnings: string[] = [];
     const meta = { command: "backup", repository: "main", kind: "full", node: "db1" };
 
-    let status = statusOf(loaded);
+    let status = statusOf(monitorSettingsOf(loaded));
     assert.equal(status.level, "CRITICAL", "no backup yet");
 
     for (let i = 0; i < 2; i++) {
       await assert.rejects(
         runMonitored(
-          loaded,
+          monitorSettingsOf(loaded),
           meta,
           () => {
             throw new Error("mariabackup: Got error 2003 connecting to db1");
@@ -202,11 +208,11 @@ monitoring:
     assert.equal(path, join(t.dir, "state", "catalog.db"));
     assert.equal(statSync(path).mode & 0o777, 0o600);
 
-    status = statusOf(loaded);
+    status = statusOf(monitorSettingsOf(loaded));
     assert.equal(status.exitCode, 2);
 
     const out = await runMonitored(
-      loaded,
+      monitorSettingsOf(loaded),
       meta,
       (run) => {
         run.details = { backupId: "b-1" };
@@ -219,14 +225,14 @@ monitoring:
     assert.equal(http.accepted()[1]!.body.event, "resolved");
     assert.equal(smtp.mails.length, 2);
 
-    status = statusOf(loaded);
+    status = statusOf(monitorSettingsOf(loaded));
     assert.equal(status.level, "OK");
     assert.equal(status.exitCode, 0);
     const last = status.repositories[0]!.checks.backup.lastRun!;
     assert.equal(last.bytes, 123_456);
     assert.equal(last.node, "db1");
 
-    const metrics = await metricsOf(loaded);
+    const metrics = await metricsOf(monitorSettingsOf(loaded));
     assert.match(
       metrics,
       /^strongbox_last_size_bytes\{repository="main",command="backup",kind="full"\} 123456$/m,
@@ -241,7 +247,7 @@ monitoring:
   it("sendTestAlert reaches every configured channel", async () => {
     const loaded = await loadConfig(configPath);
     const before = { hooks: http.accepted().length, mails: smtp.mails.length };
-    const r = await sendTestAlert(loaded);
+    const r = await sendTestAlert(monitorSettingsOf(loaded));
     assert.deepEqual(
       r.map((d) => [d.channel, d.ok, d.attempts]),
       [
@@ -263,7 +269,7 @@ monitoring:
     writeFileSync(join(t.dir, "not-a-dir"), "");
     const cfg = structuredClone(loaded.config);
     cfg.monitoring!.catalog = "not-a-dir/catalog.db";
-    const broken = { ...loaded, config: cfg };
+    const broken = monitorSettingsOf({ ...loaded, config: cfg });
     const warnings: string[] = [];
     const out = await runMonitored(broken, { command: "verify", repository: "main" }, () => "verified", {
       warn: (w) => warnings.push(w),

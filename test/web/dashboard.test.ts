@@ -1,5 +1,6 @@
 // The dashboard in a real headless Chromium, drawing the run history of a real sandbox cluster
 // written by the real CLI (init, backups, verify, restore-test).
+
 import assert from "node:assert/strict";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { request } from "node:http";
@@ -9,9 +10,9 @@ import { after, before, describe, it } from "node:test";
 import { type BrowserContext, chromium } from "playwright-core";
 import { serve } from "../../src/commands/serve.ts";
 import { loadConfig, parseConfigText } from "../../src/config/load.ts";
+import { catalogPathOf, monitorSettingsOf } from "../../src/config/monitoring.ts";
 import type { ConfigError, StrongboxError } from "../../src/errors.ts";
 import { openCatalog } from "../../src/monitor/catalog.ts";
-import { catalogPathOf } from "../../src/monitor/settings.ts";
 import { loadDataset } from "../../src/sandbox/dataset.ts";
 import { MemoryOutput } from "../../src/terminal/output.ts";
 import { readToken } from "../../src/web/auth.ts";
@@ -88,7 +89,7 @@ describe("dashboard (serve) in headless Chromium", () => {
     assert.equal(backups.length, 3);
     assert.equal(checks.length, 2);
 
-    server = await startServer({ loaded, host: "127.0.0.1", port: 0 });
+    server = await startServer({ monitor: monitorSettingsOf(loaded), host: "127.0.0.1", port: 0 });
     const page = await browser!.newPage();
     const problems: string[] = [];
     page.on("console", (m) => {
@@ -186,7 +187,7 @@ describe("dashboard (serve) in headless Chromium", () => {
     });
     const loaded = await loadConfig(cfg);
     const secured = await startServer({
-      loaded,
+      monitor: monitorSettingsOf(loaded),
       host: "127.0.0.1",
       port: 0,
       token: await readToken(tokenFile),

@@ -3,7 +3,7 @@
 import { lstat, readdir, readFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import type { LoadedConfig } from "../../config/load.ts";
-import { catalogPathOf } from "../../monitor/settings.ts";
+import { catalogPathOf } from "../../config/monitoring.ts";
 import type { AuditFinding } from "./types.ts";
 
 /** secret: nobody else may read it. integrity: others may read it, nobody else may change it. */

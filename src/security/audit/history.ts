@@ -2,12 +2,12 @@
 // and whether anyone would hear about a failure (alerts, schedule, the dashboard's exposure).
 import { existsSync } from "node:fs";
 import type { LoadedConfig } from "../../config/load.ts";
-import { isLoopbackBind } from "../../config/schema.ts";
+import { catalogPathOf, monitoringConfigOf, ruleSettings } from "../../config/monitoring.ts";
 import type { Catalog } from "../../monitor/catalog.ts";
 import { openCatalog } from "../../monitor/catalog.ts";
 import type { Run } from "../../monitor/catalog-types.ts";
-import { catalogPathOf, monitoringConfigOf, ruleSettings } from "../../monitor/settings.ts";
 import { parseDuration } from "../../util/duration.ts";
+import { isLoopbackBind } from "../../util/loopback.ts";
 import { offsiteRepositories } from "./repositories.ts";
 import { type AuditFinding, ageText } from "./types.ts";
 
