@@ -1,14 +1,7 @@
 // Named errors with a stable code. The CLI's top-level handler turns them into one line for people,
-// JSON for --json, and an exit code; anything else is reported as a bug.
-
-export const ExitCode = {
-  ok: 0,
-  warning: 1,
-  failure: 2,
-  usage: 64,
-  config: 78,
-  internal: 70,
-} as const;
+// JSON for --json, and an exit code; anything else is reported as a bug. The codes, and the exit
+// status of each, are declared in error-codes.ts.
+import { ERRORS, type ErrorCode } from "./error-codes.ts";
 
 export interface StrongboxErrorOptions {
   /** The stage that failed (e.g. "connect", "mariabackup", "upload"). */
@@ -16,25 +9,24 @@ export interface StrongboxErrorOptions {
   /** A hint that tells the operator how to fix it. */
   hint?: string;
   cause?: unknown;
-  exitCode?: number;
   /** Extra structured facts for --json output (never secrets). */
   details?: Record<string, unknown>;
 }
 
 export class StrongboxError extends Error {
-  readonly code: string;
+  readonly code: ErrorCode;
   readonly stage: string | undefined;
   readonly hint: string | undefined;
   readonly exitCode: number;
   readonly details: Record<string, unknown> | undefined;
 
-  constructor(code: string, message: string, options: StrongboxErrorOptions = {}) {
+  constructor(code: ErrorCode, message: string, options: StrongboxErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = "StrongboxError";
     this.code = code;
     this.stage = options.stage;
     this.hint = options.hint;
-    this.exitCode = options.exitCode ?? ExitCode.failure;
+    this.exitCode = ERRORS[code].exit;
     this.details = options.details;
   }
 
@@ -47,7 +39,7 @@ export class StrongboxError extends Error {
 export class ConfigError extends StrongboxError {
   readonly problems: string[];
   constructor(message: string, problems: string[] = [], options: StrongboxErrorOptions = {}) {
-    super("CONFIG_INVALID", message, { exitCode: ExitCode.config, ...options });
+    super("CONFIG_INVALID", message, options);
     this.name = "ConfigError";
     this.problems = problems;
   }
@@ -59,7 +51,7 @@ export class ConfigError extends StrongboxError {
 
 export class UsageError extends StrongboxError {
   constructor(message: string, options: StrongboxErrorOptions = {}) {
-    super("USAGE", message, { exitCode: ExitCode.usage, ...options });
+    super("USAGE", message, options);
     this.name = "UsageError";
   }
 }

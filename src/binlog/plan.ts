@@ -13,11 +13,10 @@ export interface PointTarget {
 
 export function checkTarget(t: PointTarget): void {
   if ((t.toTime === undefined) === (t.toGtid === undefined)) {
-    throw new StrongboxError("PITR_TARGET", "give exactly one of --to-time and --to-gtid", { exitCode: 64 });
+    throw new StrongboxError("PITR_TARGET", "give exactly one of --to-time and --to-gtid");
   }
   if (t.toTime && Number.isNaN(t.toTime.getTime())) {
     throw new StrongboxError("PITR_TARGET", "--to-time is not a valid time", {
-      exitCode: 64,
       hint: 'use ISO 8601 with a zone, e.g. "2026-11-26T15:01:00Z"',
     });
   }

@@ -96,17 +96,13 @@ async function startingPoint(o: RestoreToPointOptions): Promise<Start> {
     throw new StrongboxError(
       "PITR_TARGET",
       `--to-gtid ${o.toGtid} is not in the cluster's GTID domain ${domain}`,
-      { exitCode: 64 },
     );
   }
   if (stopGtid && stopGtid.seq < from.seq) {
     throw new StrongboxError(
       "PITR_TARGET",
       `--to-gtid ${o.toGtid} is before the backup (${formatGtid(from)})`,
-      {
-        exitCode: 64,
-        hint: "choose an older backup (chooseBackupFor)",
-      },
+      { hint: "choose an older backup (chooseBackupFor)" },
     );
   }
   // Header times have whole seconds: stop at the first transaction at or after T's second.

@@ -1,6 +1,8 @@
 // Argument parsing only: each command's work lives in src/commands/, loaded when it is used.
 import { Command, CommanderError, Option } from "commander";
-import { ExitCode, StrongboxError } from "../errors.ts";
+import { ExitCode } from "../error-codes/spec.ts";
+import { ERRORS } from "../error-codes.ts";
+import { StrongboxError } from "../errors.ts";
 import { type Output, terminalOutput } from "../terminal/output.ts";
 import { registerAdmin } from "./admin.ts";
 import { newSession, type Session } from "./args.ts";
@@ -58,7 +60,7 @@ function report(error: unknown, out: Output, verbose: boolean): number {
   if (json && !out.emitted) {
     process.stdout.write(`${JSON.stringify({ error: { code: "INTERNAL", message: e?.message } })}\n`);
   }
-  return ExitCode.internal;
+  return ERRORS.INTERNAL.exit;
 }
 
 export async function main(argv: string[]): Promise<number> {

@@ -9,6 +9,7 @@
 import { extname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
+import type { ErrorCode } from "../error-codes.ts";
 import { StrongboxError } from "../errors.ts";
 import { closeQuietly } from "../util/fifo.ts";
 import type { XbstreamSummary } from "./xbstream.ts";
@@ -22,7 +23,7 @@ export interface UnpackRequest {
 
 export type UnpackReply =
   | { ok: true; bytesRead: number; summary: XbstreamSummary }
-  | { ok: false; error: { code: string; message: string; hint?: string } };
+  | { ok: false; error: { code: ErrorCode; message: string; hint?: string } };
 
 export interface UnpackResult {
   bytesRead: number;

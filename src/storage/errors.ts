@@ -1,6 +1,7 @@
 // Errors of the storage backends: the codes only remote backends (SFTP, S3) produce, next to the
 // common ones in types.ts (none of them transient: retrying a refused host key, refused credentials
 // or a missing bucket cannot help), and the errors every backend makes alike.
+import type { ErrorCode } from "../error-codes.ts";
 import { StrongboxError } from "../errors.ts";
 import { StorageErrorCode } from "./types.ts";
 
@@ -20,7 +21,7 @@ export const RemoteStorageErrorCode = {
 } as const;
 
 export function storageError(
-  code: string,
+  code: ErrorCode,
   message: string,
   options: { hint?: string; cause?: unknown; details?: Record<string, unknown> } = {},
 ): StrongboxError {

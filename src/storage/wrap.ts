@@ -83,7 +83,6 @@ function withNote(error: unknown, note: string, hint?: string): unknown {
     stage: error.stage,
     hint: hint ?? error.hint,
     cause: error,
-    exitCode: error.exitCode,
     details: error.details,
   });
 }

@@ -17,7 +17,7 @@ export function interruptible(describe: (sig: NodeJS.Signals) => string): Interr
       process.stderr.write(`strongbox: second ${sig}: exiting without waiting for cleanup\n`);
       process.exit(130);
     }
-    abort.abort(new StrongboxError("ABORTED", describe(sig), { exitCode: 130 }));
+    abort.abort(new StrongboxError("ABORTED", describe(sig)));
     setTimeout(() => {
       process.stderr.write("strongbox: cleanup did not finish in time; exiting\n");
       process.exit(130);

@@ -137,7 +137,6 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
   if (!isLoopbackBind(o.host) && o.token === undefined) {
     throw new StrongboxError("SERVE_NEEDS_TOKEN", `refusing to serve on ${o.host} without a token`, {
       hint: "set serve.tokenFile (a 0600 file with a random token), or bind to 127.0.0.1",
-      exitCode: 64,
     });
   }
   const server = createServer(handler(o));

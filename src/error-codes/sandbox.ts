@@ -1,0 +1,67 @@
+// Error codes of the sandbox (demo cluster).
+import { type ErrorSpec, FAIL } from "./spec.ts";
+
+export const SANDBOX_ERRORS = {
+  title: "The sandbox (demo cluster)",
+  codes: {
+    SANDBOX_PACKAGES_MISSING: {
+      exit: FAIL,
+      meaning: "the Debian packages the sandbox needs are not installed",
+      hint: "apt-get install the packages named",
+    },
+    SANDBOX_NOT_FOUND: {
+      exit: FAIL,
+      meaning: "no sandbox in that directory",
+      hint: "start one with strongbox sandbox up --dir DIR",
+    },
+    SANDBOX_EXISTS: {
+      exit: FAIL,
+      meaning: "a stopped sandbox exists in that directory",
+      hint: "start its nodes, or remove it with sandbox down --remove",
+    },
+    SANDBOX_RUNNING: {
+      exit: FAIL,
+      meaning: "a sandbox is already running in that directory",
+      hint: "stop it with strongbox sandbox down, or choose another --dir",
+    },
+    SANDBOX_BAD_NODES: { exit: FAIL, meaning: "the sandbox node count is outside 1 to 9", hint: "" },
+    SANDBOX_BAD_NODE: { exit: FAIL, meaning: "the sandbox has no node of that number", hint: "" },
+    SANDBOX_NO_PORTS: {
+      exit: FAIL,
+      meaning: "no free range of loopback ports for the sandbox",
+      hint: "free ports or pass --base-port",
+    },
+    SANDBOX_PORT_TAKEN: { exit: FAIL, meaning: "ports the sandbox needs are in use", hint: "" },
+    SANDBOX_NODE_DOWN: { exit: FAIL, meaning: "the sandbox node is not running", hint: "" },
+    SANDBOX_NODE_UP: { exit: FAIL, meaning: "the sandbox node is already running", hint: "" },
+    SANDBOX_NODE_FAILED: {
+      exit: FAIL,
+      meaning: "a sandbox node exited while starting",
+      hint: "the message has the end of its error log",
+    },
+    SANDBOX_NODE_TIMEOUT: {
+      exit: FAIL,
+      meaning: "a sandbox node did not reach Synced in time",
+      hint: "the message has the end of its error log",
+    },
+    SANDBOX_START_FAILED: { exit: FAIL, meaning: "a sandbox mariadbd did not start", hint: "" },
+    SANDBOX_STOP_FAILED: {
+      exit: FAIL,
+      meaning: "a sandbox mariadbd did not stop",
+      hint: "kill it by its pid",
+    },
+    DATASET_EXISTS: {
+      exit: FAIL,
+      meaning: "the sandbox dataset's schemas exist already",
+      hint: "drop them first, or load with replace",
+    },
+    DATASET_MISSING: {
+      exit: FAIL,
+      meaning: "the sandbox dataset is not loaded",
+      hint: "load it with strongbox sandbox load",
+    },
+    DATASET_SCHEMA_FAILED: { exit: FAIL, meaning: "creating the sandbox dataset's tables failed", hint: "" },
+    DATASET_LOAD_FAILED: { exit: FAIL, meaning: "loading the sandbox dataset failed", hint: "" },
+    WRITE_LOAD_FAILED: { exit: FAIL, meaning: "a statement of the sandbox write load failed", hint: "" },
+  },
+} as const satisfies { title: string; codes: Record<string, ErrorSpec> };
