@@ -1,8 +1,11 @@
 // One backup, Galera-aware: choose a Synced donor, optionally desync it, stream the backup tool's
 // output into encrypted parts, then commit the signed manifest last.
-import type { ClusterNode, RecipientSet, SigningKey } from "../config/context.ts";
+
 import { encryptBuffer } from "../crypto/age.ts";
+import type { RecipientSet } from "../crypto/recipient-set.ts";
+import type { SigningKey } from "../crypto/sign.ts";
 import { StrongboxError } from "../errors.ts";
+import type { ClusterNode } from "../galera/connection.ts";
 import {
   type Connection,
   type Credentials,

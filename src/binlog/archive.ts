@@ -13,9 +13,9 @@ import { rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { createZstdCompress, constants as zlibConstants } from "node:zlib";
-import type { ClusterNode } from "../config/context.ts";
 import { type AgeRecipient, createEncryptStream } from "../crypto/age.ts";
 import { StrongboxError } from "../errors.ts";
+import type { ClusterNode } from "../galera/connection.ts";
 import {
   type Connection,
   type Credentials,

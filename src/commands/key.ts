@@ -1,17 +1,13 @@
 // key generate | add-recipient | remove-recipient | rotate
 import { readFile, rename, writeFile } from "node:fs/promises";
-import {
-  identitiesOf,
-  type RecipientSet,
-  recipientsOf,
-  type SigningKey,
-  signingKeyOf,
-} from "../config/context.ts";
+import { identitiesOf, recipientsOf, signingKeyOf } from "../config/context.ts";
+import { changeRecipients } from "../config/edit-recipients.ts";
 import { type LoadedConfig, loadConfig } from "../config/load.ts";
 import { type AgeIdentity, generateX25519Identity } from "../crypto/age.ts";
+import type { RecipientSet } from "../crypto/recipient-set.ts";
+import type { SigningKey } from "../crypto/sign.ts";
 import { generateSigningKey, publicKeyFromPrivate } from "../crypto/sign.ts";
 import { StrongboxError } from "../errors.ts";
-import { changeRecipients } from "../keys/recipients.ts";
 import { resignAll, rotateRecipients } from "../keys/rotate.ts";
 import type { Repository } from "../repository/repository.ts";
 import { asWriter } from "../repository/writer.ts";

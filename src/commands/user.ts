@@ -3,9 +3,10 @@
 import { existsSync } from "node:fs";
 import { userInfo } from "node:os";
 import { resolve } from "node:path";
-import { type ClusterNode, clusterNodes, clusterTls, credentialsFor } from "../config/context.ts";
+import { clusterNodes, clusterTls, credentialsFor } from "../config/context.ts";
 import { defaultConfigPath, type LoadedConfig, loadConfig } from "../config/load.ts";
 import { StrongboxError, UsageError } from "../errors.ts";
+import type { ClusterNode } from "../galera/connection.ts";
 import { type Connection, connectNode } from "../galera/connection.ts";
 import { type AccountResult, ensureBackupAccount } from "../security/account.ts";
 import {

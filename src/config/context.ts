@@ -1,21 +1,17 @@
 // Turns a loaded config into what commands use: credentials, nodes, recipients, keys.
 // Secret files are refused when group or others can read them.
 import { readFile } from "node:fs/promises";
-import { type AgeIdentity, type AgeRecipient, parseIdentities, parseRecipient } from "../crypto/age.ts";
-import { publicKeyFromPrivate } from "../crypto/sign.ts";
+import { type AgeIdentity, parseIdentities, parseRecipient } from "../crypto/age.ts";
+import type { RecipientSet } from "../crypto/recipient-set.ts";
+import { publicKeyFromPrivate, type SigningKey } from "../crypto/sign.ts";
 import { StrongboxError } from "../errors.ts";
-import type { Credentials, NodeEndpoint, TlsOptions } from "../galera/connection.ts";
+import type { ClusterNode, Credentials, TlsOptions } from "../galera/connection.ts";
 import type { StorageSpec } from "../storage/open.ts";
 import { parseDuration } from "../util/duration.ts";
 import { assertPrivateFile } from "../util/private-file.ts";
 import { parseSize } from "../util/size.ts";
 import type { LoadedConfig } from "./load.ts";
 import type { RepositoryConfig } from "./schema.ts";
-
-export interface ClusterNode extends NodeEndpoint {
-  datadir?: string | undefined;
-  defaultsFile?: string | undefined;
-}
 
 async function readSecretFile(path: string, what: string): Promise<string> {
   assertPrivateFile(path, what);
@@ -55,14 +51,6 @@ export function clusterTls(loaded: LoadedConfig): TlsOptions | undefined {
   };
 }
 
-export interface RecipientSet {
-  /** What age encrypts to. */
-  age: AgeRecipient[];
-  /** Public description recorded in manifests: age1… strings, "scrypt" for a passphrase. */
-  names: string[];
-  passphrase: boolean;
-}
-
 export async function recipientsOf(loaded: LoadedConfig): Promise<RecipientSet> {
   const k = loaded.config.keys;
   if (k.passphraseFile) {
@@ -96,11 +84,6 @@ export async function recipientsOf(loaded: LoadedConfig): Promise<RecipientSet> 
   }
   const age = unique.map((r) => parseRecipient(r));
   return { age, names: age.map((r) => r.recipient), passphrase: false };
-}
-
-export interface SigningKey {
-  privateKeyPem: string;
-  publicKey: string;
 }
 
 export async function signingKeyOf(loaded: LoadedConfig): Promise<SigningKey> {

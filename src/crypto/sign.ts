@@ -70,6 +70,13 @@ function loadPublic(publicKey: string): KeyObject {
 }
 
 /** A new manifest signing key pair; the private PEM must be stored 0600. */
+
+/** The key manifests are signed with, and its public half as manifests record it. */
+export interface SigningKey {
+  privateKeyPem: string;
+  publicKey: string;
+}
+
 export function generateSigningKey(): { privateKeyPem: string; publicKey: string } {
   const { privateKey, publicKey } = generateKeyPairSync("ed25519");
   return {

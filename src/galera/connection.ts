@@ -11,6 +11,12 @@ export interface NodeEndpoint {
   socket?: string | undefined;
 }
 
+/** A configured node: where to connect, and where its data and option file are on its host. */
+export interface ClusterNode extends NodeEndpoint {
+  datadir?: string | undefined;
+  defaultsFile?: string | undefined;
+}
+
 export interface Credentials {
   user: string;
   password?: string | undefined;

@@ -2,9 +2,9 @@
 // else keys.recipients in strongbox.yaml (edited as a YAML document, so comments survive).
 import { readFile, rename, writeFile } from "node:fs/promises";
 import { parseDocument } from "yaml";
-import type { LoadedConfig } from "../config/load.ts";
 import { parseRecipient } from "../crypto/age.ts";
 import { StrongboxError } from "../errors.ts";
+import type { LoadedConfig } from "./load.ts";
 
 async function writeAtomic(path: string, text: string): Promise<void> {
   const tmp = `${path}.tmp-${process.pid}`;
