@@ -1,9 +1,9 @@
 // audit: the deployment against the five practices. Exit 0 (nothing, or info only), 1 (worst is
 // low or medium), 2 (worst is high or critical).
 
+import { runAudit } from "../audit/audit.ts";
+import type { AuditFinding } from "../audit/types.ts";
 import { loadConfig } from "../config/load.ts";
-import { runAudit } from "../security/audit/audit.ts";
-import type { AuditFinding } from "../security/audit/types.ts";
 import type { CommandResult, GlobalOptions } from "../terminal/options.ts";
 import type { Output } from "../terminal/output.ts";
 

@@ -70,7 +70,7 @@ function hostsOf(o: UserGrantsOptions, loaded: LoadedConfig | undefined, require
   throw new UsageError(
     "some nodes are remote: pass --host with the address the nodes see this backup host as",
     {
-      hint: "e.g. --host 10.0.0.5 or --host '10.0.0.%'",
+      hint: "e.g. --host backup1.example or --host '%.backup.example'",
     },
   );
 }

@@ -12,8 +12,8 @@ const GOOD = `
 version: 1
 cluster:
   nodes:
-    - { name: db1, host: 10.0.0.1 }
-    - { name: db2, host: 10.0.0.2, port: 3307 }
+    - { name: db1, host: db1.example }
+    - { name: db2, host: db2.example, port: 3307 }
   backupNode: db2
   credentials:
     backup: { user: backup, passwordFile: backup.pw }

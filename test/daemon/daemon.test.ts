@@ -63,7 +63,7 @@ const job = (name: string, cron: string): JobSpec => ({ name, cron, steps: [[nam
 const BASE = `
 version: 1
 cluster:
-  nodes: [{ name: db1, host: 10.0.0.1 }]
+  nodes: [{ name: db1, host: db1.example }]
   credentials: { backup: { user: backup } }
 repositories:
   - { name: main, storage: { type: local, path: /srv/a } }

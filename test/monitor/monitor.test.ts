@@ -22,7 +22,7 @@ const BASE = `
 version: 1
 cluster:
   nodes:
-    - { name: db1, host: 10.0.0.1 }
+    - { name: db1, host: db1.example }
   credentials:
     backup: { user: backup }
 repositories:

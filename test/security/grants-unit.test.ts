@@ -6,9 +6,9 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
+import { readCnfSection, sstEncrypted } from "../../src/audit/cnf.ts";
+import { type AuditFinding, auditExitCode, isPrivateHost } from "../../src/audit/types.ts";
 import { accountHostsFor } from "../../src/commands/user.ts";
-import { readCnfSection, sstEncrypted } from "../../src/security/audit/cnf.ts";
-import { type AuditFinding, auditExitCode, isPrivateHost } from "../../src/security/audit/types.ts";
 import {
   compareGrants,
   grantStatement,
@@ -47,8 +47,8 @@ describe("minimal grants", () => {
       "TRIGGER",
     ]);
     assert.equal(
-      grantStatement(["logical"], "bk", "10.0.0.%"),
-      "GRANT SELECT, SHOW VIEW, EVENT, TRIGGER ON *.* TO 'bk'@'10.0.0.%';",
+      grantStatement(["logical"], "bk", "%.backup.example"),
+      "GRANT SELECT, SHOW VIEW, EVENT, TRIGGER ON *.* TO 'bk'@'%.backup.example';",
     );
     assert.equal(
       grantStatement(["physical"], "o'x", "h"),
@@ -217,8 +217,8 @@ describe("explainPrivilegeError", () => {
 
   it("names the account from the error when it has one, else the one given", () => {
     assert.match(
-      explainPrivilegeError("SELECT command denied to user 'x'@'10.0.0.5' for table `a`.`b`")!,
-      /TO 'x'@'10\.0\.0\.5';$/,
+      explainPrivilegeError("SELECT command denied to user 'x'@'backup1.example' for table `a`.`b`")!,
+      /TO 'x'@'backup1\.example';$/,
     );
     assert.match(
       explainPrivilegeError("Error: missing required privilege PROCESS on *.*", "'b'@'h'")!,
@@ -248,7 +248,7 @@ describe("audit helpers", () => {
   });
 
   it("docs/audit.md lists every finding id the audit can report", () => {
-    const dir = new URL("../../src/security/audit/", import.meta.url);
+    const dir = new URL("../../src/audit/", import.meta.url);
     const doc = readFileSync(new URL("../../docs/audit.md", import.meta.url), "utf8");
     const found = new Set<string>();
     for (const f of readdirSync(dir)) {

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import type { AuditFinding } from "../../src/security/audit/types.ts";
+import type { AuditFinding } from "../../src/audit/types.ts";
 import { cli, editConfig } from "../helpers/cli.ts";
 import { useCluster } from "../helpers/cluster.ts";
 import { adminCli } from "./cli.ts";

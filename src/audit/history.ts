@@ -1,13 +1,13 @@
 // What the run catalog says happened: copies to each offsite repository, verify and restore-test,
 // and whether anyone would hear about a failure (alerts, schedule, the dashboard's exposure).
 import { existsSync } from "node:fs";
-import type { LoadedConfig } from "../../config/load.ts";
-import { catalogPathOf, monitoringConfigOf, ruleSettings } from "../../config/monitoring.ts";
-import type { Catalog } from "../../monitor/catalog.ts";
-import { openCatalog } from "../../monitor/catalog.ts";
-import type { Run } from "../../monitor/catalog-types.ts";
-import { parseDuration } from "../../util/duration.ts";
-import { isLoopbackBind } from "../../util/loopback.ts";
+import type { LoadedConfig } from "../config/load.ts";
+import { catalogPathOf, monitoringConfigOf, ruleSettings } from "../config/monitoring.ts";
+import type { Catalog } from "../monitor/catalog.ts";
+import { openCatalog } from "../monitor/catalog.ts";
+import type { Run } from "../monitor/catalog-types.ts";
+import { parseDuration } from "../util/duration.ts";
+import { isLoopbackBind } from "../util/loopback.ts";
 import { offsiteRepositories } from "./repositories.ts";
 import { type AuditFinding, ageText } from "./types.ts";
 

@@ -1,11 +1,17 @@
 // What the nodes say: the backup and admin accounts' grants, TLS, network exposure, Galera
 // replication/IST/SST encryption and InnoDB encryption at rest. Read with SHOW GRANTS and
 // SHOW VARIABLES, which need no privilege.
-import { clusterNodes, clusterTls, credentialsFor } from "../../config/context.ts";
-import type { LoadedConfig } from "../../config/load.ts";
-import { errorMessage } from "../../errors.ts";
-import { type Connection, type Credentials, connectNode, queryRows } from "../../galera/connection.ts";
-import { type BackupMethod, compareGrants, parseGrants, showOwnGrants, worstSeverity } from "../grants.ts";
+import { clusterNodes, clusterTls, credentialsFor } from "../config/context.ts";
+import type { LoadedConfig } from "../config/load.ts";
+import { errorMessage } from "../errors.ts";
+import { type Connection, type Credentials, connectNode, queryRows } from "../galera/connection.ts";
+import {
+  type BackupMethod,
+  compareGrants,
+  parseGrants,
+  showOwnGrants,
+  worstSeverity,
+} from "../security/grants.ts";
 import { readCnfSection, sstEncrypted } from "./cnf.ts";
 import { type AuditFinding, isLoopbackHost, isPrivateHost } from "./types.ts";
 

@@ -1,9 +1,9 @@
 // Encryption and offsite copies as configured: recipients, passphrase, storage transport, a second
 // repository, append-only, copies after every backup.
-import { recipientsOf } from "../../config/context.ts";
-import type { LoadedConfig } from "../../config/load.ts";
-import type { RepositoryConfig } from "../../config/schema.ts";
-import { errorMessage } from "../../errors.ts";
+import { recipientsOf } from "../config/context.ts";
+import type { LoadedConfig } from "../config/load.ts";
+import type { RepositoryConfig } from "../config/schema.ts";
+import { errorMessage } from "../errors.ts";
 import { type AuditFinding, isLoopbackHost } from "./types.ts";
 
 export function defaultRepositoryName(loaded: LoadedConfig): string {

@@ -1,5 +1,5 @@
 // What an audit reports: findings with a stable id, a severity, the evidence and the fix.
-import { type AuditSeverity, SEVERITY_ORDER } from "../grants.ts";
+import { type AuditSeverity, SEVERITY_ORDER } from "../security/grants.ts";
 
 export type { AuditSeverity };
 

@@ -1,5 +1,5 @@
 // The audit as a whole: every check, accepted findings marked, sorted worst first, the exit code.
-import type { LoadedConfig } from "../../config/load.ts";
+import type { LoadedConfig } from "../config/load.ts";
 import { adminFindings, gatherNodes, grantFindings, nodeSettingFindings } from "./database.ts";
 import { fileFindings } from "./files.ts";
 import { historyFindings, monitoringFindings } from "./history.ts";

@@ -2,8 +2,8 @@
 // key files, the directories that hold them, and the objects of local repositories.
 import { lstat, readdir, readFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
-import type { LoadedConfig } from "../../config/load.ts";
-import { catalogPathOf } from "../../config/monitoring.ts";
+import type { LoadedConfig } from "../config/load.ts";
+import { catalogPathOf } from "../config/monitoring.ts";
 import type { AuditFinding } from "./types.ts";
 
 /** secret: nobody else may read it. integrity: others may read it, nobody else may change it. */
