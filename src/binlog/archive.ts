@@ -13,7 +13,8 @@ import { rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { createZstdCompress, constants as zlibConstants } from "node:zlib";
-import { type AgeRecipient, createEncryptStream } from "../crypto/age.ts";
+import { createEncryptStream } from "../crypto/age.ts";
+import type { AgeRecipient } from "../crypto/age-keys.ts";
 import { StrongboxError } from "../errors.ts";
 import type { ClusterNode } from "../galera/connection.ts";
 import {

@@ -10,7 +10,7 @@
 
 import { readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
-import type { AgeIdentity } from "../crypto/age.ts";
+import type { AgeIdentity } from "../crypto/age-keys.ts";
 import { StrongboxError } from "../errors.ts";
 import { writeGrastate } from "../mariadb/grastate.ts";
 import { formatGtid, type Gtid, gtidInList, parseGtid } from "../mariadb/gtid.ts";

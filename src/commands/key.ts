@@ -3,7 +3,7 @@ import { readFile, rename, writeFile } from "node:fs/promises";
 import { identitiesOf, recipientsOf, signingKeyOf } from "../config/context.ts";
 import { changeRecipients } from "../config/edit-recipients.ts";
 import { type LoadedConfig, loadConfig } from "../config/load.ts";
-import { type AgeIdentity, generateX25519Identity } from "../crypto/age.ts";
+import { type AgeIdentity, generateX25519Identity } from "../crypto/age-keys.ts";
 import type { RecipientSet } from "../crypto/recipient-set.ts";
 import type { SigningKey } from "../crypto/sign.ts";
 import { generateSigningKey, publicKeyFromPrivate } from "../crypto/sign.ts";

@@ -1,7 +1,7 @@
 // Turns a loaded config into what commands use: credentials, nodes, recipients, keys.
 // Secret files are refused when group or others can read them.
 import { readFile } from "node:fs/promises";
-import { type AgeIdentity, parseIdentities, parseRecipient } from "../crypto/age.ts";
+import { type AgeIdentity, parseIdentities, parseRecipient } from "../crypto/age-keys.ts";
 import type { RecipientSet } from "../crypto/recipient-set.ts";
 import { publicKeyFromPrivate, type SigningKey } from "../crypto/sign.ts";
 import { StrongboxError } from "../errors.ts";

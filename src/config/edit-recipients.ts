@@ -2,7 +2,7 @@
 // else keys.recipients in strongbox.yaml (edited as a YAML document, so comments survive).
 import { readFile, rename, writeFile } from "node:fs/promises";
 import { parseDocument } from "yaml";
-import { parseRecipient } from "../crypto/age.ts";
+import { parseRecipient } from "../crypto/age-keys.ts";
 import { StrongboxError } from "../errors.ts";
 import type { LoadedConfig } from "./load.ts";
 

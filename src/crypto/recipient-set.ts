@@ -1,5 +1,5 @@
 // Who a backup is encrypted to: the age recipients, and how the manifest names them.
-import type { AgeRecipient } from "./age.ts";
+import type { AgeRecipient } from "./age-keys.ts";
 
 export interface RecipientSet {
   /** What age encrypts to. */

@@ -3,7 +3,7 @@ import { mkdir, rm } from "node:fs/promises";
 import { userInfo } from "node:os";
 import { join } from "node:path";
 import { restoreToPoint } from "../binlog/replay.ts";
-import type { AgeIdentity } from "../crypto/age.ts";
+import type { AgeIdentity } from "../crypto/age-keys.ts";
 import { type ScratchServer, startScratchServer } from "../mariadb/scratch.ts";
 import type { Manifest, ManifestDetails } from "../repository/manifest.ts";
 import type { Repository } from "../repository/repository.ts";

@@ -11,14 +11,9 @@
 // new key is kept in `<signingKey>.new` until all are done, so an interrupted run resumes.
 import { createHash } from "node:crypto";
 import { Readable } from "node:stream";
-import {
-  type AgeIdentity,
-  type AgeRecipient,
-  decryptBuffer,
-  encryptBuffer,
-  headerLength,
-  rewrapHeader,
-} from "../crypto/age.ts";
+import { decryptBuffer, encryptBuffer, rewrapHeader } from "../crypto/age.ts";
+import { headerLength } from "../crypto/age-header.ts";
+import type { AgeIdentity, AgeRecipient } from "../crypto/age-keys.ts";
 import { StrongboxError } from "../errors.ts";
 import type { PartRecord } from "../pipeline/parts.ts";
 import { type Manifest, signManifest, verifyManifest } from "../repository/manifest.ts";

@@ -3,7 +3,8 @@
 import { createHash } from "node:crypto";
 import { once } from "node:events";
 import type { Transform } from "node:stream";
-import { type AgeRecipient, createEncryptStream } from "../crypto/age.ts";
+import { createEncryptStream } from "../crypto/age.ts";
+import type { AgeRecipient } from "../crypto/age-keys.ts";
 import type { Storage } from "../storage/types.ts";
 
 export interface PartRecord {

@@ -4,7 +4,7 @@
 import type { ChildProcess } from "node:child_process";
 import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import type { AgeRecipient } from "../crypto/age.ts";
+import type { AgeRecipient } from "../crypto/age-keys.ts";
 import type { Storage } from "../storage/types.ts";
 import { terminate } from "../util/proc.ts";
 import { zstdCompress } from "./compress.ts";

@@ -2,7 +2,7 @@
 // logical dump to its consumer.
 import { Transform, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import type { AgeIdentity } from "../crypto/age.ts";
+import type { AgeIdentity } from "../crypto/age-keys.ts";
 import { StrongboxError } from "../errors.ts";
 import { type Codec, zstdDecompress } from "../pipeline/compress.ts";
 import { allOrFirstError } from "../pipeline/failfast.ts";

@@ -2,7 +2,7 @@
 // 0600 option file, never argv).
 import { spawn } from "node:child_process";
 import { tlsClientOptions } from "../backup/tools.ts";
-import type { AgeIdentity } from "../crypto/age.ts";
+import type { AgeIdentity } from "../crypto/age-keys.ts";
 import { StrongboxError } from "../errors.ts";
 import type { Credentials, NodeEndpoint, TlsOptions } from "../galera/connection.ts";
 import type { Manifest } from "../repository/manifest.ts";

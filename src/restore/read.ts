@@ -1,7 +1,8 @@
 // Reading a backup back: every part fetched in order through the repository's checked read,
 // decrypted, and the plaintexts concatenated into the compressed stream.
 import { Readable } from "node:stream";
-import { type AgeIdentity, createDecryptStream } from "../crypto/age.ts";
+import { createDecryptStream } from "../crypto/age.ts";
+import type { AgeIdentity } from "../crypto/age-keys.ts";
 import type { PartRecord } from "../pipeline/parts.ts";
 import { partError, readPartChecked } from "../repository/checked-read.ts";
 import type { Manifest } from "../repository/manifest.ts";

@@ -2,7 +2,7 @@
 // prepare them in order, and write grastate.dat so the directory can bootstrap a new cluster.
 import { mkdir, readdir, rm, statfs } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
-import type { AgeIdentity } from "../crypto/age.ts";
+import type { AgeIdentity } from "../crypto/age-keys.ts";
 import { StrongboxError } from "../errors.ts";
 import { writeGrastate } from "../mariadb/grastate.ts";
 import type { Manifest } from "../repository/manifest.ts";

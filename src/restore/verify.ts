@@ -4,7 +4,7 @@ import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import type { AgeIdentity } from "../crypto/age.ts";
+import type { AgeIdentity } from "../crypto/age-keys.ts";
 import type { StrongboxError } from "../errors.ts";
 import { resolveChain } from "../repository/chain.ts";
 import { readPartChecked } from "../repository/checked-read.ts";

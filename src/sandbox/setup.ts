@@ -1,7 +1,7 @@
 // `sandbox up` as a whole: the cluster, a demo key pair, and DIR/strongbox.yaml.
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { generateX25519Identity } from "../crypto/age.ts";
+import { generateX25519Identity } from "../crypto/age-keys.ts";
 import { type SandboxState, sandboxUp, type UpOptions } from "./cluster.ts";
 import { writeSandboxConfig } from "./config.ts";
 import { sandboxPaths } from "./layout.ts";

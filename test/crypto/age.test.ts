@@ -9,20 +9,21 @@ import { pipeline } from "node:stream/promises";
 import { after, before, describe, test } from "node:test";
 import { inflateSync } from "node:zlib";
 import {
-  type AgeIdentity,
-  type AgeRecipient,
   createDecryptStream,
   createEncryptStream,
   decryptBuffer,
   encryptBuffer,
-  generateX25519Identity,
-  headerLength,
-  parseIdentities,
-  parseRecipient,
-  readHeader,
-  recipientFromIdentity,
   rewrapHeader,
 } from "../../src/crypto/age.ts";
+import { headerLength, readHeader } from "../../src/crypto/age-header.ts";
+import {
+  type AgeIdentity,
+  type AgeRecipient,
+  generateX25519Identity,
+  parseIdentities,
+  parseRecipient,
+  recipientFromIdentity,
+} from "../../src/crypto/age-keys.ts";
 import { StrongboxError } from "../../src/errors.ts";
 
 const KiB = 1024;

@@ -4,7 +4,7 @@ import { execFileSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { headerLength } from "../../src/crypto/age.ts";
+import { headerLength } from "../../src/crypto/age-header.ts";
 import { loadDataset } from "../../src/sandbox/dataset.ts";
 import { cli } from "../helpers/cli.ts";
 import { useCluster } from "../helpers/cluster.ts";

@@ -8,12 +8,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { after, describe, it } from "node:test";
-import {
-  decryptBuffer,
-  generateX25519Identity,
-  parseIdentities,
-  parseRecipient,
-} from "../../src/crypto/age.ts";
+import { decryptBuffer } from "../../src/crypto/age.ts";
+import { generateX25519Identity, parseIdentities, parseRecipient } from "../../src/crypto/age-keys.ts";
 import { type PartRecord, writeParts } from "../../src/pipeline/parts.ts";
 import { LocalStorage } from "../../src/storage/local.ts";
 import type { Storage } from "../../src/storage/types.ts";

@@ -11,13 +11,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { after, before, describe, it } from "node:test";
+import { decryptBuffer } from "../../src/crypto/age.ts";
 import {
   type AgeRecipient,
-  decryptBuffer,
   generateX25519Identity,
   parseIdentities,
   parseRecipient,
-} from "../../src/crypto/age.ts";
+} from "../../src/crypto/age-keys.ts";
 import { type PartRecord, writeParts } from "../../src/pipeline/parts.ts";
 import { nativeSealer, type SealOptions, sealParts } from "../../src/pipeline/seal.ts";
 import { LocalStorage } from "../../src/storage/local.ts";

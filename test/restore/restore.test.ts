@@ -5,13 +5,8 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 
 import { mkdir, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import {
-  decryptBuffer,
-  encryptBuffer,
-  generateX25519Identity,
-  parseIdentities,
-  parseRecipient,
-} from "../../src/crypto/age.ts";
+import { decryptBuffer, encryptBuffer } from "../../src/crypto/age.ts";
+import { generateX25519Identity, parseIdentities, parseRecipient } from "../../src/crypto/age-keys.ts";
 import { publicKeyFromPrivate } from "../../src/crypto/sign.ts";
 import { connectNode } from "../../src/galera/connection.ts";
 import { type Manifest, signManifest } from "../../src/repository/manifest.ts";

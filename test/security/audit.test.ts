@@ -7,7 +7,7 @@ import { describe, it } from "node:test";
 import { runAudit } from "../../src/audit/audit.ts";
 import type { AuditFinding } from "../../src/audit/types.ts";
 import { loadConfig } from "../../src/config/load.ts";
-import { generateX25519Identity } from "../../src/crypto/age.ts";
+import { generateX25519Identity } from "../../src/crypto/age-keys.ts";
 import { cli, editConfig } from "../helpers/cli.ts";
 import { useCluster } from "../helpers/cluster.ts";
 import { adminCli } from "./cli.ts";
