@@ -5,9 +5,29 @@
 // below wsrep_max_ws_size. Each table draws from its own PRNG stream, seeded from (seed, table), so the rows
 // do not depend on batching. The view, trigger, routines and event are created after the rows, as a dump
 // restore would, so the trigger does not slow the load.
-import { createHash } from "node:crypto";
 import { StrongboxError } from "../errors.ts";
 import { type Connection, queryRows } from "../galera/connection.ts";
+import { type DatasetPlan, planBytes, planDataset } from "./dataset-plan.ts";
+import { OBJECTS_DDL, TABLES_DDL } from "./dataset-schema.ts";
+import {
+  CATEGORIES,
+  CITIES,
+  COUNTRIES,
+  DEPARTMENTS,
+  FIRST_NAMES,
+  HTTP_PATHS,
+  hex,
+  LAST_NAMES,
+  makeCorpus,
+  money,
+  SOURCES,
+  STATUSES,
+  sqlDate,
+  sqlDatetime,
+  streamFor,
+  TextSource,
+  WORDS,
+} from "./dataset-values.ts";
 
 export const DATASET_SCHEMAS = ["shop", "hr", "logs"] as const;
 
@@ -43,399 +63,6 @@ const PIPELINE_DEPTH = 2;
 /** Rows are dated from here on, so the contents never depend on the clock. */
 const EPOCH_MS = Date.UTC(2023, 0, 1);
 const YEAR_MS = 365 * 24 * 3600 * 1000;
-
-// ---------------------------------------------------------------------------------------------------------
-// Seeded PRNG: xoshiro128**, state from SHA-256 of the seed, so any string or number is a good seed.
-
-export class Rng {
-  private a: number;
-  private b: number;
-  private c: number;
-  private d: number;
-
-  constructor(seed: string) {
-    const h = createHash("sha256").update(seed).digest();
-    this.a = h.readUInt32LE(0);
-    this.b = h.readUInt32LE(4);
-    this.c = h.readUInt32LE(8);
-    this.d = h.readUInt32LE(12) | 1; // never the all-zero state
-  }
-
-  /** A uniform 32-bit unsigned integer. */
-  next(): number {
-    const result = Math.imul(rotl(Math.imul(this.b, 5), 7), 9) >>> 0;
-    const t = this.b << 9;
-    this.c ^= this.a;
-    this.d ^= this.b;
-    this.b ^= this.c;
-    this.a ^= this.d;
-    this.c ^= t;
-    this.d = rotl(this.d, 11);
-    return result;
-  }
-
-  /** In [0, 1). */
-  float(): number {
-    return this.next() / 4294967296;
-  }
-
-  /** In [lo, hi], both inclusive. */
-  int(lo: number, hi: number): number {
-    return lo + Math.floor(this.float() * (hi - lo + 1));
-  }
-
-  pick<T>(items: readonly T[]): T {
-    return items[Math.floor(this.float() * items.length)]!;
-  }
-
-  bytes(n: number): Buffer {
-    const buf = Buffer.allocUnsafe(n);
-    let i = 0;
-    for (; i + 4 <= n; i += 4) buf.writeUInt32LE(this.next(), i);
-    if (i < n) {
-      const last = this.next();
-      for (let k = 0; i < n; i++, k++) buf[i] = (last >>> (8 * k)) & 0xff;
-    }
-    return buf;
-  }
-}
-
-function rotl(x: number, k: number): number {
-  return (x << k) | (x >>> (32 - k));
-}
-
-export function streamFor(seed: string | number, name: string): Rng {
-  return new Rng(`strongbox-dataset/v1/${String(seed)}/${name}`);
-}
-
-// ---------------------------------------------------------------------------------------------------------
-// Value generators. Generated text holds only [A-Za-z0-9 .,:/@_-] so nothing needs escaping.
-
-const WORDS = (
-  "able about account across action active address after again agent alpha amber angle answer april " +
-  "area arrow audit autumn backup balance basket battery beach before berry better beyond black blue " +
-  "border bottle branch bread bridge bright broken brown budget build butter cable camera canvas carbon " +
-  "cargo carpet castle center chain chapter charge cherry circle citizen cluster coffee column comet " +
-  "copper corner cotton credit crystal custom daily danger delta desert design detail digital dinner " +
-  "doctor double dragon driver eager early eastern echo editor effort eleven empire energy engine " +
-  "escape evening export fabric factor falcon family fancy feather figure filter final flower forest " +
-  "fossil frame future galaxy garden gentle glass golden gravity green harbor harvest heavy hidden " +
-  "honest hotel hunter island jacket jungle kernel kettle ladder lemon letter linear liquid lucky " +
-  "magnet marble market meadow medium memory metal middle mirror modern moment motion mountain native " +
-  "nectar network number object ocean office orange orbit paper parcel pencil pepper planet pocket " +
-  "portal prairie pretty prism public purple puzzle quartz quick rabbit radar random rapid record " +
-  "relay remote report ribbon river rocket saddle salmon sample season secret signal silver simple " +
-  "socket solar spirit spring square stable steady stone storm summer sunset system table temple " +
-  "thunder ticket timber token tower travel tunnel union unit valley vector velvet violet vision " +
-  "volume wagon walnut water window winter wonder yellow zebra zenith"
-).split(" ");
-
-const FIRST_NAMES =
-  "Ada Alan Anna Bela Carl Dana Eli Emma Finn Grace Hana Ivan Jana Karl Lena Liam Mara Nina Omar Paul Rosa Sara Tom Uma Vera Yuki Zoe".split(
-    " ",
-  );
-const LAST_NAMES =
-  "Abbott Bauer Costa Dvorak Evans Fischer Garcia Horvat Ito Jensen Kowalski Larsen Moreau Novak Olsen Petrov Quinn Rossi Schmidt Tanaka Urban Varga Weber Young Zimmer".split(
-    " ",
-  );
-const COUNTRIES = "AT BE BR CA CH CZ DE DK ES FI FR GB HU IE IN IT JP NL NO PL PT SE US".split(" ");
-const CITIES =
-  "Aurora Bayside Cedar Dover Elmwood Fairview Glenwood Harbor Ivy Juniper Kingston Lakeside".split(" ");
-const DEPARTMENTS =
-  "Engineering Sales Marketing Finance Legal Support Operations Research Design Security Logistics Purchasing".split(
-    " ",
-  );
-const CATEGORIES = "books garden kitchen toys tools sports music office health outdoor".split(" ");
-const STATUSES = ["new", "paid", "packed", "shipped", "delivered", "returned", "cancelled"] as const;
-const SOURCES = "api web worker scheduler billing auth search mailer".split(" ");
-const HTTP_PATHS = "cart checkout login search orders account products help".split(" ");
-
-/** Deterministic prose to cut text fields from: realistic, compressible, cheap to slice. */
-function makeCorpus(rng: Rng, chars: number): string {
-  const parts: string[] = [];
-  let len = 0;
-  while (len < chars) {
-    const n = rng.int(6, 16);
-    const words: string[] = [];
-    for (let i = 0; i < n; i++) words.push(rng.pick(WORDS));
-    const w0 = words[0]!;
-    words[0] = w0.charAt(0).toUpperCase() + w0.slice(1);
-    const s = `${words.join(" ")}${rng.float() < 0.2 ? "," : "."} `;
-    parts.push(s);
-    len += s.length;
-  }
-  return parts.join("");
-}
-
-class TextSource {
-  private readonly corpus: string;
-  constructor(corpus: string) {
-    this.corpus = corpus;
-  }
-  /** A slice of between min and max characters. */
-  text(rng: Rng, min: number, max: number): string {
-    const n = rng.int(min, max);
-    const at = rng.int(0, this.corpus.length - n - 1);
-    return this.corpus.slice(at, at + n).trim();
-  }
-}
-
-function sqlDatetime(ms: number): string {
-  return new Date(ms).toISOString().slice(0, 19).replace("T", " ");
-}
-
-function sqlDate(ms: number): string {
-  return new Date(ms).toISOString().slice(0, 10);
-}
-
-function money(cents: number): string {
-  return (cents / 100).toFixed(2);
-}
-
-function hex(buf: Buffer): string {
-  return buf.length === 0 ? "''" : `0x${buf.toString("hex")}`;
-}
-
-// ---------------------------------------------------------------------------------------------------------
-// Schema.
-
-const TABLES_DDL: string[] = [
-  `CREATE TABLE hr.departments (
-    id INT NOT NULL PRIMARY KEY,
-    name VARCHAR(64) NOT NULL,
-    budget DECIMAL(14,2) NOT NULL,
-    created_at DATETIME NOT NULL,
-    UNIQUE KEY uk_name (name)
-  ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
-  `CREATE TABLE hr.employees (
-    id INT NOT NULL PRIMARY KEY,
-    dept_id INT NOT NULL,
-    first_name VARCHAR(40) NOT NULL,
-    last_name VARCHAR(40) NOT NULL,
-    email VARCHAR(120) NOT NULL,
-    hired_on DATE NOT NULL,
-    salary DECIMAL(10,2) NOT NULL,
-    bio TEXT NOT NULL,
-    photo BLOB NOT NULL,
-    KEY k_dept (dept_id),
-    KEY k_name (last_name, first_name),
-    CONSTRAINT fk_employees_dept FOREIGN KEY (dept_id) REFERENCES hr.departments (id)
-  ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
-  `CREATE TABLE shop.customers (
-    id INT NOT NULL PRIMARY KEY,
-    email VARCHAR(120) NOT NULL,
-    name VARCHAR(80) NOT NULL,
-    country CHAR(2) NOT NULL,
-    city VARCHAR(40) NOT NULL,
-    created_at DATETIME NOT NULL,
-    balance DECIMAL(12,2) NOT NULL,
-    loyalty_points INT NOT NULL,
-    notes TEXT NOT NULL,
-    UNIQUE KEY uk_email (email),
-    KEY k_country_city (country, city),
-    KEY k_created (created_at)
-  ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
-  `CREATE TABLE shop.products (
-    id INT NOT NULL PRIMARY KEY,
-    sku VARCHAR(32) NOT NULL,
-    title VARCHAR(200) NOT NULL,
-    category VARCHAR(40) NOT NULL,
-    price DECIMAL(10,2) NOT NULL,
-    stock INT NOT NULL,
-    attrs TEXT NOT NULL,
-    image BLOB NOT NULL,
-    UNIQUE KEY uk_sku (sku),
-    KEY k_category_price (category, price)
-  ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
-  `CREATE TABLE shop.orders (
-    id BIGINT NOT NULL PRIMARY KEY,
-    customer_id INT NOT NULL,
-    created_at DATETIME NOT NULL,
-    status VARCHAR(16) NOT NULL,
-    total DECIMAL(14,2) NOT NULL,
-    currency CHAR(3) NOT NULL,
-    shipping_address VARCHAR(255) NOT NULL,
-    note TEXT NOT NULL,
-    KEY k_customer (customer_id, created_at),
-    KEY k_status (status, created_at),
-    CONSTRAINT fk_orders_customer FOREIGN KEY (customer_id) REFERENCES shop.customers (id)
-  ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
-  `CREATE TABLE shop.order_items (
-    order_id BIGINT NOT NULL,
-    line SMALLINT NOT NULL,
-    product_id INT NOT NULL,
-    qty INT NOT NULL,
-    unit_price DECIMAL(10,2) NOT NULL,
-    gift_message VARCHAR(255) NOT NULL,
-    PRIMARY KEY (order_id, line),
-    KEY k_product (product_id)
-  ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
-  `CREATE TABLE shop.order_status_log (
-    id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
-    order_id BIGINT NOT NULL,
-    old_status VARCHAR(16) NOT NULL,
-    new_status VARCHAR(16) NOT NULL,
-    changed_at DATETIME(6) NOT NULL,
-    KEY k_order (order_id)
-  ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
-  // Append-only; the writer adds rows with its own clock (client_ts, UTC) and a sequence number (seq).
-  `CREATE TABLE logs.events (
-    id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
-    seq BIGINT NOT NULL,
-    client_ts DATETIME(6) NOT NULL,
-    source VARCHAR(32) NOT NULL,
-    level TINYINT NOT NULL,
-    trace_id BINARY(16) NOT NULL,
-    message VARCHAR(255) NOT NULL,
-    payload TEXT NOT NULL,
-    UNIQUE KEY uk_seq (seq),
-    KEY k_client_ts (client_ts),
-    KEY k_source_level (source, level)
-  ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
-];
-
-const OBJECTS_DDL: string[] = [
-  `CREATE SQL SECURITY INVOKER VIEW shop.order_summary AS
-    SELECT o.id AS order_id, o.created_at, o.status, o.total, c.id AS customer_id, c.email, c.country
-    FROM shop.orders o JOIN shop.customers c ON c.id = o.customer_id`,
-  `CREATE TRIGGER shop.orders_status_audit AFTER UPDATE ON shop.orders FOR EACH ROW
-    BEGIN
-      IF NEW.status <> OLD.status THEN
-        INSERT INTO shop.order_status_log (order_id, old_status, new_status, changed_at)
-        VALUES (NEW.id, OLD.status, NEW.status, NOW(6));
-      END IF;
-    END`,
-  `CREATE FUNCTION shop.order_total(p_order BIGINT) RETURNS DECIMAL(14,2)
-    READS SQL DATA SQL SECURITY INVOKER
-    RETURN (SELECT COALESCE(SUM(qty * unit_price), 0) FROM shop.order_items WHERE order_id = p_order)`,
-  `CREATE PROCEDURE hr.give_raise(IN p_dept INT, IN p_percent DECIMAL(5,2))
-    MODIFIES SQL DATA SQL SECURITY INVOKER
-    UPDATE hr.employees SET salary = ROUND(salary * (1 + p_percent / 100), 2) WHERE dept_id = p_dept`,
-  // Disabled: it exists so backups have an event to carry, but never changes data.
-  `CREATE EVENT logs.purge_old_events ON SCHEDULE EVERY 1 DAY STARTS '2030-01-01 00:00:00' DISABLE
-    DO DELETE FROM logs.events WHERE client_ts < NOW() - INTERVAL 10 YEAR`,
-];
-
-// ---------------------------------------------------------------------------------------------------------
-// Sizing. The target is what information_schema reports (data_length + index_length), which counts the
-// pages InnoDB has reserved: each index segment takes single 16 KiB pages up to 32, then whole 1 MiB
-// extents. Small datasets are dominated by that rounding, so the plan models it instead of dividing by an
-// average row size. Row shapes are bytes per row measured on MariaDB 10.11 (clustered index, then each
-// secondary index).
-
-interface Shape {
-  data: number;
-  indexes: readonly number[];
-}
-
-const SHAPES = {
-  departments: { data: 100, indexes: [40] },
-  employees: { data: 1633, indexes: [40, 40] },
-  customers: { data: 300, indexes: [60, 45, 41] },
-  products: { data: 2856, indexes: [31, 31] },
-  orders: { data: 366, indexes: [40, 40] },
-  orderItems: { data: 67, indexes: [35] },
-  events: { data: 609, indexes: [22, 26, 26] },
-  orderStatusLog: { data: 0, indexes: [0] },
-} as const satisfies Record<string, Shape>;
-
-const ITEMS_PER_ORDER = 3.5;
-const PAGE = 16384;
-const FRAGMENT_PAGES = 32;
-const EXTENT_PAGES = 64;
-/** Where the volume goes; the big three (events, orders, order_items) take 80%. */
-const MEDIUM_SHARES = { employees: 0.07, customers: 0.09, products: 0.04 } as const;
-const BIG_SHARES = { events: 0.38, orders: 0.42 } as const;
-const MIN_ROWS = 10;
-const DEPARTMENT_COUNT = DEPARTMENTS.length * 2;
-
-export interface Plan {
-  departments: number;
-  employees: number;
-  customers: number;
-  products: number;
-  orders: number;
-  events: number;
-}
-
-function segmentBytes(bytes: number): number {
-  const pages = Math.max(1, Math.ceil(bytes / PAGE));
-  // Page fill varies a little, so a segment near the fragment limit is counted as already holding an
-  // extent: plans then keep clear of the 1 MiB cliff instead of landing on either side of it by chance.
-  if (pages <= FRAGMENT_PAGES - 3) return pages * PAGE;
-  const extents = Math.max(1, Math.ceil((pages - FRAGMENT_PAGES) / EXTENT_PAGES));
-  return (FRAGMENT_PAGES + extents * EXTENT_PAGES) * PAGE;
-}
-
-function tableBytes(shape: Shape, rows: number): number {
-  let total = segmentBytes(rows * shape.data);
-  for (const i of shape.indexes) total += segmentBytes(rows * i);
-  return total;
-}
-
-function bigBytes(orders: number, events: number): number {
-  return (
-    tableBytes(SHAPES.orders, orders) +
-    tableBytes(SHAPES.orderItems, Math.round(orders * ITEMS_PER_ORDER)) +
-    tableBytes(SHAPES.events, events)
-  );
-}
-
-/** The most rows (at least MIN_ROWS) whose modelled size stays within budget. */
-function rowsWithin(size: (rows: number) => number, budget: number): number {
-  let lo = MIN_ROWS;
-  let hi = MIN_ROWS;
-  while (size(hi * 2) <= budget) hi *= 2;
-  hi *= 2;
-  while (hi - lo > 1) {
-    const mid = Math.floor((lo + hi) / 2);
-    if (size(mid) <= budget) lo = mid;
-    else hi = mid;
-  }
-  return lo;
-}
-
-/** Row counts for a dataset of about sizeBytes. */
-export function planDataset(sizeBytes: number): Plan {
-  const fixed = tableBytes(SHAPES.departments, DEPARTMENT_COUNT) + tableBytes(SHAPES.orderStatusLog, 0);
-  const medium = {
-    employees: rowsWithin((n) => tableBytes(SHAPES.employees, n), sizeBytes * MEDIUM_SHARES.employees),
-    customers: rowsWithin((n) => tableBytes(SHAPES.customers, n), sizeBytes * MEDIUM_SHARES.customers),
-    products: rowsWithin((n) => tableBytes(SHAPES.products, n), sizeBytes * MEDIUM_SHARES.products),
-  };
-  const rest =
-    sizeBytes -
-    fixed -
-    tableBytes(SHAPES.employees, medium.employees) -
-    tableBytes(SHAPES.customers, medium.customers) -
-    tableBytes(SHAPES.products, medium.products);
-  // The big tables grow together (in units of 1 KB of their share) until they fill what is left; the step
-  // just past the budget wins when it lands closer.
-  const orderBytes = SHAPES.orders.data + ITEMS_PER_ORDER * SHAPES.orderItems.data;
-  const big = (k: number) => ({
-    orders: Math.max(MIN_ROWS, Math.round((k * 1000 * BIG_SHARES.orders) / orderBytes)),
-    events: Math.max(MIN_ROWS, Math.round((k * 1000 * BIG_SHARES.events) / SHAPES.events.data)),
-  });
-  const sizeOf = (k: number) => {
-    const b = big(k);
-    return bigBytes(b.orders, b.events);
-  };
-  const k = rowsWithin(sizeOf, rest);
-  const chosen = Math.abs(sizeOf(k + 1) - rest) < Math.abs(rest - sizeOf(k)) ? k + 1 : k;
-  return { departments: DEPARTMENT_COUNT, ...medium, ...big(chosen) };
-}
-
-/** Modelled data + index volume of a plan, per table. */
-function planBytes(p: Plan): Record<keyof Plan, number> {
-  return {
-    departments: tableBytes(SHAPES.departments, p.departments) + tableBytes(SHAPES.orderStatusLog, 0),
-    employees: tableBytes(SHAPES.employees, p.employees),
-    customers: tableBytes(SHAPES.customers, p.customers),
-    products: tableBytes(SHAPES.products, p.products),
-    orders: bigBytes(p.orders, p.events) - tableBytes(SHAPES.events, p.events),
-    events: tableBytes(SHAPES.events, p.events),
-  };
-}
 
 // ---------------------------------------------------------------------------------------------------------
 // Sending: multi-row INSERTs, a couple queued on the connection.
@@ -604,9 +231,9 @@ export async function loadDataset(conn: Connection, o: LoadOptions): Promise<Dat
 
 interface LoadContext {
   seed: string;
-  plan: Plan;
+  plan: DatasetPlan;
   /** Modelled bytes per row, for progress. */
-  perRow: (t: keyof Plan) => number;
+  perRow: (t: keyof DatasetPlan) => number;
   text: TextSource;
   /** Price in cents of product id i+1: fixed up front so orders need not wait for the products stream. */
   prices: number[];

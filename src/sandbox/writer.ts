@@ -7,7 +7,8 @@
 import { StrongboxError } from "../errors.ts";
 import { type Connection, queryRows } from "../galera/connection.ts";
 import { sleep } from "../util/proc.ts";
-import { type Rng, sqlDatetimeMicros, streamFor } from "./dataset.ts";
+import { sqlDatetimeMicros } from "./dataset.ts";
+import { type Rng, streamFor } from "./dataset-values.ts";
 
 export interface WriteLoadOptions {
   seconds: number;

@@ -3,14 +3,9 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { StrongboxError } from "../../src/errors.ts";
 import { type Connection, queryRows } from "../../src/galera/connection.ts";
-import {
-  type DatasetSummary,
-  datasetChecksum,
-  dropDataset,
-  loadDataset,
-  planDataset,
-  Rng,
-} from "../../src/sandbox/dataset.ts";
+import { type DatasetSummary, datasetChecksum, dropDataset, loadDataset } from "../../src/sandbox/dataset.ts";
+import { planDataset } from "../../src/sandbox/dataset-plan.ts";
+import { Rng } from "../../src/sandbox/dataset-values.ts";
 import { runWriteLoad, WRITER_SOURCE } from "../../src/sandbox/writer.ts";
 import { formatBytes, parseSize } from "../../src/util/size.ts";
 import { useCluster } from "../helpers/cluster.ts";
