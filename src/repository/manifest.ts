@@ -60,15 +60,18 @@ export interface ManifestDetails {
 }
 
 /** Sortable, unique, and safe as a storage key: 20261126T171300Z-3f9a1c. */
+/**
+ * A backup id: its start time in UTC to the millisecond, then 6 random hex digits. Ids sort in the
+ * order the backups were taken, which listings, chains and planning rely on: to the second only,
+ * two small backups of the same second sorted by their random part.
+ */
 export function newBackupId(now = new Date()): string {
-  const ts = now
-    .toISOString()
-    .replace(/[-:]/g, "")
-    .replace(/\.\d+Z$/, "Z");
+  const ts = now.toISOString().replace(/[-:]/g, "");
   return `${ts}-${randomBytes(3).toString("hex")}`;
 }
 
-export const BACKUP_ID_RE = /^\d{8}T\d{6}Z-[0-9a-f]{6}$/;
+/** Ids of this version have milliseconds; those of earlier ones (to the second) are still read. */
+export const BACKUP_ID_RE = /^\d{8}T\d{6}(\.\d{3})?Z-[0-9a-f]{6}$/;
 
 export function signedBytes(m: Manifest): Buffer {
   const { signature: _ignored, ...rest } = m;
