@@ -8,7 +8,7 @@ import { createDecryptStream } from "../crypto/age.ts";
 import type { AgeIdentity } from "../crypto/age-keys.ts";
 import { StrongboxError } from "../errors.ts";
 import type { BinlogEntry } from "../repository/binlog-index.ts";
-import { readChecked } from "../repository/checked-read.ts";
+import { readBinlogChecked } from "../repository/binlog-index.ts";
 import type { Repository } from "../repository/repository.ts";
 import { TailBuffer } from "../util/proc.ts";
 
@@ -21,17 +21,7 @@ export async function fetchDecrypted(
 ): Promise<void> {
   const key = e.key!;
   try {
-    const stored = await readChecked(
-      repo.storage,
-      { key, size: e.size, sha256: e.sha256 },
-      (x) =>
-        new StrongboxError(
-          "BINLOG_CORRUPT",
-          `archived binlog ${key}: stored bytes do not match the index (size ${x.kind === "larger" ? "more than " : ""}${x.size} vs ${e.size}${x.kind === "larger" ? "" : `, sha256 ${x.sha256.slice(0, 12)}… vs ${e.sha256?.slice(0, 12)}…`})`,
-          { stage: "binlog-fetch", hint: "the object was damaged or replaced; use an offsite copy" },
-        ),
-      signal,
-    );
+    const stored = await readBinlogChecked(repo, { ...e, key }, signal);
     await pipeline(
       stored,
       createDecryptStream(identities),

@@ -1,9 +1,8 @@
 // verify for the binlog archive: every index entry signed by the trusted key, every archived
 // file present with the size and SHA-256 the index records, and the GTIDs continuous.
-import { StrongboxError } from "../errors.ts";
+import type { StrongboxError } from "../errors.ts";
 import { parseGtid } from "../mariadb/gtid.ts";
-import { type BinlogEntry, readIndex } from "../repository/binlog-index.ts";
-import { readChecked } from "../repository/checked-read.ts";
+import { type BinlogEntry, readBinlogChecked, readIndex } from "../repository/binlog-index.ts";
 import type { Repository } from "../repository/repository.ts";
 
 export interface BinlogArchiveVerdict {
@@ -64,17 +63,7 @@ export async function verifyBinlogArchive(
     }
     const key = e.key;
     try {
-      const stored = await readChecked(
-        repo.storage,
-        { key, size: e.size, sha256: e.sha256 },
-        (x) =>
-          new StrongboxError(
-            "BINLOG_CORRUPT",
-            x.kind === "hash"
-              ? `${key}: SHA-256 differs from the index (damaged or replaced)`
-              : `${key}: ${x.kind === "larger" ? "more than " : ""}${x.size} bytes stored, the index says ${e.size}`,
-          ),
-      );
+      const stored = await readBinlogChecked(repo, { ...e, key });
       for await (const c of stored) storedBytes += (c as Buffer).length;
     } catch (err) {
       problems.push(

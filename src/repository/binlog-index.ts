@@ -4,9 +4,11 @@
 //
 //   binlogs/<node>/<file>.zst.age     the binlog file: zstd, then age v1 to the recipients
 //   binlogs/index/0000000042.json     what it holds: node, file, size, sha256, GTID range, times
+import type { Readable } from "node:stream";
 import { canonicalJson, sign, verify } from "../crypto/sign.ts";
 import { StrongboxError } from "../errors.ts";
 import { readAll } from "../util/stream.ts";
+import { readChecked } from "./checked-read.ts";
 import type { Repository } from "./repository.ts";
 
 export const BINLOG_INDEX_FORMAT = 1;
@@ -141,4 +143,28 @@ export async function appendEntry(repo: Repository, e: BinlogEntry): Promise<voi
     }
     throw err;
   }
+}
+
+/**
+ * An archived binlog's stored bytes, checked against its signed index entry as they are read
+ * (BINLOG_CORRUPT on a size or SHA-256 mismatch): the one read of binlog objects.
+ */
+export function readBinlogChecked(
+  repo: Repository,
+  e: BinlogEntry & { key: string },
+  signal?: AbortSignal,
+): Promise<Readable> {
+  return readChecked(
+    repo.storage,
+    { key: e.key, size: e.size, sha256: e.sha256 },
+    (x) =>
+      new StrongboxError(
+        "BINLOG_CORRUPT",
+        x.kind === "hash"
+          ? `archived binlog ${e.key}: SHA-256 differs from the index (damaged or replaced)`
+          : `archived binlog ${e.key}: ${x.kind === "larger" ? "more than " : ""}${x.size} bytes stored, the index says ${e.size}`,
+        { stage: "binlog-fetch", hint: "the object was damaged or replaced; use an offsite copy" },
+      ),
+    signal,
+  );
 }
