@@ -2,24 +2,27 @@
 // checked against pinned keys or a known_hosts file. When the connection drops, requests in flight
 // fail (ssh2 would wait forever), the next request reconnects, and temp files a dropped connection
 // kept us from removing are removed after the reconnect.
-import { readFile } from "node:fs/promises";
-import ssh2, { type Client, type SFTPWrapper } from "ssh2";
-import { isNetworkError, messageOf } from "../util/error-kinds.ts";
-import { assertPrivateFile } from "../util/private-file.ts";
-import { RemoteStorageErrorCode, storageError } from "./errors.ts";
+import type { Client, SFTPWrapper } from "ssh2";
 import {
-  checkHostKey,
-  fingerprintOf,
-  type HostKeyPin,
-  hostKeyAlgorithms,
-  keyTypeOf,
-  parseHostKeyPin,
-  parseKnownHosts,
-} from "./ssh-hostkey.ts";
+  isSshConnectionError,
+  loadSshIdentity,
+  type SshErrorCodes,
+  type SshIdentity,
+  type SshOptions,
+  sshConnect,
+} from "../ssh/client.ts";
+import { RemoteStorageErrorCode, storageError } from "./errors.ts";
 import { StorageErrorCode } from "./types.ts";
 
-// ssh2 is CommonJS: `utils` is not visible as a named export to Node's ESM loader.
-const { Client: SshClient, utils } = ssh2;
+/** SSH failures of the SFTP backend are storage errors. */
+const SSH_CODES: SshErrorCodes = {
+  stage: "storage",
+  hostKey: RemoteStorageErrorCode.hostKey,
+  auth: RemoteStorageErrorCode.auth,
+  unavailable: StorageErrorCode.unavailable,
+  config: RemoteStorageErrorCode.config,
+  io: StorageErrorCode.io,
+};
 
 /** SSH_FX_* status codes (draft-ietf-secsh-filexfer-02; 14 and 15 from later drafts). */
 export const FX = {
@@ -34,24 +37,7 @@ export const FX = {
   quotaExceeded: 15,
 } as const;
 
-export interface SftpConnectionOptions {
-  host: string;
-  /** Default 22. */
-  port?: number;
-  user: string;
-  /** OpenSSH private key file (mode 0600). */
-  privateKeyFile: string;
-  /** File holding the private key's passphrase (mode 0600). */
-  passphraseFile?: string;
-  /** Accepted host key(s): "ssh-ed25519 AAAA…" lines or "SHA256:…" fingerprints. */
-  hostKey?: string | readonly string[];
-  /** A known_hosts file (plain or hashed entries; @revoked honoured, @cert-authority ignored). */
-  knownHostsFile?: string;
-  /** Handshake timeout (default 20 s). */
-  connectTimeoutMs?: number;
-  /** SSH keepalive interval; three unanswered ones drop the connection (default 15 s). */
-  keepaliveIntervalMs?: number;
-}
+export type SftpConnectionOptions = SshOptions;
 
 export interface Session {
   readonly client: Client;
@@ -69,103 +55,33 @@ export function sftpCode(error: unknown): number | undefined {
 }
 
 export function isConnectionError(error: unknown): boolean {
-  if (isNetworkError(error)) return true;
   const code = (error as { code?: unknown } | undefined)?.code;
-  if (code === FX.noConnection || code === FX.connectionLost) return true;
-  const level = (error as { level?: unknown } | undefined)?.level;
-  if (level === "client-socket" || level === "client-timeout") return true;
-  return /No response from server|Not connected|connection lost|Channel not open|socket hang up/i.test(
-    messageOf(error),
-  );
+  return code === FX.noConnection || code === FX.connectionLost || isSshConnectionError(error);
 }
 
 export function abortError(signal: AbortSignal): unknown {
   return signal.reason ?? new DOMException("This operation was aborted", "AbortError");
 }
 
-async function readPrivateFile(path: string, what: string): Promise<Buffer> {
-  assertPrivateFile(path, what);
-  return readFile(path);
-}
-
 export class SftpConnection {
   /** The repository's URL, for messages. */
   readonly description: string;
   private readonly options: SftpConnectionOptions;
-  private readonly port: number;
-  private readonly privateKey: Buffer;
-  private readonly passphrase: string | undefined;
-  private readonly pins: HostKeyPin[];
-  private readonly revoked: HostKeyPin[];
+  private readonly identity: SshIdentity;
   private current: Promise<Session> | undefined;
   private closed = false;
   /** Temp files of failed puts that could not be removed because the connection was gone. */
   private readonly orphans = new Set<string>();
 
-  private constructor(
-    options: SftpConnectionOptions,
-    description: string,
-    key: { privateKey: Buffer; passphrase: string | undefined },
-    hostKeys: { pins: HostKeyPin[]; revoked: HostKeyPin[] },
-  ) {
+  private constructor(options: SftpConnectionOptions, description: string, identity: SshIdentity) {
     this.options = options;
     this.description = description;
-    this.port = options.port ?? 22;
-    this.privateKey = key.privateKey;
-    this.passphrase = key.passphrase;
-    this.pins = hostKeys.pins;
-    this.revoked = hostKeys.revoked;
+    this.identity = identity;
   }
 
   /** Reads the key files and the accepted host keys; connects on the first request. */
   static async open(options: SftpConnectionOptions, description: string): Promise<SftpConnection> {
-    const privateKey = await readPrivateFile(options.privateKeyFile, "SSH private key");
-    const passphrase = options.passphraseFile
-      ? (await readPrivateFile(options.passphraseFile, "SSH key passphrase file"))
-          .toString("utf8")
-          .replace(/\r?\n$/, "")
-      : undefined;
-    const parsed = utils.parseKey(privateKey, passphrase);
-    if (parsed instanceof Error) {
-      throw storageError(
-        RemoteStorageErrorCode.config,
-        `cannot use the SSH private key ${options.privateKeyFile}: ${parsed.message}`,
-        {
-          hint: /passphrase/i.test(parsed.message)
-            ? "set passphraseFile to a file holding the key's passphrase"
-            : "give an OpenSSH private key (ssh-keygen -t ed25519)",
-          cause: parsed,
-        },
-      );
-    }
-    const port = options.port ?? 22;
-    const pins = [options.hostKey ?? []].flat().map((pin) => parseHostKeyPin(pin));
-    const revoked: HostKeyPin[] = [];
-    if (options.knownHostsFile) {
-      let text: string;
-      try {
-        text = await readFile(options.knownHostsFile, "utf8");
-      } catch (error) {
-        throw storageError(
-          RemoteStorageErrorCode.config,
-          `cannot read known_hosts file ${options.knownHostsFile}: ${messageOf(error)}`,
-          { cause: error },
-        );
-      }
-      const known = parseKnownHosts(text, options.host, port);
-      pins.push(...known.pins);
-      revoked.push(...known.revoked);
-    }
-    if (pins.length === 0 && !options.knownHostsFile) {
-      throw storageError(
-        RemoteStorageErrorCode.config,
-        `no host key for ${options.host}: set hostKey or knownHostsFile (keys are never accepted blindly)`,
-        {
-          hint: `get it on a trusted path, e.g. ssh-keyscan -p ${port} ${options.host}, and compare fingerprints`,
-        },
-      );
-    }
-    return new SftpConnection(options, description, { privateKey, passphrase }, { pins, revoked });
+    return new SftpConnection(options, description, await loadSshIdentity(options, SSH_CODES));
   }
 
   /** A temp file to remove after the next connect (the connection that made it is gone). */
@@ -199,57 +115,31 @@ export class SftpConnection {
     return this.current;
   }
 
-  private connect(): Promise<Session> {
-    const { host, user } = this.options;
-    const port = this.port;
+  private async connect(): Promise<Session> {
+    const client: Client = await sshConnect(this.options, this.identity, SSH_CODES);
     return new Promise<Session>((resolve, reject) => {
-      const client = new SshClient();
-      let presented: Buffer | undefined;
-      let refusal: string | undefined;
-      let settled = false;
-      const fail = (error: unknown) => {
-        if (settled) return;
-        settled = true;
-        client.end();
-        reject(this.connectError(error, presented, refusal));
-      };
-      client.on("error", fail);
-      client.on("close", () => fail(new Error("the server closed the connection during the handshake")));
-      client.once("ready", () => {
-        client.sftp((error, sftp) => {
-          if (error) return fail(error);
-          if (settled) return;
-          settled = true;
-          // Many small requests (stat, open, close, rename) wait for answers: no Nagle delays.
-          client.setNoDelay(true);
-          const session: Session = { client, sftp, alive: true, pending: new Set() };
-          const lost = (cause?: unknown) =>
-            this.sessionLost(session, cause instanceof Error ? cause : new Error("connection closed"));
-          client.on("close", lost);
-          client.on("end", lost);
-          client.on("error", lost);
-          sftp.on("close", lost);
-          sftp.on("error", lost);
-          resolve(session);
-        });
-      });
-      const serverHostKey = hostKeyAlgorithms(this.pins);
-      client.connect({
-        host,
-        port,
-        username: user,
-        privateKey: this.privateKey,
-        ...(this.passphrase !== undefined ? { passphrase: this.passphrase } : {}),
-        hostVerifier: (key: Buffer): boolean => {
-          presented = key;
-          const check = checkHostKey(key, this.pins, this.revoked);
-          if (!check.ok) refusal = check.reason;
-          return check.ok;
-        },
-        ...(serverHostKey ? { algorithms: { serverHostKey: serverHostKey as never } } : {}),
-        readyTimeout: this.options.connectTimeoutMs ?? 20_000,
-        keepaliveInterval: this.options.keepaliveIntervalMs ?? 15_000,
-        keepaliveCountMax: 3,
+      client.sftp((error, sftp) => {
+        if (error) {
+          client.end();
+          return reject(
+            storageError(
+              StorageErrorCode.unavailable,
+              `cannot open SFTP on ${this.description}: ${error.message}`,
+              { cause: error },
+            ),
+          );
+        }
+        // Many small requests (stat, open, close, rename) wait for answers: no Nagle delays.
+        client.setNoDelay(true);
+        const session: Session = { client, sftp, alive: true, pending: new Set() };
+        const lost = (cause?: unknown) =>
+          this.sessionLost(session, cause instanceof Error ? cause : new Error("connection closed"));
+        client.on("close", lost);
+        client.on("end", lost);
+        client.on("error", lost);
+        sftp.on("close", lost);
+        sftp.on("error", lost);
+        resolve(session);
       });
     });
   }
@@ -280,42 +170,6 @@ export class SftpConnection {
         if (!session.alive) return;
       }
     }
-  }
-
-  private connectError(error: unknown, presented: Buffer | undefined, refusal: string | undefined): unknown {
-    const where = `${this.options.user}@${this.options.host}:${this.port}`;
-    if (refusal !== undefined && presented) {
-      const fingerprint = fingerprintOf(presented);
-      return storageError(
-        RemoteStorageErrorCode.hostKey,
-        `host key verification failed for ${where}: the server presented ${fingerprint}, and ${refusal}`,
-        {
-          hint: "if the server's key was changed on purpose, compare this fingerprint with `ssh-keygen -lf` of its host key on the server itself, then update hostKey or the known_hosts file; otherwise someone may be intercepting the connection",
-          cause: error,
-          details: { presentedFingerprint: fingerprint, keyType: keyTypeOf(presented) },
-        },
-      );
-    }
-    const level = (error as { level?: unknown }).level;
-    if (level === "client-authentication") {
-      return storageError(
-        RemoteStorageErrorCode.auth,
-        `the SSH server ${where} refused the key ${this.options.privateKeyFile}`,
-        {
-          hint: `add the public key (ssh-keygen -y -f ${this.options.privateKeyFile}) to ~${this.options.user}/.ssh/authorized_keys on the server, and check the user name`,
-          cause: error,
-        },
-      );
-    }
-    if (isConnectionError(error) || level === "client-dns" || level === "protocol" || level === "handshake") {
-      return storageError(StorageErrorCode.unavailable, `cannot connect to ${where}: ${messageOf(error)}`, {
-        hint: "is the SSH server running and reachable?",
-        cause: error,
-      });
-    }
-    return storageError(StorageErrorCode.io, `SSH connection to ${where} failed: ${messageOf(error)}`, {
-      cause: error,
-    });
   }
 
   /** One SFTP request; rejects when the session dies before the answer (ssh2 would wait forever). */

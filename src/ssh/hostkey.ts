@@ -2,7 +2,8 @@
 // first use": an unknown or changed key is refused with the fingerprint the server presented, so the
 // operator can compare it with `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` on the server.
 import { createHash, createHmac, timingSafeEqual } from "node:crypto";
-import { RemoteStorageErrorCode, storageError } from "./errors.ts";
+import type { ErrorCode } from "../error-codes.ts";
+import { StrongboxError } from "../errors.ts";
 
 export interface HostKeyPin {
   /** Key type such as "ssh-ed25519"; unknown for a bare fingerprint. */
@@ -28,26 +29,26 @@ export function keyTypeOf(blob: Buffer): string | undefined {
   return blob.subarray(4, 4 + length).toString("latin1");
 }
 
-function badPin(pin: string, why: string): Error {
-  return storageError(RemoteStorageErrorCode.config, `invalid host key ${JSON.stringify(pin)}: ${why}`, {
+function badPin(pin: string, why: string, code: ErrorCode): Error {
+  return new StrongboxError(code, `invalid host key ${JSON.stringify(pin)}: ${why}`, {
     hint: 'use the server\'s public key line ("ssh-ed25519 AAAA…") or its fingerprint ("SHA256:…")',
   });
 }
 
-/** Parses "ssh-ed25519 AAAA… [comment]" or "SHA256:…". */
-export function parseHostKeyPin(text: string): HostKeyPin {
+/** Parses "ssh-ed25519 AAAA… [comment]" or "SHA256:…"; a bad pin is an error with `code`. */
+export function parseHostKeyPin(text: string, code: ErrorCode): HostKeyPin {
   const trimmed = text.trim();
   if (/^SHA256:[A-Za-z0-9+/]{43}=?$/.test(trimmed)) {
     return { fingerprint: trimmed.replace(/=$/, "") };
   }
   if (/^(MD5:)?([0-9a-f]{2}:){15}[0-9a-f]{2}$/i.test(trimmed)) {
-    throw badPin(trimmed, "MD5 fingerprints are too weak; give the SHA256 fingerprint");
+    throw badPin(trimmed, "MD5 fingerprints are too weak; give the SHA256 fingerprint", code);
   }
   const [type, base64] = trimmed.split(/\s+/);
-  if (!type || !base64) throw badPin(trimmed, "expected a key type and a base64 key");
+  if (!type || !base64) throw badPin(trimmed, "expected a key type and a base64 key", code);
   const blob = Buffer.from(base64, "base64");
   if (blob.length === 0 || keyTypeOf(blob) !== type) {
-    throw badPin(trimmed, `the base64 data is not a ${type} key`);
+    throw badPin(trimmed, `the base64 data is not a ${type} key`, code);
   }
   return { type, blob, fingerprint: fingerprintOf(blob) };
 }
@@ -100,7 +101,7 @@ export function parseKnownHosts(
     if (!hosts || !type || !base64 || !hostFieldMatches(hosts, name)) continue;
     let pin: HostKeyPin;
     try {
-      pin = parseHostKeyPin(`${type} ${base64}`);
+      pin = parseHostKeyPin(`${type} ${base64}`, "CONFIG_INVALID");
     } catch {
       continue; // a line for a key type we cannot parse: OpenSSH ignores it as well
     }
