@@ -6,6 +6,7 @@
 // The hint here is the general remedy for the operator's reference; the error raised at a site
 // carries its own, more precise hint (the file, the node, the command to run).
 
+import { AGENT_ERRORS } from "./error-codes/agent.ts";
 import { BACKUP_ERRORS } from "./error-codes/backup.ts";
 import { BINLOG_ERRORS } from "./error-codes/binlog.ts";
 import { CLUSTER_ERRORS } from "./error-codes/cluster.ts";
@@ -24,6 +25,7 @@ export const ERROR_GROUPS = [
   KEY_ERRORS,
   CLUSTER_ERRORS,
   BACKUP_ERRORS,
+  AGENT_ERRORS,
   REPOSITORY_ERRORS,
   STORAGE_ERRORS,
   RESTORE_ERRORS,
@@ -37,6 +39,7 @@ export const ERRORS = {
   ...KEY_ERRORS.codes,
   ...CLUSTER_ERRORS.codes,
   ...BACKUP_ERRORS.codes,
+  ...AGENT_ERRORS.codes,
   ...REPOSITORY_ERRORS.codes,
   ...STORAGE_ERRORS.codes,
   ...RESTORE_ERRORS.codes,

@@ -21,6 +21,14 @@ import {
   probeNode,
   probeNodeKeepingConnection,
 } from "../galera/health.ts";
+import {
+  type PhysicalPosition,
+  readDumpPosition,
+  readPhysicalPosition,
+  startDump,
+  startMariabackup,
+  type ToolRun,
+} from "../mariadb/backup-tools.ts";
 import { streamToParts } from "../pipeline/stream.ts";
 import {
   type BackupType,
@@ -35,15 +43,9 @@ import { preflightBackupGrants } from "../security/grants.ts";
 import { explainPrivilegeError } from "../security/privilege-errors.ts";
 import { privateTempDir } from "../util/optionfile.ts";
 import { type Inventory, takeInventory } from "./inventory.ts";
+import { assertLocalNode } from "./locality.ts";
 import { type BackupPlan, type PlanPolicy, planBackup, planningHistory } from "./plan.ts";
-import {
-  type PhysicalPosition,
-  readDumpPosition,
-  readPhysicalPosition,
-  startDump,
-  startMariabackup,
-  type ToolRun,
-} from "./tools.ts";
+import { streamViaAgent } from "./remote.ts";
 
 export const VERSION = "0.1.0";
 
@@ -95,7 +97,13 @@ export interface BackupRequest {
 
 function isNodeFailure(e: unknown): boolean {
   const code = (e as StrongboxError).code ?? "";
-  return code === "BACKUP_TOOL_FAILED" || code.startsWith("NODE_") || code === "CHILD_FAILED";
+  return (
+    code === "BACKUP_TOOL_FAILED" ||
+    code.startsWith("NODE_") ||
+    code === "CHILD_FAILED" ||
+    code === "AGENT_LOST" ||
+    code === "AGENT_UNREACHABLE"
+  );
 }
 
 export async function runBackup(deps: BackupDeps, req: BackupRequest = {}): Promise<Manifest> {
@@ -177,7 +185,12 @@ async function attempt(
   const account = await withConnection(
     probed,
     () => connectNode(node, deps.backupCreds, { tls: deps.tls }),
-    (conn) => preflightBackupGrants(conn, [plan.kind === "logical" ? "logical" : "physical"]),
+    async (conn) => {
+      const account = await preflightBackupGrants(conn, [plan.kind === "logical" ? "logical" : "physical"]);
+      // Without an agent, mariabackup runs here: only if this is the node's own host.
+      if (plan.kind !== "logical" && !node.agent) await assertLocalNode(conn, node.name);
+      return account;
+    },
   );
   const id = newBackupId();
   const startedAt = new Date();
@@ -191,6 +204,29 @@ async function attempt(
       `backup ${id}: ${plan.kind} from ${node.name}${plan.parent ? ` on top of ${plan.parent.id}` : ""}`,
     );
     const streaming = await clock.time("stream", async () => {
+      if (plan.kind !== "logical" && node.agent) {
+        const inventory = startInventory(deps, node, account);
+        const remote = await streamViaAgent({
+          node: { ...node, agent: node.agent },
+          creds: deps.backupCreds,
+          tls: deps.tls,
+          recipients: deps.recipients,
+          mariabackupPath: deps.settings.mariabackupPath,
+          parallel: deps.settings.parallel,
+          incrementalLsn: plan.parent?.lsn?.to,
+          partSize: deps.settings.partSize,
+          compressionLevel: deps.settings.compressionLevel,
+          compressionThreads: deps.settings.compressionThreads,
+          account,
+          storage: repo.storage,
+          keyFor: (i) => repo.partKey(id, i),
+          ready: Promise.resolve(deps.committed),
+          signal: req.signal,
+          onProgress: req.onProgress,
+          version: VERSION,
+        });
+        return { ...remote, inventory, tool: undefined };
+      }
       const tool = await startTool(deps, plan, node, work.path, account);
       if (req.onEstimate) {
         estimateSize(node, deps)
@@ -210,7 +246,7 @@ async function attempt(
         keepEnds: plan.kind === "logical",
         ready: Promise.resolve(deps.committed),
       });
-      return { tool, inventory, streamed };
+      return { tool, inventory, streamed, position: undefined };
     });
     const { tool, streamed } = streaming;
     const inventory = await clock.time("inventory-wait", () => streaming.inventory);
@@ -223,9 +259,10 @@ async function attempt(
       desync = undefined;
     }
     const position =
-      plan.kind === "logical"
+      streaming.position ??
+      (plan.kind === "logical" || !tool
         ? readDumpPosition(`${streamed.head.toString("utf8")}\n${streamed.tail.toString("utf8")}`)
-        : await readPhysicalPosition(tool.lsnDir ?? "", tool.stderr.text());
+        : await readPhysicalPosition(tool.lsnDir ?? "", tool.stderr.text()));
     const details: ManifestDetails = {
       donorHost: node.host,
       donorPort: node.port,

@@ -1,4 +1,4 @@
-// Long-running commands: the dashboard server and the scheduler.
+// Long-running commands: the dashboard server, the scheduler and the node agent.
 import type { Command } from "commander";
 import { globals, intArg, type Session } from "./args.ts";
 
@@ -22,5 +22,16 @@ export function registerService(program: Command, s: Session): void {
     )
     .action(async (o, cmd: Command) =>
       s.run((await import("../commands/daemon.ts")).daemon(globals(cmd), o, s.out)),
+    );
+
+  program
+    .command("agent")
+    .description("serve the backup host's requests on stdin/stdout (run by sshd's forced command on a node)")
+    .addHelpText(
+      "after",
+      '\nOn each node, in the agent account\'s ~/.ssh/authorized_keys:\n  restrict,command="strongbox agent" ssh-ed25519 AAAA… backup-host\nSee docs/deployment.md.',
+    )
+    .action(async (o, cmd: Command) =>
+      s.run((await import("../commands/agent.ts")).agent(globals(cmd), o, s.out)),
     );
 }

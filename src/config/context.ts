@@ -38,6 +38,19 @@ export function clusterNodes(loaded: LoadedConfig): ClusterNode[] {
     socket: n.socket ? loaded.resolvePath(n.socket) : undefined,
     datadir: n.datadir ? loaded.resolvePath(n.datadir) : undefined,
     defaultsFile: n.defaultsFile ? loaded.resolvePath(n.defaultsFile) : undefined,
+    agent: n.agent
+      ? {
+          host: n.agent.host ?? n.host,
+          port: n.agent.port,
+          user: n.agent.user,
+          privateKeyFile: loaded.resolvePath(n.agent.privateKey),
+          passphraseFile: n.agent.passphraseFile ? loaded.resolvePath(n.agent.passphraseFile) : undefined,
+          hostKey: n.agent.hostKey,
+          knownHostsFile: n.agent.knownHostsFile ? loaded.resolvePath(n.agent.knownHostsFile) : undefined,
+          command: n.agent.command,
+          connectTimeoutMs: parseDuration(n.agent.connectTimeout),
+        }
+      : undefined,
   }));
 }
 

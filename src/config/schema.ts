@@ -20,6 +20,48 @@ const duration = z
 
 const filePath = z.string().min(1).describe("a file path; relative paths are relative to this config file");
 
+/** How an SSH client authenticates and checks the server: for SFTP storage and for node agents. */
+const sshClientFields = {
+  privateKey: filePath.describe("OpenSSH private key for key authentication (mode 0600)"),
+  passphraseFile: filePath.optional().describe("file holding the private key's passphrase (mode 0600)"),
+  hostKey: z
+    .union([z.string().min(1), z.array(z.string().min(1)).min(1)])
+    .optional()
+    .describe(
+      'the server\'s host key, "ssh-ed25519 AAAA…", or its fingerprint "SHA256:…" (a list during a key rotation); this or knownHostsFile is required',
+    ),
+  knownHostsFile: filePath
+    .optional()
+    .describe("OpenSSH known_hosts file with the server's key (hashed entries and @revoked are honoured)"),
+  connectTimeout: duration.default("20s").describe("give up on the SSH handshake after this long"),
+};
+
+/** A host key must come from somewhere: it is never accepted blindly. */
+function requireHostKey(s: { hostKey?: unknown; knownHostsFile?: unknown }, ctx: z.RefinementCtx): void {
+  if (s.hostKey === undefined && s.knownHostsFile === undefined) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["hostKey"],
+      message: "set hostKey or knownHostsFile: the server's host key is never accepted blindly",
+    });
+  }
+}
+
+const agentSchema = z
+  .object({
+    host: z.string().min(1).optional().describe("SSH host of the node (default: the node's host)"),
+    port: z.number().int().min(1).max(65535).default(22).describe("SSH port"),
+    user: z.string().min(1).describe("the agent's OS account on the node (it runs mariabackup)"),
+    ...sshClientFields,
+    command: z
+      .string()
+      .min(1)
+      .default("strongbox agent")
+      .describe("command sent to sshd; the forced command in authorized_keys takes its place"),
+  })
+  .strict()
+  .superRefine(requireHostKey);
+
 export const nodeSchema = z
   .object({
     name: z
@@ -34,6 +76,9 @@ export const nodeSchema = z
       .optional()
       .describe("data directory of the node (needed for physical backups taken on this host)"),
     defaultsFile: filePath.optional().describe("the node's my.cnf, passed to mariabackup as --defaults-file"),
+    agent: agentSchema
+      .optional()
+      .describe("how the backup host reaches this node's agent over SSH; physical backups run there"),
   })
   .strict();
 
@@ -101,35 +146,16 @@ const sftpStorageSchema = z
       .describe(
         "repository directory on the server (absolute, or relative to the account's login directory)",
       ),
-    privateKey: filePath.describe("OpenSSH private key for key authentication (mode 0600)"),
-    passphraseFile: filePath.optional().describe("file holding the private key's passphrase (mode 0600)"),
-    hostKey: z
-      .union([z.string().min(1), z.array(z.string().min(1)).min(1)])
-      .optional()
-      .describe(
-        'the server\'s host key, "ssh-ed25519 AAAA…", or its fingerprint "SHA256:…" (a list during a key rotation); this or knownHostsFile is required',
-      ),
-    knownHostsFile: filePath
-      .optional()
-      .describe("OpenSSH known_hosts file with the server's key (hashed entries and @revoked are honoured)"),
+    ...sshClientFields,
     readOnlyFiles: z
       .boolean()
       .default(false)
       .describe(
         "create files 0400 instead of 0600, so an append-only SFTP account cannot reopen them for writing",
       ),
-    connectTimeout: duration.default("20s").describe("give up on the SSH handshake after this long"),
   })
   .strict()
-  .superRefine((s, ctx) => {
-    if (s.hostKey === undefined && s.knownHostsFile === undefined) {
-      ctx.addIssue({
-        code: "custom",
-        path: ["hostKey"],
-        message: "set hostKey or knownHostsFile: the server's host key is never accepted blindly",
-      });
-    }
-  });
+  .superRefine(requireHostKey);
 
 const s3StorageSchema = z
   .object({

@@ -15,6 +15,21 @@ export interface NodeEndpoint {
 export interface ClusterNode extends NodeEndpoint {
   datadir?: string | undefined;
   defaultsFile?: string | undefined;
+  /** How to reach the node's agent (SSH); without one, physical backups run on this host. */
+  agent?: NodeAgent | undefined;
+}
+
+/** SSH options of a node's agent, paths resolved and durations in milliseconds. */
+export interface NodeAgent {
+  host: string;
+  port: number;
+  user: string;
+  privateKeyFile: string;
+  passphraseFile?: string | undefined;
+  hostKey?: string | readonly string[] | undefined;
+  knownHostsFile?: string | undefined;
+  command: string;
+  connectTimeoutMs: number;
 }
 
 export interface Credentials {

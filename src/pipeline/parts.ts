@@ -19,7 +19,7 @@ export interface PartRecord {
 }
 
 export interface PartWriterOptions {
-  storage: Storage;
+  storage: Pick<Storage, "put">;
   keyFor: (index: number) => string;
   partSize: number;
   recipients: AgeRecipient[];

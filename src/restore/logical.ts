@@ -1,10 +1,10 @@
 // Loading a logical backup into a running server through the mariadb client (credentials in a
 // 0600 option file, never argv).
 import { spawn } from "node:child_process";
-import { tlsClientOptions } from "../backup/tools.ts";
 import type { AgeIdentity } from "../crypto/age-keys.ts";
 import { StrongboxError } from "../errors.ts";
 import type { Credentials, NodeEndpoint, TlsOptions } from "../galera/connection.ts";
+import { tlsClientOptions } from "../mariadb/backup-tools.ts";
 import type { Manifest } from "../repository/manifest.ts";
 import type { Repository } from "../repository/repository.ts";
 import { privateTempDir, writeOptionFile } from "../util/optionfile.ts";

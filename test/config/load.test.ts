@@ -79,6 +79,23 @@ keys:
     assert.ok(!err.oneLine().includes("\n"));
   });
 
+  it("a node agent: defaults filled in, and a host key is required", () => {
+    const withAgent = GOOD.replace(
+      "- { name: db1, host: db1.example }",
+      '- { name: db1, host: db1.example, agent: { user: strongbox, privateKey: k, hostKey: "SHA256:abc" } }',
+    );
+    const agent = parseConfigText(withAgent, "a.yaml").cluster.nodes[0]!.agent!;
+    assert.equal(agent.port, 22);
+    assert.equal(agent.command, "strongbox agent");
+    assert.equal(agent.connectTimeout, "20s");
+    const blind = withAgent.replace(', hostKey: "SHA256:abc"', "");
+    assert.throws(
+      () => parseConfigText(blind, "b.yaml"),
+      (e: ConfigError) =>
+        e.problems.some((p) => /^cluster\.nodes\[0\]\.agent\.hostKey: set hostKey or knownHostsFile/.test(p)),
+    );
+  });
+
   it("reports cross-field problems (unknown backupNode) with their path", () => {
     const text = GOOD.replace("backupNode: db2", "backupNode: db9");
     assert.throws(

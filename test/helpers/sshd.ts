@@ -19,6 +19,8 @@ export interface SshdOptions {
   sftpArgs?: string;
   /** Passphrase of the generated user key (default: none). */
   passphrase?: string;
+  /** Run this for the user key whatever the client asks (authorized_keys `restrict,command="…"`). */
+  forcedCommand?: string;
 }
 
 export interface SshServer {
@@ -140,7 +142,10 @@ export async function startSshd(options: SshdOptions = {}): Promise<SshServer> {
     await writeFile(passphraseFile, `${options.passphrase}\n`, { mode: 0o600 });
   }
   const authorizedKeys = join(dir, "authorized_keys");
-  await writeFile(authorizedKeys, `${userPub}\n`, { mode: 0o644 });
+  const keyOptions = options.forcedCommand
+    ? `restrict,command="${options.forcedCommand.replace(/["\\]/g, "\\$&")}" `
+    : "";
+  await writeFile(authorizedKeys, `${keyOptions}${userPub}\n`, { mode: 0o644 });
   const knownHostsFile = join(dir, "known_hosts");
   await writeFile(knownHostsFile, `[127.0.0.1]:${port} ${hostKeyLine}\n`);
   const { stdout: fingerprintOut } = await run("ssh-keygen", ["-l", "-E", "sha256", "-f", `${hostKey}.pub`]);

@@ -1,0 +1,249 @@
+// The backup host's side of a node agent: an SSH connection (key auth, pinned host key) whose exec
+// channel runs the agent, the version handshake, and a physical backup whose age-encrypted parts
+// arrive as frames. Each part is hashed here, on the backup host, as it is stored: the node is
+// not trusted to report its own hashes.
+import { createHash } from "node:crypto";
+import { once } from "node:events";
+import { PassThrough } from "node:stream";
+import type { Client, ClientChannel } from "ssh2";
+import { StrongboxError } from "../errors.ts";
+import type { PartRecord } from "../pipeline/parts.ts";
+import { loadSshIdentity, type SshErrorCodes, type SshOptions, sshConnect } from "../ssh/client.ts";
+import type { Storage } from "../storage/types.ts";
+import { messageOf } from "../util/error-kinds.ts";
+import { TailBuffer } from "../util/proc.ts";
+import { type Frame, FrameType, FrameWriter, parseJson, readFrames } from "./frames.ts";
+import {
+  AGENT_PROTOCOL,
+  type AgentError,
+  agentErrorOf,
+  type BackupRequest,
+  type BackupResult,
+  type Hello,
+  type PartEnd,
+  type PartStart,
+} from "./protocol.ts";
+
+export interface AgentOptions extends SshOptions {
+  /** The command sent to sshd; a forced command in authorized_keys takes its place. */
+  command: string;
+}
+
+const SSH_CODES: SshErrorCodes = {
+  stage: "agent",
+  hostKey: "AGENT_HOST_KEY",
+  auth: "AGENT_AUTH",
+  unavailable: "AGENT_UNREACHABLE",
+  config: "AGENT_CONFIG",
+  io: "AGENT_UNREACHABLE",
+};
+
+/** One agent session: connected, handshake done. */
+export class AgentSession {
+  readonly node: string;
+  readonly hello: Hello;
+  private readonly client: Client;
+  private readonly channel: ClientChannel;
+  private readonly frames: AsyncGenerator<Frame>;
+  private readonly out: FrameWriter;
+  private readonly stderr: TailBuffer;
+
+  private constructor(
+    node: string,
+    parts: { client: Client; channel: ClientChannel; frames: AsyncGenerator<Frame>; stderr: TailBuffer },
+    hello: Hello,
+  ) {
+    this.node = node;
+    this.client = parts.client;
+    this.channel = parts.channel;
+    this.frames = parts.frames;
+    this.out = new FrameWriter(parts.channel);
+    this.stderr = parts.stderr;
+    this.hello = hello;
+  }
+
+  /** Connects to the node's sshd, starts the agent and checks its protocol version. */
+  static async open(node: string, o: AgentOptions, version: string): Promise<AgentSession> {
+    const identity = await loadSshIdentity(o, SSH_CODES);
+    const client = await sshConnect(o, identity, SSH_CODES);
+    client.on("error", () => {}); // reported through the channel's end
+    try {
+      const channel = await new Promise<ClientChannel>((resolve, reject) =>
+        client.exec(o.command, (error, ch) => (error ? reject(error) : resolve(ch))),
+      );
+      const stderr = new TailBuffer(8 * 1024);
+      channel.stderr.on("data", (c: Buffer) => stderr.push(c));
+      const exit = new Promise<number | null>((resolve) =>
+        channel.once("exit", (code: number | null) => resolve(code)),
+      );
+      const frames = readFrames(channel);
+      await new FrameWriter(channel).json(FrameType.hello, {
+        protocol: AGENT_PROTOCOL,
+        version,
+      } satisfies Hello);
+      let first: IteratorResult<Frame>;
+      try {
+        first = await frames.next();
+      } catch (e) {
+        throw await notAnAgent(node, o, stderr, exit, e);
+      }
+      if (first.done) throw await notAnAgent(node, o, stderr, exit);
+      if (first.value.type === FrameType.error) throw agentErrorOf(parseJson<AgentError>(first.value), node);
+      if (first.value.type !== FrameType.hello) throw await notAnAgent(node, o, stderr, exit);
+      const hello = parseJson<Hello>(first.value);
+      if (hello.protocol !== AGENT_PROTOCOL) {
+        // The agent answers with its own hello, then refuses; this side says it first.
+        throw new StrongboxError(
+          "AGENT_VERSION",
+          `${node}: the agent speaks protocol ${hello.protocol} (strongbox ${hello.version}); this backup host speaks ${AGENT_PROTOCOL} (strongbox ${version})`,
+          { stage: "agent", hint: "install the same strongbox version on the backup host and the nodes" },
+        );
+      }
+      return new AgentSession(node, { client, channel, frames, stderr }, hello);
+    } catch (e) {
+      client.end();
+      throw e;
+    }
+  }
+
+  /**
+   * Runs a physical backup on the node; its parts are stored under `keyFor(i)` as they arrive.
+   * On any failure the parts already stored are the caller's to remove (nothing is committed).
+   */
+  async backup(
+    request: Omit<BackupRequest, "op">,
+    o: {
+      storage: Pick<Storage, "put">;
+      keyFor: (index: number) => string;
+      signal?: AbortSignal | undefined;
+      onProgress?: (bytes: number) => void;
+    },
+  ): Promise<{ parts: PartRecord[]; result: BackupResult }> {
+    const onAbort = () => this.close();
+    o.signal?.addEventListener("abort", onAbort, { once: true });
+    const parts: PartRecord[] = [];
+    let current:
+      | {
+          index: number;
+          key: string;
+          sink: PassThrough;
+          stored: Promise<unknown>;
+          size: number;
+          hash: ReturnType<typeof createHash>;
+        }
+      | undefined;
+    let received = 0;
+    try {
+      await this.out.json(FrameType.request, { op: "backup", ...request } satisfies BackupRequest);
+      for (;;) {
+        let step: IteratorResult<Frame>;
+        try {
+          step = await this.frames.next();
+        } catch (e) {
+          throw this.lost(e);
+        }
+        if (step.done) throw this.lost();
+        const f = step.value;
+        switch (f.type) {
+          case FrameType.partStart: {
+            const { index } = parseJson<PartStart>(f);
+            if (current || index !== parts.length) throw this.protocol(`part ${index} out of order`);
+            const key = o.keyFor(index);
+            const sink = new PassThrough({ highWaterMark: 1 << 20 });
+            const hash = createHash("sha256");
+            const stored = o.storage.put(key, sink, { signal: o.signal });
+            stored.catch(() => {});
+            current = { index, key, sink, stored, size: 0, hash };
+            break;
+          }
+          case FrameType.data: {
+            if (!current) throw this.protocol("data outside a part");
+            current.hash.update(f.payload);
+            current.size += f.payload.length;
+            received += f.payload.length;
+            o.onProgress?.(received);
+            // The channel is read no faster than the storage takes the bytes: SSH's window does the rest.
+            if (!current.sink.write(f.payload)) {
+              await Promise.race([once(current.sink, "drain"), current.stored]);
+            }
+            break;
+          }
+          case FrameType.partEnd: {
+            const end = parseJson<PartEnd>(f);
+            if (!current || end.index !== current.index)
+              throw this.protocol("a part ended that was not open");
+            current.sink.end();
+            await current.stored;
+            parts.push({
+              index: current.index,
+              key: current.key,
+              size: current.size,
+              sha256: current.hash.digest("hex"),
+              plainSize: end.plainSize,
+            });
+            current = undefined;
+            break;
+          }
+          case FrameType.result: {
+            if (current) throw this.protocol("the result came inside a part");
+            return { parts, result: parseJson<BackupResult>(f) };
+          }
+          case FrameType.error:
+            throw agentErrorOf(parseJson<AgentError>(f), this.node);
+          default:
+            throw this.protocol(`unexpected frame type ${f.type}`);
+        }
+      }
+    } catch (e) {
+      if (current) {
+        current.sink.destroy(e as Error);
+        await current.stored.catch(() => {});
+      }
+      if (o.signal?.aborted) throw o.signal.reason;
+      throw e;
+    } finally {
+      o.signal?.removeEventListener("abort", onAbort);
+    }
+  }
+
+  close(): void {
+    this.channel.destroy();
+    this.client.end();
+  }
+
+  private lost(cause?: unknown): StrongboxError {
+    const said = this.stderr.lastLines(2);
+    return new StrongboxError(
+      "AGENT_LOST",
+      `${this.node}: the agent or its connection went away mid-stream${cause ? ` (${messageOf(cause)})` : ""}${said ? `: ${said}` : ""}`,
+      { stage: "agent", cause },
+    );
+  }
+
+  private protocol(message: string): StrongboxError {
+    return new StrongboxError("AGENT_PROTOCOL", `${this.node}: ${message}`, { stage: "agent" });
+  }
+}
+
+async function notAnAgent(
+  node: string,
+  o: AgentOptions,
+  stderr: TailBuffer,
+  exit: Promise<number | null>,
+  cause?: unknown,
+): Promise<StrongboxError> {
+  const code = await Promise.race([
+    exit,
+    new Promise<undefined>((r) => setTimeout(() => r(undefined), 2000)),
+  ]);
+  const said = stderr.lastLines(2);
+  return new StrongboxError(
+    "AGENT_MISSING",
+    `${node}: no strongbox agent answered at ${o.user}@${o.host}:${o.port ?? 22}${code !== undefined && code !== null ? ` (the command exited with ${code})` : ""}${said ? `: ${said}` : ""}`,
+    {
+      stage: "agent",
+      hint: "install strongbox on the node and check the command in the agent account's authorized_keys",
+      cause,
+    },
+  );
+}

@@ -1,0 +1,76 @@
+// What the backup host and a node's agent say to each other, on top of frames.ts. Version 1 has
+// one operation: a physical backup streamed back as age-encrypted parts. The agent runs only what
+// this protocol names; there is no shell behind it.
+import { isErrorCode } from "../error-codes.ts";
+import { StrongboxError } from "../errors.ts";
+import type { Credentials, TlsOptions } from "../galera/connection.ts";
+import type { PhysicalPosition } from "../mariadb/backup-tools.ts";
+
+export const AGENT_PROTOCOL = 1;
+
+export interface Hello {
+  protocol: number;
+  /** The strongbox version on that side. */
+  version: string;
+  /** The agent's host name and OS account (agent → backup host only). */
+  host?: string;
+  user?: string;
+}
+
+/** A physical backup on the node. Credentials travel only inside SSH, never in argv or files left behind. */
+export interface BackupRequest {
+  op: "backup";
+  mariabackupPath: string;
+  /** How the agent reaches the server: its socket (unix-socket auth works), or host and port. */
+  node: {
+    name: string;
+    host: string;
+    port: number;
+    socket?: string | undefined;
+    datadir?: string | undefined;
+    defaultsFile?: string | undefined;
+  };
+  creds: Credentials;
+  tls?: TlsOptions | undefined;
+  parallel: number;
+  incrementalLsn?: number | undefined;
+  /** Compressed bytes per part. */
+  partSize: number;
+  compressionLevel: number;
+  compressionThreads: number;
+  /** age1… recipients the parts are encrypted to: the node holds no private key. */
+  recipients: string[];
+  account?: string | undefined;
+}
+
+export type AgentRequest = BackupRequest;
+
+export interface PartStart {
+  index: number;
+}
+
+export interface PartEnd {
+  index: number;
+  /** Compressed bytes in the part, before encryption. */
+  plainSize: number;
+}
+
+export interface BackupResult {
+  rawBytes: number;
+  position: PhysicalPosition;
+}
+
+export interface AgentError {
+  code: string;
+  message: string;
+  hint?: string | undefined;
+}
+
+/** An error frame from the agent as the error it was there. */
+export function agentErrorOf(e: AgentError, node: string): StrongboxError {
+  const code = isErrorCode(e.code) ? e.code : "AGENT_PROTOCOL";
+  return new StrongboxError(code, `${node}: ${e.message}`, {
+    stage: "agent",
+    ...(e.hint ? { hint: e.hint } : {}),
+  });
+}

@@ -1,0 +1,104 @@
+// A physical backup taken by the node's agent: mariabackup, zstd and age run on the node, the
+// encrypted parts come back over SSH and are hashed and stored here. The result has the same shape
+// as a local stream's, so the manifest is built the same way.
+import { AgentSession } from "../agent/client.ts";
+import { StrongboxError } from "../errors.ts";
+import type { ClusterNode, Credentials, NodeAgent, TlsOptions } from "../galera/connection.ts";
+import type { PhysicalPosition } from "../mariadb/backup-tools.ts";
+import type { StreamResult } from "../pipeline/stream.ts";
+import type { Storage } from "../storage/types.ts";
+
+export interface RemoteBackup {
+  node: ClusterNode & { agent: NodeAgent };
+  creds: Credentials;
+  tls?: TlsOptions | undefined;
+  recipients: { names: string[]; passphrase: boolean };
+  mariabackupPath: string;
+  parallel: number;
+  incrementalLsn?: number | undefined;
+  partSize: number;
+  compressionLevel: number;
+  compressionThreads: number;
+  account: string;
+  storage: Storage;
+  keyFor: (index: number) => string;
+  /** The first part is stored only once this settles (the writer's housekeeping). */
+  ready?: Promise<unknown>;
+  signal?: AbortSignal | undefined;
+  onProgress?: ((bytes: number) => void) | undefined;
+  version: string;
+}
+
+export async function streamViaAgent(
+  o: RemoteBackup,
+): Promise<{ streamed: StreamResult; position: PhysicalPosition }> {
+  if (o.recipients.passphrase) {
+    throw new StrongboxError(
+      "AGENT_PASSPHRASE",
+      `node ${o.node.name} has an agent, and the repository is encrypted with a passphrase: the node would need it`,
+      { hint: "use age recipients (keys.recipients) with agents; nodes never hold secrets" },
+    );
+  }
+  const a = o.node.agent;
+  const session = await AgentSession.open(
+    o.node.name,
+    {
+      host: a.host,
+      port: a.port,
+      user: a.user,
+      privateKeyFile: a.privateKeyFile,
+      ...(a.passphraseFile ? { passphraseFile: a.passphraseFile } : {}),
+      ...(a.hostKey !== undefined ? { hostKey: a.hostKey } : {}),
+      ...(a.knownHostsFile ? { knownHostsFile: a.knownHostsFile } : {}),
+      connectTimeoutMs: a.connectTimeoutMs,
+      command: a.command,
+    },
+    o.version,
+  );
+  const storage: Pick<Storage, "put"> = {
+    put: async (key, data, options) => {
+      await o.ready;
+      return o.storage.put(key, data, options);
+    },
+  };
+  try {
+    const { parts, result } = await session.backup(
+      {
+        mariabackupPath: o.mariabackupPath,
+        node: {
+          name: o.node.name,
+          host: o.node.host,
+          port: o.node.port,
+          socket: o.node.socket,
+          datadir: o.node.datadir,
+          defaultsFile: o.node.defaultsFile,
+        },
+        creds: o.creds,
+        tls: o.tls,
+        parallel: o.parallel,
+        incrementalLsn: o.incrementalLsn,
+        partSize: o.partSize,
+        compressionLevel: o.compressionLevel,
+        compressionThreads: o.compressionThreads,
+        recipients: o.recipients.names,
+        account: o.account,
+      },
+      { storage, keyFor: o.keyFor, signal: o.signal, onProgress: o.onProgress },
+    );
+    if (parts.length === 0)
+      throw new StrongboxError("AGENT_PROTOCOL", `${o.node.name}: the agent sent no part`);
+    return {
+      streamed: {
+        parts,
+        head: Buffer.alloc(0),
+        tail: Buffer.alloc(0),
+        rawBytes: result.rawBytes,
+        compressedBytes: parts.reduce((s, p) => s + p.plainSize, 0),
+        storedBytes: parts.reduce((s, p) => s + p.size, 0),
+      },
+      position: result.position,
+    };
+  } finally {
+    session.close();
+  }
+}

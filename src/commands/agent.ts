@@ -1,0 +1,23 @@
+// agent: the node side of the backup host's SSH connection (started by sshd's forced command).
+// stdin and stdout carry the agent protocol's frames only; what it logs goes to stderr, which sshd
+// hands to the backup host.
+import { serveAgent } from "../agent/serve.ts";
+import { VERSION } from "../backup/run.ts";
+import type { CommandResult, GlobalOptions } from "../terminal/options.ts";
+import type { Output } from "../terminal/output.ts";
+
+export async function agent(
+  _g: GlobalOptions,
+  _o: Record<string, never>,
+  _out: Output,
+): Promise<CommandResult> {
+  // Files the agent makes (option files, its temp directory) are the account's alone.
+  process.umask(0o077);
+  await serveAgent({
+    input: process.stdin,
+    output: process.stdout,
+    version: VERSION,
+    log: (m) => process.stderr.write(`strongbox ${m}\n`),
+  });
+  return { exitCode: 0 };
+}
