@@ -11,11 +11,7 @@ import { readPhysicalPosition, startMariabackup } from "../mariadb/backup-tools.
 import { zstdCompress } from "../pipeline/compress.ts";
 import { allOrFirstError } from "../pipeline/failfast.ts";
 import { writeParts } from "../pipeline/parts.ts";
-import type { Storage } from "../storage/types.ts";
-import { messageOf } from "../util/error-kinds.ts";
-import { privateTempDir } from "../util/optionfile.ts";
-import { terminate } from "../util/proc.ts";
-import { FrameType, FrameWriter, parseJson, readFrames } from "./frames.ts";
+import { FrameType, FrameWriter, parseJson, readFrames } from "../protocol/frames.ts";
 import {
   AGENT_PROTOCOL,
   type AgentError,
@@ -23,7 +19,11 @@ import {
   type BackupRequest,
   type BackupResult,
   type Hello,
-} from "./protocol.ts";
+} from "../protocol/messages.ts";
+import type { Storage } from "../storage/types.ts";
+import { messageOf } from "../util/error-kinds.ts";
+import { privateTempDir } from "../util/optionfile.ts";
+import { terminate } from "../util/proc.ts";
 
 export interface AgentIo {
   input: Readable;

@@ -1,11 +1,12 @@
 // A physical backup taken by the node's agent: mariabackup, zstd and age run on the node, the
 // encrypted parts come back over SSH and are hashed and stored here. The result has the same shape
 // as a local stream's, so the manifest is built the same way.
-import { AgentSession } from "../agent/client.ts";
+
 import { StrongboxError } from "../errors.ts";
 import type { ClusterNode, Credentials, NodeAgent, TlsOptions } from "../galera/connection.ts";
 import type { PhysicalPosition } from "../mariadb/backup-tools.ts";
 import type { StreamResult } from "../pipeline/stream.ts";
+import { AgentSession } from "../protocol/client.ts";
 import type { Storage } from "../storage/types.ts";
 
 export interface RemoteBackup {

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { PassThrough, Readable } from "node:stream";
 import { describe, it } from "node:test";
-import { FrameType, FrameWriter, parseJson, readFrames } from "../../src/agent/frames.ts";
+import { FrameType, FrameWriter, parseJson, readFrames } from "../../src/protocol/frames.ts";
 
 async function all(input: Buffer[]): Promise<{ type: number; text: string }[]> {
   const out: { type: number; text: string }[] = [];

@@ -22,7 +22,7 @@ import {
   type Hello,
   type PartEnd,
   type PartStart,
-} from "./protocol.ts";
+} from "./messages.ts";
 
 export interface AgentOptions extends SshOptions {
   /** The command sent to sshd; a forced command in authorized_keys takes its place. */
