@@ -1,34 +1,23 @@
 // The agent: `strongbox agent`, started on a node by sshd's forced command, talking frames on
-// stdin/stdout. It runs mariabackup as the node's own OS account with the node's my.cnf, compresses
-// with zstd, cuts the stream into parts and encrypts each with age to the recipients the backup
-// host sent. Only ciphertext leaves the node; the backup host hashes, stores and commits.
-// When the backup host goes away (stdin ends, the channel closes), everything stops.
+// stdin/stdout. It offers the protocol's operations and nothing else: a backup (backup.ts), a
+// restore into a directory below its restore root, and a restore-test there (restore.ts).
+// When the backup host goes away (stdin ends, the channel closes), everything stops and what was
+// half made is removed.
 import { hostname, userInfo } from "node:os";
 import type { Readable, Writable } from "node:stream";
-import { parseRecipient } from "../crypto/age-keys.ts";
 import { StrongboxError } from "../errors.ts";
-import { readPhysicalPosition, startMariabackup } from "../mariadb/backup-tools.ts";
-import { zstdCompress } from "../pipeline/compress.ts";
-import { allOrFirstError } from "../pipeline/failfast.ts";
-import { writeParts } from "../pipeline/parts.ts";
 import { FrameType, FrameWriter, parseJson, readFrames } from "../protocol/frames.ts";
-import {
-  AGENT_PROTOCOL,
-  type AgentError,
-  type AgentRequest,
-  type BackupRequest,
-  type BackupResult,
-  type Hello,
-} from "../protocol/messages.ts";
-import type { Storage } from "../storage/types.ts";
+import { AGENT_PROTOCOL, type AgentError, type AgentRequest, type Hello } from "../protocol/messages.ts";
 import { messageOf } from "../util/error-kinds.ts";
-import { privateTempDir } from "../util/optionfile.ts";
-import { terminate } from "../util/proc.ts";
+import { backupOnNode } from "./backup.ts";
+import { restoreOnNode, restoreTestOnNode } from "./restore.ts";
 
 export interface AgentIo {
   input: Readable;
   output: Writable;
   version: string;
+  /** Restores and restore-tests happen only below this directory (`--restore-root`); none without it. */
+  restoreRoot?: string | undefined;
   log?: (message: string) => void;
 }
 
@@ -70,86 +59,32 @@ export async function serveAgent(io: AgentIo): Promise<void> {
     if (next.value.type !== FrameType.request)
       throw new StrongboxError("AGENT_PROTOCOL", "expected a request");
     const request = parseJson<AgentRequest>(next.value);
-    if (request.op !== "backup") {
-      throw new StrongboxError(
-        "AGENT_PROTOCOL",
-        `unknown operation ${JSON.stringify((request as { op?: unknown }).op)}`,
-      );
+    const signal = abort.signal;
+    const where = { root: io.restoreRoot, signal };
+    let result: unknown;
+    switch (request.op) {
+      case "backup":
+        result = await backupOnNode(request, out, signal, io.log);
+        break;
+      case "restore":
+        io.log?.(`agent: restoring ${request.chain.map((m) => m.id).join(" + ")} into ${request.targetDir}`);
+        result = await restoreOnNode(request, frames, out, where);
+        break;
+      case "restore-test":
+        io.log?.(`agent: restore-test of ${request.chain.map((m) => m.id).join(" + ")}`);
+        result = await restoreTestOnNode(request, frames, out, where);
+        break;
+      default:
+        throw new StrongboxError(
+          "AGENT_PROTOCOL",
+          `unknown operation ${JSON.stringify((request as { op?: unknown }).op)}`,
+        );
     }
-    const result = await backup(request, out, abort.signal, io.log);
     await out.json(FrameType.result, result);
   } catch (e) {
     io.log?.(`agent: ${messageOf(e)}`);
     await out.json(FrameType.error, errorFrame(e)).catch(() => {});
   } finally {
     io.output.end();
-  }
-}
-
-/** A Storage whose puts go out as frames, one part after the other. */
-function frameSink(out: FrameWriter): Pick<Storage, "put"> {
-  let index = 0;
-  return {
-    async put(_key, data) {
-      const n = index++;
-      await out.json(FrameType.partStart, { index: n });
-      let size = 0;
-      for await (const chunk of data as AsyncIterable<Buffer>) {
-        size += chunk.length;
-        await out.write(FrameType.data, chunk);
-      }
-      return { size };
-    },
-  };
-}
-
-async function backup(
-  r: BackupRequest,
-  out: FrameWriter,
-  signal: AbortSignal,
-  log?: (message: string) => void,
-): Promise<BackupResult> {
-  const recipients = r.recipients.map((text) => parseRecipient(text));
-  if (recipients.length === 0)
-    throw new StrongboxError("NO_RECIPIENTS", "the backup host sent no recipients");
-  const work = await privateTempDir("strongbox-agent-");
-  try {
-    const tool = await startMariabackup({
-      path: r.mariabackupPath,
-      node: r.node,
-      creds: r.creds,
-      ...(r.tls ? { tls: r.tls } : {}),
-      workDir: work.path,
-      parallel: r.parallel,
-      ...(r.incrementalLsn !== undefined ? { incrementalLsn: r.incrementalLsn } : {}),
-      ...(r.account ? { account: r.account } : {}),
-    });
-    log?.(`agent: mariabackup started on ${r.node.name}`);
-    const zstd = zstdCompress(r.compressionLevel, r.compressionThreads, tool.child.stdout!);
-    tool.child.stdout!.destroy();
-    const sink = frameSink(out);
-    const parts = writeParts(zstd.child.stdout!, {
-      storage: sink,
-      keyFor: (i) => `part-${i}`,
-      partSize: r.partSize,
-      recipients,
-      maxInFlight: 1,
-      signal,
-      onPart: (p) => void out.json(FrameType.partEnd, { index: p.index, plainSize: p.plainSize }),
-    });
-    const stop = async () => {
-      await Promise.all([terminate(tool.child, 3000), terminate(zstd.child, 3000)]);
-    };
-    const onAbort = () => void stop();
-    signal.addEventListener("abort", onAbort, { once: true });
-    try {
-      await allOrFirstError([tool.done, zstd.done, parts], stop, signal);
-    } finally {
-      signal.removeEventListener("abort", onAbort);
-    }
-    const position = await readPhysicalPosition(tool.lsnDir, tool.stderr.text());
-    return { rawBytes: await zstd.totalIn, position };
-  } finally {
-    await work.remove().catch(() => {});
   }
 }

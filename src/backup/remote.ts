@@ -6,7 +6,7 @@ import { StrongboxError } from "../errors.ts";
 import type { ClusterNode, Credentials, NodeAgent, TlsOptions } from "../galera/connection.ts";
 import type { PhysicalPosition } from "../mariadb/backup-tools.ts";
 import type { StreamResult } from "../pipeline/stream.ts";
-import { AgentSession } from "../protocol/client.ts";
+import { openAgent } from "../protocol/client.ts";
 import type { Storage } from "../storage/types.ts";
 
 export interface RemoteBackup {
@@ -40,22 +40,7 @@ export async function streamViaAgent(
       { hint: "use age recipients (keys.recipients) with agents; nodes never hold secrets" },
     );
   }
-  const a = o.node.agent;
-  const session = await AgentSession.open(
-    o.node.name,
-    {
-      host: a.host,
-      port: a.port,
-      user: a.user,
-      privateKeyFile: a.privateKeyFile,
-      ...(a.passphraseFile ? { passphraseFile: a.passphraseFile } : {}),
-      ...(a.hostKey !== undefined ? { hostKey: a.hostKey } : {}),
-      ...(a.knownHostsFile ? { knownHostsFile: a.knownHostsFile } : {}),
-      connectTimeoutMs: a.connectTimeoutMs,
-      command: a.command,
-    },
-    o.version,
-  );
+  const session = await openAgent(o.node, o.version);
   const storage: Pick<Storage, "put"> = {
     put: async (key, data, options) => {
       await o.ready;

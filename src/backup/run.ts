@@ -42,12 +42,11 @@ import type { Repository } from "../repository/repository.ts";
 import { preflightBackupGrants } from "../security/grants.ts";
 import { explainPrivilegeError } from "../security/privilege-errors.ts";
 import { privateTempDir } from "../util/optionfile.ts";
+import { VERSION } from "../version.ts";
 import { type Inventory, takeInventory } from "./inventory.ts";
 import { assertLocalNode } from "./locality.ts";
 import { type BackupPlan, type PlanPolicy, planBackup, planningHistory } from "./plan.ts";
 import { streamViaAgent } from "./remote.ts";
-
-export const VERSION = "0.1.0";
 
 /** What a backup needs of the configuration. */
 export interface BackupSettings extends PlanPolicy {

@@ -1,9 +1,11 @@
 // Argument parsing only: each command's work lives in src/commands/, loaded when it is used.
+
 import { Command, CommanderError, Option } from "commander";
 import { ExitCode } from "../error-codes/spec.ts";
 import { ERRORS } from "../error-codes.ts";
 import { StrongboxError } from "../errors.ts";
 import { type Output, terminalOutput } from "../terminal/output.ts";
+import { VERSION } from "../version.ts";
 import { registerAdmin } from "./admin.ts";
 import { newSession, type Session } from "./args.ts";
 import { registerBackup } from "./backup.ts";
@@ -17,7 +19,7 @@ import { registerService } from "./service.ts";
 export function buildProgram(session: Session): Command {
   const program = new Command("strongbox")
     .description("Secure, verified, offsite backups of MariaDB Galera clusters")
-    .version("0.1.0")
+    .version(VERSION)
     .addOption(
       new Option(
         "-c, --config <file>",

@@ -33,6 +33,10 @@ export function registerRestore(program: Command, s: Session): void {
     .option("--prepare", "run mariabackup --prepare (the default)", true)
     .option("--no-prepare", "only extract")
     .option("--into-node <name>", "logical backups: load into this configured node (admin account)")
+    .option(
+      "--onto <node>",
+      "physical backups: restore into --target-dir on this node, through its agent (below its --restore-root)",
+    )
     .option("--identity <file>", "age identity (default: keys.identity)")
     .option("--repo <name>", "repository")
     .action(async (id: string | undefined, o, cmd: Command) =>
@@ -47,6 +51,7 @@ export function registerRestore(program: Command, s: Session): void {
     .argument("[id]", "backup id (default: the newest, or the newest before --to-time/--to-gtid)")
     .option("--to-time <time>", "also replay archived binlogs up to this time (point-in-time recovery test)")
     .option("--to-gtid <gtid>", "also replay archived binlogs up to this GTID")
+    .option("--on <node>", "run the scratch restore and server on this node's host, through its agent")
     .option("--identity <file>", "age identity (default: keys.identity)")
     .option("--repo <name>", "repository")
     .action(async (id: string | undefined, o, cmd: Command) =>

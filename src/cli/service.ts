@@ -27,9 +27,13 @@ export function registerService(program: Command, s: Session): void {
   program
     .command("agent")
     .description("serve the backup host's requests on stdin/stdout (run by sshd's forced command on a node)")
+    .option(
+      "--restore-root <dir>",
+      "accept restores and restore-tests, only into directories below this one (none without it)",
+    )
     .addHelpText(
       "after",
-      '\nOn each node, in the agent account\'s ~/.ssh/authorized_keys:\n  restrict,command="strongbox agent" ssh-ed25519 AAAA… backup-host\nSee docs/deployment.md.',
+      '\nOn each node, in the agent account\'s ~/.ssh/authorized_keys:\n  restrict,command="strongbox agent --restore-root /var/lib/strongbox-restore" ssh-ed25519 AAAA… backup-host\nSee docs/deployment.md.',
     )
     .action(async (o, cmd: Command) =>
       s.run((await import("../commands/agent.ts")).agent(globals(cmd), o, s.out)),

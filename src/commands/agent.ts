@@ -2,13 +2,13 @@
 // stdin and stdout carry the agent protocol's frames only; what it logs goes to stderr, which sshd
 // hands to the backup host.
 import { serveAgent } from "../agent/serve.ts";
-import { VERSION } from "../backup/run.ts";
 import type { CommandResult, GlobalOptions } from "../terminal/options.ts";
 import type { Output } from "../terminal/output.ts";
+import { VERSION } from "../version.ts";
 
 export async function agent(
   _g: GlobalOptions,
-  _o: Record<string, never>,
+  o: { restoreRoot?: string },
   _out: Output,
 ): Promise<CommandResult> {
   // Files the agent makes (option files, its temp directory) are the account's alone.
@@ -17,6 +17,7 @@ export async function agent(
     input: process.stdin,
     output: process.stdout,
     version: VERSION,
+    restoreRoot: o.restoreRoot,
     log: (m) => process.stderr.write(`strongbox ${m}\n`),
   });
   return { exitCode: 0 };

@@ -4,19 +4,22 @@ import { chooseBackupFor } from "../binlog/plan.ts";
 import { identitiesOf, stateDirOf } from "../config/context.ts";
 import { monitorSettingsOf } from "../config/monitoring.ts";
 import { decryptBuffer } from "../crypto/age.ts";
+import { restoreTestOnNode } from "../drill/on-node.ts";
 import { restoreTest } from "../drill/restore-test.ts";
 import { StrongboxError, UsageError } from "../errors.ts";
 import { runMonitored } from "../monitor/monitor.ts";
 import { resolveChain } from "../repository/chain.ts";
 import type { ManifestDetails } from "../repository/manifest.ts";
+import { repositorySource } from "../restore/read.ts";
 import type { CommandResult, GlobalOptions } from "../terminal/options.ts";
 import type { Output } from "../terminal/output.ts";
 import { interruptible } from "../terminal/signals.ts";
+import { agentNode } from "./nodes.ts";
 import { openConfiguredRepository, trustedPublicKey } from "./repo.ts";
 
 export async function restoreTestCommand(
   g: GlobalOptions,
-  o: { id?: string; identity?: string; repo?: string; toTime?: string; toGtid?: string },
+  o: { id?: string; identity?: string; repo?: string; toTime?: string; toGtid?: string; on?: string },
   out: Output,
 ): Promise<CommandResult> {
   const { loaded, repo, close } = await openConfiguredRepository(g.config, o.repo);
@@ -32,9 +35,12 @@ export async function restoreTestCommand(
           toTime = new Date(o.toTime);
           if (Number.isNaN(toTime.getTime())) throw new UsageError(`--to-time "${o.toTime}" is not a time`);
         }
-        const pointInTime =
-          toTime || o.toGtid ? { toTime, toGtid: o.toGtid, trustedPublicKey: key } : undefined;
-        let id = o.id ?? (pointInTime ? chooseBackupFor(await repo.list(), pointInTime).id : undefined);
+        const point = toTime || o.toGtid ? { toTime, toGtid: o.toGtid } : undefined;
+        const onName = o.on ?? loaded.config.restoreTest.on;
+        const on = onName ? agentNode(loaded, onName, o.on ? "--on" : "restoreTest.on") : undefined;
+        if (on && point)
+          throw new UsageError("--on does not replay binlogs yet: run restore-test --to-time on this host");
+        let id = o.id ?? (point ? chooseBackupFor(await repo.list(), point).id : undefined);
         if (!id) {
           const all = (await repo.scan()).committed;
           id = all[all.length - 1];
@@ -50,20 +56,26 @@ export async function restoreTestCommand(
           (await decryptBuffer(Buffer.from(target.details, "base64"), identities)).toString("utf8"),
         ) as ManifestDetails;
         const cfg = loaded.config.restoreTest;
-        const r = await restoreTest({
-          repo,
+        const settings = {
+          source: repositorySource(repo, identities),
           chain,
-          identities,
           details,
-          scratchRoot: cfg.scratchDir ? loaded.resolvePath(cfg.scratchDir) : `${stateDirOf(loaded)}/scratch`,
           mariabackupPath: loaded.config.backup.mariabackupPath,
           assertions: cfg.assertions,
           rowCountTolerance: { exact: cfg.rowCountTolerance, estimate: cfg.estimateTolerance },
           bufferPool: cfg.bufferPool,
           signal: abort.signal,
-          pointInTime,
           log: (m: string) => out.log(m),
-        });
+        };
+        const r = on
+          ? await restoreTestOnNode({ ...settings, node: on })
+          : await restoreTest({
+              ...settings,
+              scratchRoot: cfg.scratchDir
+                ? loaded.resolvePath(cfg.scratchDir)
+                : `${stateDirOf(loaded)}/scratch`,
+              ...(point ? { pointInTime: { ...point, trustedPublicKey: key, repo, identities } } : {}),
+            });
         out.result(r, () =>
           [
             `restore-test of ${r.id} (${r.type}${r.chain.length > 1 ? `, chain of ${r.chain.length}` : ""}): ${r.passed ? "PASSED" : "FAILED"}`,
@@ -77,6 +89,7 @@ export async function restoreTestCommand(
         run.kind = r.type;
         run.details = {
           backupId: r.id,
+          ...(onName ? { on: onName } : {}),
           rtoSeconds: r.rtoSeconds,
           tablesChecked: r.tablesChecked,
           timings: r.timings,

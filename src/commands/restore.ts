@@ -8,10 +8,13 @@ import { UsageError } from "../errors.ts";
 import { resolveChain } from "../repository/chain.ts";
 import type { Repository } from "../repository/repository.ts";
 import { loadLogical } from "../restore/logical.ts";
+import { restoreOntoNode } from "../restore/onto-node.ts";
+import { repositorySource } from "../restore/read.ts";
 import { nextSteps, restorePhysical } from "../restore/restore.ts";
 import type { CommandResult, GlobalOptions } from "../terminal/options.ts";
 import { type Output, reply } from "../terminal/output.ts";
 import { interruptible } from "../terminal/signals.ts";
+import { agentNode } from "./nodes.ts";
 import { openConfiguredRepository, trustedPublicKey } from "./repo.ts";
 
 export async function restore(
@@ -22,6 +25,7 @@ export async function restore(
     toGtid?: string;
     targetDir?: string;
     intoNode?: string;
+    onto?: string;
     force?: boolean;
     prepare?: boolean;
     identity?: string;
@@ -33,6 +37,10 @@ export async function restore(
   const abort = interruptible((sig) => `restore aborted by ${sig}`);
   try {
     if (o.toTime || o.toGtid) {
+      if (o.onto)
+        throw new UsageError(
+          "--onto does not replay binlogs yet: restore --to-time/--to-gtid on the host that will run the server",
+        );
       return await restoreToPointCommand(o, out, { loaded, repo, signal: abort.signal });
     }
     if (!o.id) throw new UsageError("give a backup ID, or --to-time / --to-gtid for point-in-time recovery");
@@ -49,9 +57,8 @@ export async function restore(
       const admin = await credentialsFor(loaded, "admin");
       if (!admin) throw new UsageError("loading a logical backup needs cluster.credentials.admin");
       const r = await loadLogical({
-        repo,
+        source: repositorySource(repo, identities),
         manifest: target,
-        identities,
         node,
         creds: admin,
         tls: clusterTls(loaded),
@@ -64,20 +71,22 @@ export async function restore(
       );
     }
     if (!o.targetDir) throw new UsageError("restore of a physical backup needs --target-dir DIR");
-    const r = await restorePhysical({
-      repo,
+    const settings = {
+      source: repositorySource(repo, identities),
       chain,
-      identities,
       targetDir: o.targetDir,
       force: o.force,
       prepare: o.prepare,
       mariabackupPath: loaded.config.backup.mariabackupPath,
       signal: abort.signal,
       log,
-    });
+    };
+    const r = o.onto
+      ? await restoreOntoNode({ ...settings, node: agentNode(loaded, o.onto, "--onto") })
+      : await restorePhysical(settings);
     return reply(out, r, () =>
       [
-        `restored ${r.backups.join(" + ")} into ${r.targetDir} in ${r.timings.total?.toFixed(1)} s${o.prepare === false ? " (not prepared)" : " (prepared)"}`,
+        `restored ${r.backups.join(" + ")} into ${o.onto ? `${o.onto}:` : ""}${r.targetDir} in ${r.timings.total?.toFixed(1)} s${o.prepare === false ? " (not prepared)" : " (prepared)"}`,
         ...nextSteps(r),
       ].join("\n"),
     );
@@ -116,9 +125,8 @@ async function restoreToPointCommand(
   const identities = await identitiesOf(loaded, o.identity);
   const log = (m: string) => out.log(m);
   const restored = await restorePhysical({
-    repo,
+    source: repositorySource(repo, identities),
     chain,
-    identities,
     targetDir: o.targetDir,
     force: o.force,
     mariabackupPath: loaded.config.backup.mariabackupPath,

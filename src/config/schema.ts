@@ -507,6 +507,13 @@ export const restoreTestSchema = z
       .optional()
       .describe("where restore tests unpack and run (default: state/scratch beside this file)"),
     bufferPool: z.string().default("256M").describe("innodb_buffer_pool_size of the throw-away server"),
+    on: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        "a node (cluster.nodes[].name, with an agent) whose host runs restore tests, below its agent's --restore-root; default: this host (restore-test --on overrides)",
+      ),
     rowCountTolerance: z
       .number()
       .min(0)
@@ -595,6 +602,16 @@ export const configSchema = z
         code: "custom",
         path: ["binlog", "node"],
         message: `no node named "${cfg.binlog.node}" in cluster.nodes`,
+      });
+    }
+    const tester = cfg.restoreTest.on;
+    if (tester !== undefined && !cfg.cluster.nodes.some((n) => n.name === tester && n.agent)) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["restoreTest", "on"],
+        message: names.has(tester)
+          ? `node "${tester}" has no agent (cluster.nodes[].agent)`
+          : `no node named "${tester}" in cluster.nodes`,
       });
     }
     if (names.size !== cfg.cluster.nodes.length) {

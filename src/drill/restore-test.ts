@@ -16,15 +16,17 @@ import {
   runAssertions,
 } from "../restore/checks.ts";
 import { loadLogical } from "../restore/logical.ts";
+import type { PlaintextSource } from "../restore/read.ts";
 import { restorePhysical } from "../restore/restore.ts";
 import { privateTempDir } from "../util/optionfile.ts";
 import { run } from "../util/proc.ts";
 
 export interface RestoreTestOptions {
-  repo: Repository;
+  /** Each backup's decrypted stream, asked for in chain order. */
+  source: PlaintextSource;
   chain: Manifest[];
-  identities: AgeIdentity[];
-  details: ManifestDetails;
+  /** The inventory recorded at backup time (from the decrypted manifest details). */
+  details: Pick<ManifestDetails, "inventory">;
   scratchRoot: string;
   mariabackupPath: string;
   assertions: Assertion[];
@@ -33,7 +35,13 @@ export interface RestoreTestOptions {
   signal?: AbortSignal;
   log?: (m: string) => void;
   /** restore-test --to-time/--to-gtid: replay archived binlogs onto the restored backup first. */
-  pointInTime?: { toTime?: Date; toGtid?: string; trustedPublicKey: string };
+  pointInTime?: {
+    toTime?: Date | undefined;
+    toGtid?: string | undefined;
+    trustedPublicKey: string;
+    repo: Repository;
+    identities: AgeIdentity[];
+  };
 }
 
 export interface RestoreTestResult {
@@ -99,9 +107,8 @@ export async function restoreTest(o: RestoreTestOptions): Promise<RestoreTestRes
         t = performance.now();
         log(`loading logical backup ${target.id}`);
         await loadLogical({
-          repo: o.repo,
+          source: o.source,
           manifest: target,
-          identities: o.identities,
           node: { name: "scratch", host: "127.0.0.1", port: server.port, socket: server.socket },
           creds: { user: osUser },
           signal: o.signal,
@@ -109,9 +116,8 @@ export async function restoreTest(o: RestoreTestOptions): Promise<RestoreTestRes
         timings.load = since(t);
       } else {
         const r = await restorePhysical({
-          repo: o.repo,
+          source: o.source,
           chain: o.chain,
-          identities: o.identities,
           targetDir: datadir,
           mariabackupPath: o.mariabackupPath,
           signal: o.signal,
@@ -123,8 +129,8 @@ export async function restoreTest(o: RestoreTestOptions): Promise<RestoreTestRes
           t = performance.now();
           const p = o.pointInTime;
           const replayed = await restoreToPoint({
-            repo: o.repo,
-            identities: o.identities,
+            repo: p.repo,
+            identities: p.identities,
             trustedPublicKey: p.trustedPublicKey,
             targetDir: datadir,
             fromGtid: o.chain[o.chain.length - 1]!.gtid!,

@@ -14,6 +14,12 @@ export const AGENT_ERRORS = {
       meaning: "the node's SSH host key is not the pinned one: possibly someone in the middle",
       hint: "compare fingerprints on the node itself before updating cluster.nodes[].agent.hostKey",
     },
+    AGENT_RESTORE_ROOT: {
+      exit: FAIL,
+      meaning:
+        "the agent refuses to restore there: it was started without --restore-root, or the target is not inside it",
+      hint: "give the agent's forced command --restore-root DIR and restore into a directory below it (docs/deployment.md)",
+    },
     AGENT_AUTH: {
       exit: FAIL,
       meaning: "the node's SSH server refused the backup host's key",

@@ -4,10 +4,13 @@
 // not trusted to report its own hashes.
 import { createHash } from "node:crypto";
 import { once } from "node:events";
-import { PassThrough } from "node:stream";
+import { PassThrough, type Readable } from "node:stream";
+import { setTimeout as delay } from "node:timers/promises";
 import type { Client, ClientChannel } from "ssh2";
 import { StrongboxError } from "../errors.ts";
+import type { NodeAgent } from "../galera/connection.ts";
 import type { PartRecord } from "../pipeline/parts.ts";
+import type { Manifest } from "../repository/manifest.ts";
 import { loadSshIdentity, type SshErrorCodes, type SshOptions, sshConnect } from "../ssh/client.ts";
 import type { Storage } from "../storage/types.ts";
 import { messageOf } from "../util/error-kinds.ts";
@@ -16,10 +19,12 @@ import { type Frame, FrameType, FrameWriter, parseJson, readFrames } from "./fra
 import {
   AGENT_PROTOCOL,
   type AgentError,
+  type AgentRequest,
   agentErrorOf,
   type BackupRequest,
   type BackupResult,
   type Hello,
+  type LogLine,
   type PartEnd,
   type PartStart,
 } from "./messages.ts";
@@ -29,6 +34,9 @@ export interface AgentOptions extends SshOptions {
   command: string;
 }
 
+/** Upload frames are cut at this size, well below the agent's limit for a data frame. */
+const MAX_UPLOAD_FRAME = 256 * 1024;
+
 const SSH_CODES: SshErrorCodes = {
   stage: "agent",
   hostKey: "AGENT_HOST_KEY",
@@ -37,6 +45,54 @@ const SSH_CODES: SshErrorCodes = {
   config: "AGENT_CONFIG",
   io: "AGENT_UNREACHABLE",
 };
+
+/** Opens a session with the agent of a node that has one (cluster.nodes[].agent). */
+export function openAgent(node: { name: string; agent: NodeAgent }, version: string): Promise<AgentSession> {
+  const a = node.agent;
+  return AgentSession.open(
+    node.name,
+    {
+      host: a.host,
+      port: a.port,
+      user: a.user,
+      privateKeyFile: a.privateKeyFile,
+      ...(a.passphraseFile ? { passphraseFile: a.passphraseFile } : {}),
+      ...(a.hostKey !== undefined ? { hostKey: a.hostKey } : {}),
+      ...(a.knownHostsFile ? { knownHostsFile: a.knownHostsFile } : {}),
+      connectTimeoutMs: a.connectTimeoutMs,
+      command: a.command,
+    },
+    version,
+  );
+}
+
+/**
+ * One operation on a node's agent that takes a chain's streams (a restore, a restore-test): a
+ * session opened for it, each backup's stream sent in chain order, the agent's progress lines
+ * passed on, the session closed whatever happens.
+ */
+export async function callWithChain<T>(
+  node: { name: string; agent: NodeAgent },
+  version: string,
+  request: AgentRequest,
+  o: {
+    chain: Manifest[];
+    open: (m: Manifest, signal?: AbortSignal) => Readable;
+    signal?: AbortSignal | undefined;
+    log?: ((message: string) => void) | undefined;
+  },
+): Promise<T> {
+  const session = await openAgent(node, version);
+  try {
+    return await session.call<T>(request, {
+      streams: o.chain.map((m) => () => o.open(m, o.signal)),
+      onLog: (m) => o.log?.(`${node.name}: ${m}`),
+      signal: o.signal,
+    });
+  } finally {
+    session.close();
+  }
+}
 
 /** One agent session: connected, handshake done. */
 export class AgentSession {
@@ -190,6 +246,8 @@ export class AgentSession {
           }
           case FrameType.error:
             throw agentErrorOf(parseJson<AgentError>(f), this.node);
+          case FrameType.log:
+            break;
           default:
             throw this.protocol(`unexpected frame type ${f.type}`);
         }
@@ -202,6 +260,83 @@ export class AgentSession {
       if (o.signal?.aborted) throw o.signal.reason;
       throw e;
     } finally {
+      o.signal?.removeEventListener("abort", onAbort);
+    }
+  }
+
+  /**
+   * Sends `request`, then each of `streams` in order (framed as parts 0, 1, …), while it reads the
+   * agent's progress lines; resolves with the operation's result. An error frame from the agent
+   * stops the upload at once: it is the error reported.
+   */
+  async call<T>(
+    request: AgentRequest,
+    o: {
+      streams?: (() => Readable)[];
+      onLog?: (message: string) => void;
+      signal?: AbortSignal | undefined;
+    } = {},
+  ): Promise<T> {
+    const onAbort = () => this.close();
+    o.signal?.addEventListener("abort", onAbort, { once: true });
+    let finished = false;
+    let uploading: Readable | undefined;
+    const upload = async () => {
+      await this.out.json(FrameType.request, request);
+      for (const [index, open] of (o.streams ?? []).entries()) {
+        if (finished) return;
+        await this.out.json(FrameType.partStart, { index } satisfies PartStart);
+        let size = 0;
+        uploading = open();
+        for await (const chunk of uploading as AsyncIterable<Buffer>) {
+          if (finished) return;
+          for (let at = 0; at < chunk.length; at += MAX_UPLOAD_FRAME) {
+            const piece = chunk.subarray(at, at + MAX_UPLOAD_FRAME);
+            await this.out.write(FrameType.data, piece);
+            size += piece.length;
+          }
+        }
+        await this.out.json(FrameType.partEnd, { index, plainSize: size } satisfies PartEnd);
+      }
+    };
+    // A failed upload (a part that fails its hash, say) ends the session: the agent sees its
+    // input close, stops and cleans up; that failure, not the lost connection, is reported.
+    let uploadError: unknown;
+    const sent = upload().catch((e: unknown) => {
+      uploadError = e;
+      this.close();
+    });
+    const lostOrUpload = (cause?: unknown) =>
+      finished || uploadError === undefined ? this.lost(cause) : uploadError;
+    try {
+      for (;;) {
+        let step: IteratorResult<Frame>;
+        try {
+          step = await this.frames.next();
+        } catch (e) {
+          await Promise.race([sent, delay(100)]);
+          throw lostOrUpload(e);
+        }
+        if (step.done) {
+          await Promise.race([sent, delay(100)]);
+          throw lostOrUpload();
+        }
+        const f = step.value;
+        if (f.type === FrameType.log) o.onLog?.(parseJson<LogLine>(f).message);
+        else if (f.type === FrameType.result) {
+          // The agent may answer before it read every stream (a restore-test whose restore failed
+          // reports that as its result); what was not sent is not needed.
+          if (uploadError !== undefined) throw uploadError;
+          return parseJson<T>(f);
+        } else if (f.type === FrameType.error) throw agentErrorOf(parseJson<AgentError>(f), this.node);
+        else throw this.protocol(`unexpected frame type ${f.type}`);
+      }
+    } catch (e) {
+      if (o.signal?.aborted) throw o.signal.reason;
+      throw e;
+    } finally {
+      finished = true;
+      uploading?.destroy();
       o.signal?.removeEventListener("abort", onAbort);
     }
   }

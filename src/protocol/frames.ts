@@ -10,7 +10,7 @@ export const FrameType = {
   hello: 1,
   /** JSON: an operation and its arguments (backup host → agent). */
   request: 2,
-  /** JSON: the start of a part {index} (agent → backup host). */
+  /** JSON: the start of a part {index}: a backup's part (agent → backup host), or a backup's stream to restore (backup host → agent). */
   partStart: 3,
   /** Bytes of the current part. */
   data: 4,
@@ -20,6 +20,8 @@ export const FrameType = {
   result: 6,
   /** JSON: {code, message, hint?}; the last frame of a failed operation. */
   error: 7,
+  /** JSON: {message}, a progress line (agent → backup host). */
+  log: 8,
 } as const;
 export type FrameTypeValue = (typeof FrameType)[keyof typeof FrameType];
 
@@ -74,27 +76,55 @@ function protocolLost(message: string): StrongboxError {
 
 /** The frames of a byte stream, in order; ends when the stream ends between two frames. */
 export async function* readFrames(input: Readable): AsyncGenerator<Frame> {
-  let buffered: Buffer = Buffer.alloc(0);
+  // Chunks are kept as they came and copied at most once, into the frame that spans them.
+  const chunks: Buffer[] = [];
+  let have = 0;
+  const take = (n: number): Buffer => {
+    const first = chunks[0]!;
+    have -= n;
+    if (first.length >= n) {
+      if (first.length === n) chunks.shift();
+      else chunks[0] = first.subarray(n);
+      return first.subarray(0, n);
+    }
+    const out = Buffer.allocUnsafe(n);
+    for (let at = 0; at < n; ) {
+      const c = chunks[0]!;
+      const k = Math.min(c.length, n - at);
+      c.copy(out, at, 0, k);
+      at += k;
+      if (k === c.length) chunks.shift();
+      else chunks[0] = c.subarray(k);
+    }
+    return out;
+  };
+  let head: { type: FrameTypeValue; length: number } | undefined;
   for await (const chunk of input) {
-    buffered = buffered.length === 0 ? (chunk as Buffer) : Buffer.concat([buffered, chunk as Buffer]);
-    while (buffered.length >= 5) {
-      const type = buffered.readUInt8(0) as FrameTypeValue;
-      const length = buffered.readUInt32BE(1);
-      if (!Object.values(FrameType).includes(type)) {
-        throw new StrongboxError("AGENT_PROTOCOL", `unknown frame type ${type}`, { stage: "agent" });
+    chunks.push(chunk as Buffer);
+    have += (chunk as Buffer).length;
+    for (;;) {
+      if (!head) {
+        if (have < 5) break;
+        const h = take(5);
+        const type = h.readUInt8(0) as FrameTypeValue;
+        const length = h.readUInt32BE(1);
+        if (!Object.values(FrameType).includes(type)) {
+          throw new StrongboxError("AGENT_PROTOCOL", `unknown frame type ${type}`, { stage: "agent" });
+        }
+        const max = type === FrameType.data ? MAX_DATA_BYTES : MAX_CONTROL_BYTES;
+        if (length > max) {
+          throw new StrongboxError("AGENT_PROTOCOL", `frame of ${length} bytes exceeds ${max}`, {
+            stage: "agent",
+          });
+        }
+        head = { type, length };
       }
-      const max = type === FrameType.data ? MAX_DATA_BYTES : MAX_CONTROL_BYTES;
-      if (length > max) {
-        throw new StrongboxError("AGENT_PROTOCOL", `frame of ${length} bytes exceeds ${max}`, {
-          stage: "agent",
-        });
-      }
-      if (buffered.length < 5 + length) break;
-      yield { type, payload: buffered.subarray(5, 5 + length) };
-      buffered = buffered.subarray(5 + length);
+      if (have < head.length) break;
+      yield { type: head.type, payload: head.length === 0 ? Buffer.alloc(0) : take(head.length) };
+      head = undefined;
     }
   }
-  if (buffered.length > 0) throw protocolLost("the stream ended inside a frame");
+  if (head || have > 0) throw protocolLost("the stream ended inside a frame");
 }
 
 export function parseJson<T>(frame: Frame): T {

@@ -1,10 +1,12 @@
-// What the backup host and a node's agent say to each other, on top of frames.ts. Version 1 has
-// one operation: a physical backup streamed back as age-encrypted parts. The agent runs only what
-// this protocol names; there is no shell behind it.
+// What the backup host and a node's agent say to each other, on top of frames.ts. Three operations:
+// a physical backup streamed back as age-encrypted parts; a restore of a chain into a directory on
+// the node; a restore-test on the node. The agent runs only what this protocol names; there is no
+// shell behind it.
 import { isErrorCode } from "../error-codes.ts";
 import { StrongboxError } from "../errors.ts";
 import type { Credentials, TlsOptions } from "../galera/connection.ts";
 import type { PhysicalPosition } from "../mariadb/backup-tools.ts";
+import type { Manifest, ManifestDetails } from "../repository/manifest.ts";
 
 export const AGENT_PROTOCOL = 1;
 
@@ -43,7 +45,38 @@ export interface BackupRequest {
   account?: string | undefined;
 }
 
-export type AgentRequest = BackupRequest;
+/**
+ * A restore of a physical chain into `targetDir` on the node, prepared, with grastate.dat. The
+ * backup host sends each backup's decrypted, still compressed stream after the request, in chain
+ * order (partStart {index}, data, partEnd); the identity never leaves the host that restores.
+ */
+export interface RestoreRequest {
+  op: "restore";
+  /** The chain, full first: manifests whose signatures the backup host checked. */
+  chain: Manifest[];
+  targetDir: string;
+  force: boolean;
+  prepare: boolean;
+  mariabackupPath: string;
+}
+
+/** A restore-test on the node: the chain restored into scratch space there, started, checked. */
+export interface RestoreTestRequest {
+  op: "restore-test";
+  chain: Manifest[];
+  inventory: ManifestDetails["inventory"];
+  mariabackupPath: string;
+  assertions: { name: string; sql: string; expect: string }[];
+  rowCountTolerance: { exact: number; estimate: number };
+  bufferPool: string;
+}
+
+export type AgentRequest = BackupRequest | RestoreRequest | RestoreTestRequest;
+
+/** A progress line from the agent (agent → backup host), shown to the operator. */
+export interface LogLine {
+  message: string;
+}
 
 export interface PartStart {
   index: number;

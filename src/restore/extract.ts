@@ -2,15 +2,13 @@
 // logical dump to its consumer.
 import { Transform, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import type { AgeIdentity } from "../crypto/age-keys.ts";
 import { StrongboxError } from "../errors.ts";
 import { type Codec, zstdDecompress } from "../pipeline/compress.ts";
 import { allOrFirstError } from "../pipeline/failfast.ts";
 import type { Manifest } from "../repository/manifest.ts";
-import type { Repository } from "../repository/repository.ts";
 import { closeQuietly, openFifo } from "../util/fifo.ts";
 import { terminate } from "../util/proc.ts";
-import { backupPlaintext } from "./read.ts";
+import type { PlaintextSource } from "./read.ts";
 import { type UnpackResult, unpackOnWorker } from "./unpack.ts";
 import type { XbstreamSummary } from "./xbstream.ts";
 
@@ -46,15 +44,14 @@ class DumpTrailerCheck extends Transform {
  * stream to `consumer` (a logical restore feeding `mariadb`).
  */
 export async function decodeBackup(
-  repo: Repository,
+  source: PlaintextSource,
   m: Manifest,
-  identities: AgeIdentity[],
   o:
     | { sink: "extract"; dir: string; signal?: AbortSignal }
     | { sink: "scan"; signal?: AbortSignal }
     | { sink: "consumer"; consumer: NodeJS.WritableStream; signal?: AbortSignal },
 ): Promise<DecodeResult> {
-  if (m.type === "logical") return decodeDump(repo, m, identities, o);
+  if (m.type === "logical") return decodeDump(source, m, o);
   if (o.sink === "consumer") throw new Error("a physical backup is extracted or scanned, not consumed");
   // The decompressed xbstream, the largest stream of all, goes through a FIFO to a worker thread
   // that unpacks it into the directory, or only checks it.
@@ -71,7 +68,7 @@ export async function decodeBackup(
     // zstd has its own copy; the worker sees the end of the stream when zstd closes it.
     closeQuietly(fifo.writeFd);
   }
-  const plaintext = backupPlaintext(repo, m, identities, { signal: o.signal });
+  const plaintext = source(m, o.signal);
   const stop = async () => {
     plaintext.destroy();
     await terminate(zstd.child, 2000);
@@ -88,13 +85,12 @@ export async function decodeBackup(
 
 /** A logical dump to its consumer (or nowhere, for a scan), with its trailer checked. */
 async function decodeDump(
-  repo: Repository,
+  source: PlaintextSource,
   m: Manifest,
-  identities: AgeIdentity[],
   o: { sink: "extract" | "scan" | "consumer"; consumer?: NodeJS.WritableStream; signal?: AbortSignal },
 ): Promise<DecodeResult> {
   if (o.sink === "extract") throw new Error("a logical backup is consumed or scanned, not extracted");
-  const plaintext = backupPlaintext(repo, m, identities, { signal: o.signal });
+  const plaintext = source(m, o.signal);
   const zstd = zstdDecompress();
   const stop = async () => {
     plaintext.destroy();

@@ -1,20 +1,18 @@
 // Loading a logical backup into a running server through the mariadb client (credentials in a
 // 0600 option file, never argv).
 import { spawn } from "node:child_process";
-import type { AgeIdentity } from "../crypto/age-keys.ts";
 import { StrongboxError } from "../errors.ts";
 import type { Credentials, NodeEndpoint, TlsOptions } from "../galera/connection.ts";
 import { tlsClientOptions } from "../mariadb/backup-tools.ts";
 import type { Manifest } from "../repository/manifest.ts";
-import type { Repository } from "../repository/repository.ts";
 import { privateTempDir, writeOptionFile } from "../util/optionfile.ts";
 import { TailBuffer } from "../util/proc.ts";
 import { decodeBackup } from "./extract.ts";
+import type { PlaintextSource } from "./read.ts";
 
 export async function loadLogical(o: {
-  repo: Repository;
+  source: PlaintextSource;
   manifest: Manifest;
-  identities: AgeIdentity[];
   node: NodeEndpoint;
   creds: Credentials;
   tls?: TlsOptions | undefined;
@@ -51,7 +49,7 @@ export async function loadLogical(o: {
     done.catch(() => {});
     let r: Awaited<ReturnType<typeof decodeBackup>>;
     try {
-      r = await decodeBackup(o.repo, o.manifest, o.identities, {
+      r = await decodeBackup(o.source, o.manifest, {
         sink: "consumer",
         consumer: child.stdin!,
         signal: o.signal,

@@ -8,6 +8,17 @@ import { partError, readPartChecked } from "../repository/checked-read.ts";
 import type { Manifest } from "../repository/manifest.ts";
 import type { Repository } from "../repository/repository.ts";
 
+/**
+ * Where a restore gets a backup's decrypted, still compressed stream: from the repository here
+ * (repositorySource), or, on a node's agent, from the frames the backup host sends.
+ */
+export type PlaintextSource = (m: Manifest, signal?: AbortSignal) => Readable;
+
+/** The backups of a repository, read through the checked read and decrypted with `identities`. */
+export function repositorySource(repo: Repository, identities: AgeIdentity[]): PlaintextSource {
+  return (m, signal) => backupPlaintext(repo, m, identities, signal ? { signal } : {});
+}
+
 /** The decrypted (still compressed) stream of a backup: its parts in order. */
 export function backupPlaintext(
   repo: Repository,

@@ -2,19 +2,18 @@
 // prepare them in order, and write grastate.dat so the directory can bootstrap a new cluster.
 import { mkdir, readdir, rm, statfs } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
-import type { AgeIdentity } from "../crypto/age-keys.ts";
 import { StrongboxError } from "../errors.ts";
 import { writeGrastate } from "../mariadb/grastate.ts";
 import type { Manifest } from "../repository/manifest.ts";
-import type { Repository } from "../repository/repository.ts";
 import { run } from "../util/proc.ts";
 import { formatBytes } from "../util/size.ts";
 import { decodeBackup } from "./extract.ts";
+import type { PlaintextSource } from "./read.ts";
 
 export interface RestoreOptions {
-  repo: Repository;
+  /** Each backup's decrypted stream, asked for in chain order. */
+  source: PlaintextSource;
   chain: Manifest[];
-  identities: AgeIdentity[];
   targetDir: string;
   force?: boolean;
   prepare?: boolean;
@@ -96,7 +95,7 @@ export async function restorePhysical(o: RestoreOptions): Promise<RestoreResult>
       await mkdir(dir, { recursive: true, mode: 0o700 });
       log(`extracting ${m.type} ${m.id} (${formatBytes(m.bytes.stored)} stored, ${m.parts.length} part(s))`);
       const t = performance.now();
-      const r = await decodeBackup(o.repo, m, o.identities, { sink: "extract", dir, signal: o.signal });
+      const r = await decodeBackup(o.source, m, { sink: "extract", dir, signal: o.signal });
       rawBytes += r.rawBytes;
       timings[`extract ${m.id}`] = since(t);
     }

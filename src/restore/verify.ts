@@ -11,6 +11,7 @@ import { readPartChecked } from "../repository/checked-read.ts";
 import type { Manifest } from "../repository/manifest.ts";
 import type { Repository } from "../repository/repository.ts";
 import { decodeBackup } from "./extract.ts";
+import { repositorySource } from "./read.ts";
 
 export interface BackupVerdict {
   id: string;
@@ -103,7 +104,7 @@ export async function verifyBackups(o: VerifyOptions): Promise<BackupVerdict[]> 
     if (readData) {
       // Reading the data checks every part's hash on the way, then decrypts and parses the stream.
       try {
-        await decodeBackup(o.repo, m, o.identities!, { sink: "scan", signal: o.signal });
+        await decodeBackup(repositorySource(o.repo, o.identities!), m, { sink: "scan", signal: o.signal });
         v.dataRead = true;
         v.partsChecked = m.parts.length;
       } catch (e) {

@@ -12,6 +12,7 @@ import { identitiesOf } from "../../src/config/context.ts";
 import type { StrongboxError } from "../../src/errors.ts";
 import { type Connection, connectNode } from "../../src/galera/connection.ts";
 import { decodeBackup } from "../../src/restore/extract.ts";
+import { repositorySource } from "../../src/restore/read.ts";
 import { loadDataset } from "../../src/sandbox/dataset.ts";
 import {
   type BackupMethod,
@@ -75,7 +76,7 @@ describe("least-privilege backup account", () => {
           cb();
         },
       });
-      await decodeBackup(repo, await repo.get(id), await identitiesOf(loaded), {
+      await decodeBackup(repositorySource(repo, await identitiesOf(loaded)), await repo.get(id), {
         sink: "consumer",
         consumer: sink,
       });

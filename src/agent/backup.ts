@@ -1,0 +1,82 @@
+// The agent's backup: mariabackup as the node's own OS account with the node's my.cnf, zstd, the
+// stream cut into parts and each encrypted with age to the recipients the backup host sent. Only
+// ciphertext leaves the node; the backup host hashes, stores and commits.
+import { parseRecipient } from "../crypto/age-keys.ts";
+import { StrongboxError } from "../errors.ts";
+import { readPhysicalPosition, startMariabackup } from "../mariadb/backup-tools.ts";
+import { zstdCompress } from "../pipeline/compress.ts";
+import { allOrFirstError } from "../pipeline/failfast.ts";
+import { writeParts } from "../pipeline/parts.ts";
+import { FrameType, type FrameWriter } from "../protocol/frames.ts";
+import type { BackupRequest, BackupResult } from "../protocol/messages.ts";
+import type { Storage } from "../storage/types.ts";
+import { privateTempDir } from "../util/optionfile.ts";
+import { terminate } from "../util/proc.ts";
+
+/** A Storage whose puts go out as frames, one part after the other. */
+function frameSink(out: FrameWriter): Pick<Storage, "put"> {
+  let index = 0;
+  return {
+    async put(_key, data) {
+      const n = index++;
+      await out.json(FrameType.partStart, { index: n });
+      let size = 0;
+      for await (const chunk of data as AsyncIterable<Buffer>) {
+        size += chunk.length;
+        await out.write(FrameType.data, chunk);
+      }
+      return { size };
+    },
+  };
+}
+
+export async function backupOnNode(
+  r: BackupRequest,
+  out: FrameWriter,
+  signal: AbortSignal,
+  log?: (message: string) => void,
+): Promise<BackupResult> {
+  const recipients = r.recipients.map((text) => parseRecipient(text));
+  if (recipients.length === 0)
+    throw new StrongboxError("NO_RECIPIENTS", "the backup host sent no recipients");
+  const work = await privateTempDir("strongbox-agent-");
+  try {
+    const tool = await startMariabackup({
+      path: r.mariabackupPath,
+      node: r.node,
+      creds: r.creds,
+      ...(r.tls ? { tls: r.tls } : {}),
+      workDir: work.path,
+      parallel: r.parallel,
+      ...(r.incrementalLsn !== undefined ? { incrementalLsn: r.incrementalLsn } : {}),
+      ...(r.account ? { account: r.account } : {}),
+    });
+    log?.(`agent: mariabackup started on ${r.node.name}`);
+    const zstd = zstdCompress(r.compressionLevel, r.compressionThreads, tool.child.stdout!);
+    tool.child.stdout!.destroy();
+    const sink = frameSink(out);
+    const parts = writeParts(zstd.child.stdout!, {
+      storage: sink,
+      keyFor: (i) => `part-${i}`,
+      partSize: r.partSize,
+      recipients,
+      maxInFlight: 1,
+      signal,
+      onPart: (p) => void out.json(FrameType.partEnd, { index: p.index, plainSize: p.plainSize }),
+    });
+    const stop = async () => {
+      await Promise.all([terminate(tool.child, 3000), terminate(zstd.child, 3000)]);
+    };
+    const onAbort = () => void stop();
+    signal.addEventListener("abort", onAbort, { once: true });
+    try {
+      await allOrFirstError([tool.done, zstd.done, parts], stop, signal);
+    } finally {
+      signal.removeEventListener("abort", onAbort);
+    }
+    const position = await readPhysicalPosition(tool.lsnDir, tool.stderr.text());
+    return { rawBytes: await zstd.totalIn, position };
+  } finally {
+    await work.remove().catch(() => {});
+  }
+}
