@@ -1,6 +1,6 @@
 // Medians of the repetitions, the spec's targets checked against them, and the Markdown tables.
 
-export type Op = "full" | "incremental" | "restore";
+export type Op = "full" | "incremental" | "restore" | "agent-full" | "agent-restore";
 export type Tool = "floor" | "shell" | "strongbox" | "restic" | "borg";
 
 /** One measured command. */
@@ -25,6 +25,8 @@ export interface Run {
   stages?: Record<string, number>;
   eventLoopMaxMs?: number;
   eventLoopP99Ms?: number;
+  /** Peak RSS of the node's agent process (agent-full, agent-restore). */
+  nodeRssMb?: number;
   loadAvg: number;
 }
 
@@ -54,6 +56,8 @@ export interface Row {
   storedBytes?: number;
   stages?: Record<string, number>;
   eventLoopMaxMs?: number;
+  /** The largest peak RSS of the node's agent over the repetitions. */
+  nodeRssMb?: number;
 }
 
 export interface Check {
@@ -83,6 +87,14 @@ export const LABELS: Record<Op, Partial<Record<Tool, string>>> = {
     restic: "restic dump | mbstream -x; prepare",
     borg: "borg extract --stdout | mbstream -x; prepare",
   },
+  "agent-full": {
+    shell: "shell: ssh node 'mariabackup | zstd -1 -T0 | age' > file",
+    strongbox: "strongbox backup --full through the node's agent",
+  },
+  "agent-restore": {
+    shell: "shell: ssh node 'age -d | zstd -d | mbstream -x' < file; prepare",
+    strongbox: "strongbox restore --onto the node (agent)",
+  },
 };
 
 export function median(xs: number[]): number {
@@ -107,7 +119,7 @@ function round(x: number, digits = 2): number {
 
 export function summarize(runs: Run[]): Row[] {
   const rows: Row[] = [];
-  for (const op of ["full", "incremental", "restore"] as const) {
+  for (const op of ["full", "incremental", "restore", "agent-full", "agent-restore"] as const) {
     for (const tool of ["floor", "shell", "strongbox", "restic", "borg"] as const) {
       const rs = runs.filter((r) => r.op === op && r.tool === tool);
       if (rs.length === 0) continue;
@@ -118,6 +130,7 @@ export function summarize(runs: Run[]): Row[] {
       const stages = medianRecord(rs.map((r) => r.stages));
       const cpuByProcess = medianRecord(rs.map((r) => r.cpuByProcess)) ?? {};
       const loop = rs.map((r) => r.eventLoopMaxMs).filter((x): x is number => x !== undefined);
+      const nodeRss = rs.map((r) => r.nodeRssMb).filter((x): x is number => x !== undefined);
       rows.push({
         op,
         tool,
@@ -131,6 +144,7 @@ export function summarize(runs: Run[]): Row[] {
         ...(stored.length ? { storedBytes: Math.round(median(stored)) } : {}),
         ...(stages ? { stages } : {}),
         ...(loop.length ? { eventLoopMaxMs: round(Math.max(...loop), 1) } : {}),
+        ...(nodeRss.length ? { nodeRssMb: round(Math.max(...nodeRss), 1) } : {}),
       });
     }
   }
@@ -139,6 +153,9 @@ export function summarize(runs: Run[]): Row[] {
 
 export const TARGETS = {
   fullVsShell: 1.15,
+  /** A full backup through the node's agent, against the pipeline run by ssh on the node. */
+  agentFullVsShell: 1.15,
+  agentRestoreVsShell: 1.2,
   fasterThanRestic: 2,
   fasterThanBorg: 2,
   restoreVsShell: 1.2,
@@ -186,6 +203,19 @@ export function checks(size: string, rows: Row[]): Check[] {
     });
   }
   vsShell("restore", "restore", TARGETS.restoreVsShell);
+  vsShell("agent-full", "full backup through the node's agent", TARGETS.agentFullVsShell);
+  vsShell("agent-restore", "restore onto the node (agent)", TARGETS.agentRestoreVsShell);
+  const nodeRss = rows.map((r) => r.nodeRssMb).filter((x): x is number => x !== undefined);
+  if (nodeRss.length) {
+    const peak = Math.max(...nodeRss);
+    out.push({
+      size,
+      name: "peak RSS of the agent on the node (backup and restore)",
+      measured: `${peak.toFixed(0)} MB`,
+      limit: `< ${TARGETS.rssMb} MB`,
+      pass: peak < TARGETS.rssMb,
+    });
+  }
   const sbIncr = row(rows, "incremental", "strongbox");
   if (sbIncr?.storedBytes !== undefined && sbFull?.storedBytes) {
     const f = sbIncr.storedBytes / sbFull.storedBytes;
@@ -252,6 +282,11 @@ function targetFor(rows: Row[], r: Row): [string, string] {
     const x = r.wallS / shell.wallS;
     return [`≤ ${TARGETS.restoreVsShell}× shell`, verdict(x <= TARGETS.restoreVsShell, `${x.toFixed(2)}×`)];
   }
+  if ((r.op === "agent-full" || r.op === "agent-restore") && r.tool === "strongbox" && shell) {
+    const limit = r.op === "agent-full" ? TARGETS.agentFullVsShell : TARGETS.agentRestoreVsShell;
+    const x = r.wallS / shell.wallS;
+    return [`≤ ${limit}× shell`, verdict(x <= limit, `${x.toFixed(2)}×`)];
+  }
   if (r.op === "incremental") {
     const full = row(rows, "full", r.tool);
     if (r.storedBytes !== undefined && full?.storedBytes) {
@@ -304,7 +339,9 @@ export function markdownTable(rows: Row[]): string {
         r.wallS.toFixed(2),
         r.cpuS.toFixed(2),
         r.rssMb.toFixed(0),
-        othersText(r.others),
+        [othersText(r.others), r.nodeRssMb !== undefined ? `agent on the node ${r.nodeRssMb.toFixed(0)}` : ""]
+          .filter(Boolean)
+          .join(", "),
         r.storedBytes !== undefined ? mb(r.storedBytes) : "",
         ratio,
         target,

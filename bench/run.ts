@@ -13,6 +13,7 @@ import { parse as parseYaml } from "yaml";
 import { readSecret, SANDBOX_USERS, type SandboxState } from "../src/sandbox/cluster.ts";
 import { nodeLayout } from "../src/sandbox/layout.ts";
 import { parseSize } from "../src/util/size.ts";
+import { agentCommands, emptyDir, startAgentBench } from "./agent.ts";
 import { CommandFailed, measure, type Sample } from "./measure.ts";
 import { quiesce } from "./quiesce.ts";
 import {
@@ -59,6 +60,7 @@ const { values: args } = parseArgs({
     profile: { type: "boolean", default: false },
     keep: { type: "boolean", default: false },
     "no-results": { type: "boolean", default: false },
+    "no-agent": { type: "boolean", default: false },
     /** Benchmark another tree (e.g. a copy with a fix being tried) instead of this checkout. */
     code: { type: "string" },
     help: { type: "boolean", short: "h", default: false },
@@ -76,6 +78,7 @@ if (args.help) {
   --profile            CPU profiles of every strongbox run into bench/work/profiles
   --keep               keep bench/work/<size> (repositories, backups) after the run
   --no-results         print the tables only; do not write bench/results/
+  --no-agent           skip the rows through a node's agent over SSH
 `);
   process.exit(0);
 }
@@ -393,6 +396,7 @@ async function benchSize(
       rmSync(dir, { recursive: true, force: true });
     }
   }
+  if (!args["no-agent"]) await benchAgent(e, size, timeout, log, lastFull);
   return {
     size,
     requestedBytes: parseSize(size),
@@ -402,6 +406,62 @@ async function benchSize(
     writeLoad: { seconds: writeSeconds, rate: writeRate },
     runs,
   };
+}
+
+/** Through the node's agent over SSH, next to the shell pipeline run by ssh (bench/agent.ts). */
+async function benchAgent(
+  e: BenchEnv,
+  size: string,
+  timeout: number,
+  log: (r: Run) => void,
+  localFull: string,
+): Promise<void> {
+  say(`${size}: through the node's agent over SSH, ${reps} repetition(s)`);
+  const a = await startAgentBench(e);
+  try {
+    let agentFull = localFull;
+    const file = (rep: number) => join(e.work, "shell", `ssh-full-${rep}.xbstream.zst.age`);
+    for (let rep = 0; rep < reps; rep++) {
+      for (const tool of rotate(["strongbox", "shell"] as const, rep)) {
+        const cmd =
+          tool === "strongbox" ? agentCommands.strongboxFull(e, a) : agentCommands.shellFull(e, a, file(rep));
+        a.agentPeakKb();
+        const [r, s] = await timed("agent-full", tool, rep, cmd, timeout);
+        if (tool === "strongbox") {
+          agentFull = fromManifest(r, s).id;
+          r.nodeRssMb = a.agentPeakKb() / 1024;
+        } else r.storedBytes = statSync(file(rep)).size;
+        log(r);
+      }
+    }
+    for (let rep = 0; rep < reps; rep++) {
+      for (const tool of rotate(["strongbox", "shell"] as const, rep)) {
+        const dir = join(a.restoreRoot, tool);
+        emptyDir(dir);
+        const cmd =
+          tool === "strongbox"
+            ? agentCommands.strongboxRestore(e, a, agentFull, dir)
+            : agentCommands.shellRestore(e, a, file(reps - 1), dir);
+        a.agentPeakKb();
+        const [r, s] = await timed("agent-restore", tool, rep, cmd, timeout);
+        checkPrepared(dir, `${tool} through ssh`);
+        if (tool === "strongbox") {
+          r.nodeRssMb = a.agentPeakKb() / 1024;
+          const out = JSON.parse(s.stdout) as { timings: Record<string, number> };
+          r.stages = Object.fromEntries(
+            Object.entries(out.timings).map(([k, v]) => [k.startsWith("extract") ? "extract" : k, v]),
+          );
+        } else {
+          const st = stagesOf(s.stderr);
+          if (st) r.stages = st;
+        }
+        log(r);
+        rmSync(dir, { recursive: true, force: true });
+      }
+    }
+  } finally {
+    await a.stop();
+  }
 }
 
 function stageNotes(sizes: { size: string; rows: Row[] }[]): string {

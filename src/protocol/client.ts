@@ -34,6 +34,9 @@ export interface AgentOptions extends SshOptions {
   command: string;
 }
 
+/** Parts of a backup being made durable while the next one streams in. */
+const PARTS_COMMITTING = 1;
+
 /** Upload frames are cut at this size, well below the agent's limit for a data frame. */
 const MAX_UPLOAD_FRAME = 256 * 1024;
 
@@ -189,6 +192,7 @@ export class AgentSession {
         }
       | undefined;
     let received = 0;
+    const committing: Promise<unknown>[] = [];
     try {
       await this.out.json(FrameType.request, { op: "backup", ...request } satisfies BackupRequest);
       for (;;) {
@@ -229,7 +233,6 @@ export class AgentSession {
             if (!current || end.index !== current.index)
               throw this.protocol("a part ended that was not open");
             current.sink.end();
-            await current.stored;
             parts.push({
               index: current.index,
               key: current.key,
@@ -237,11 +240,16 @@ export class AgentSession {
               sha256: current.hash.digest("hex"),
               plainSize: end.plainSize,
             });
+            // The next part streams in while this one is made durable (its fsync): reading the
+            // channel only after each commit would stall the node for every part.
+            committing.push(current.stored);
             current = undefined;
+            if (committing.length > PARTS_COMMITTING) await committing.shift();
             break;
           }
           case FrameType.result: {
             if (current) throw this.protocol("the result came inside a part");
+            await Promise.all(committing);
             return { parts, result: parseJson<BackupResult>(f) };
           }
           case FrameType.error:
@@ -257,6 +265,7 @@ export class AgentSession {
         current.sink.destroy(e as Error);
         await current.stored.catch(() => {});
       }
+      await Promise.allSettled(committing);
       if (o.signal?.aborted) throw o.signal.reason;
       throw e;
     } finally {
