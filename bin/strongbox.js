@@ -1,47 +1,31 @@
 #!/usr/bin/env -S node --max-semi-space-size=1
-// Entry point. Runs the build (dist/) when it is up to date with the sources, else the TypeScript
-// sources directly (Node 24 strips types; fine for development, but the stripper costs memory).
+// The launcher. Every Node.js can parse this file, whether it reads it as a script (very old
+// ones) or as a module: ES5 statements only, no import or export (biome.json leaves it alone, as
+// its fixes would bring arrow functions). So an old Node says which version strongbox needs
+// instead of dying with a SyntaxError on the program's first `import`. Then bin/main.js, the
+// program, is loaded (through Function: a literal `import(` is a SyntaxError to old parsers).
 // --max-semi-space-size=1: the backup stream allocates many short-lived buffers; a small young
 // generation frees them sooner, before they are promoted and only a full collection can free
 // them. Measured on a 1.1 GB backup stream: the default peaks at ~200 MB; 2 MB at 125 MB with 12
 // full collections and ~1.35 s user CPU; 1 MB at 107 MB with none and ~1.0 s.
-import { existsSync, mkdirSync, readdirSync, statSync } from "node:fs";
-import { enableCompileCache } from "node:module";
-import { homedir } from "node:os";
-import { join } from "node:path";
-import { fileURLToPath } from "node:url";
-
-const major = Number(process.versions.node.split(".")[0]);
-if (major < 24) {
-  process.stderr.write(`strongbox: needs Node.js 24 or newer (this is ${process.version})\n`);
+var major = Number(String(process.versions.node).split(".")[0]);
+var fs, path, url, self, main;
+if (!(major >= 24)) {
+  process.stderr.write(
+    "strongbox: needs Node.js 24 or newer (this is " +
+      process.version +
+      "); the Debian package brings its own (docs/install.md)\n",
+  );
   process.exit(1);
+} else {
+  fs = process.getBuiltinModule("node:fs");
+  path = process.getBuiltinModule("node:path");
+  url = process.getBuiltinModule("node:url");
+  // npm links bin/strongbox.js from elsewhere; the program sits beside the real file.
+  self = fs.realpathSync(process.argv[1]);
+  main = url.pathToFileURL(path.join(path.dirname(self), "main.js")).href;
+  new Function("u", "return import(u)")(main).catch(function (e) {
+    process.stderr.write("strongbox: cannot start: " + ((e && e.stack) || e) + "\n");
+    process.exitCode = 70;
+  });
 }
-// V8's compiled code of our modules and dependencies, kept between runs: every command starts
-// about 30 ms sooner (of ~200 ms). In the user's own cache directory (0700), never a shared /tmp.
-try {
-  const cache = join(process.env.XDG_CACHE_HOME || join(homedir(), ".cache"), "strongbox", "v8");
-  mkdirSync(cache, { recursive: true, mode: 0o700 });
-  enableCompileCache(cache);
-} catch {
-  // No writable cache directory: start without it.
-}
-const root = fileURLToPath(new URL("..", import.meta.url));
-const source = join(root, "src/cli/main.ts");
-const built = join(root, "dist/cli/main.js");
-const stamp = join(root, "dist/.stamp");
-
-function newestSource(dir) {
-  let newest = 0;
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    const p = join(dir, e.name);
-    newest = Math.max(newest, e.isDirectory() ? newestSource(p) : statSync(p).mtimeMs);
-  }
-  return newest;
-}
-
-const hasSource = existsSync(source) && !source.includes("/node_modules/");
-const buildFresh =
-  existsSync(built) &&
-  (!hasSource || (existsSync(stamp) && statSync(stamp).mtimeMs >= newestSource(join(root, "src"))));
-const { main } = await import(buildFresh ? built : source);
-process.exitCode = await main(process.argv.slice(2));

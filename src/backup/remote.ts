@@ -7,6 +7,7 @@ import type { ClusterNode, Credentials, NodeAgent, TlsOptions } from "../galera/
 import type { PhysicalPosition } from "../mariadb/backup-tools.ts";
 import type { StreamResult } from "../pipeline/stream.ts";
 import { openAgent } from "../protocol/client.ts";
+import type { Hello } from "../protocol/messages.ts";
 import type { Storage } from "../storage/types.ts";
 
 export interface RemoteBackup {
@@ -87,4 +88,11 @@ export async function streamViaAgent(
   } finally {
     session.close();
   }
+}
+
+/** Connects to a node's agent for the handshake only, and hangs up (strongbox check). */
+export async function greetAgent(node: { name: string; agent: NodeAgent }, version: string): Promise<Hello> {
+  const session = await openAgent(node, version);
+  session.close();
+  return session.hello;
 }

@@ -10,6 +10,7 @@ import { registerAdmin } from "./admin.ts";
 import { newSession, type Session } from "./args.ts";
 import { registerBackup } from "./backup.ts";
 import { registerBinlog } from "./binlog.ts";
+import { registerCheck } from "./check.ts";
 import { registerMonitor } from "./monitor.ts";
 import { registerOffsite } from "./offsite.ts";
 import { registerRestore } from "./restore.ts";
@@ -23,7 +24,7 @@ export function buildProgram(session: Session): Command {
     .addOption(
       new Option(
         "-c, --config <file>",
-        "configuration file (default: $STRONGBOX_CONFIG or ./strongbox.yaml)",
+        "configuration file (default: $STRONGBOX_CONFIG, else ./strongbox.yaml if present, else /etc/strongbox/strongbox.yaml)",
       ),
     )
     .option("--json", "machine-readable output", false)
@@ -38,6 +39,7 @@ export function buildProgram(session: Session): Command {
   registerService(program, session);
   registerAdmin(program, session);
   registerBinlog(program, session);
+  registerCheck(program, session);
   return program;
 }
 

@@ -76,7 +76,7 @@ export function renderConfigReference(): string {
     "",
     "<!-- Generated from src/config/schema.ts by `npm run docs:config`; a test fails when it drifts. -->",
     "",
-    "The file is YAML. Pass it with `--config FILE` or `STRONGBOX_CONFIG`; the default is `./strongbox.yaml`.",
+    "The file is YAML. Pass it with `--config FILE` or `STRONGBOX_CONFIG`; without them `./strongbox.yaml` when the current directory has one, else `/etc/strongbox/strongbox.yaml` (where the Debian package puts it).",
     "Relative paths are relative to the file's directory. The file must not be readable by group or others",
     "(mode 0600): it names credential files. Every problem is reported at once, each with its path.",
     "",

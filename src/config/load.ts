@@ -1,4 +1,5 @@
 // Reads strongbox.yaml, reports every problem with its path at once, resolves relative paths.
+import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { parseDocument } from "yaml";
@@ -15,8 +16,17 @@ export interface LoadedConfig {
   resolvePath(p: string): string;
 }
 
+/** Where a packaged installation keeps its configuration (the Debian package creates it). */
+export const SYSTEM_CONFIG_PATH = "/etc/strongbox/strongbox.yaml";
+
+/**
+ * The config file: --config, else $STRONGBOX_CONFIG, else ./strongbox.yaml when there is one
+ * (a sandbox, a checkout), else the system's /etc/strongbox/strongbox.yaml.
+ */
 export function defaultConfigPath(explicit?: string): string {
-  return explicit ?? process.env.STRONGBOX_CONFIG ?? "strongbox.yaml";
+  if (explicit !== undefined) return explicit;
+  if (process.env.STRONGBOX_CONFIG) return process.env.STRONGBOX_CONFIG;
+  return existsSync("strongbox.yaml") ? "strongbox.yaml" : SYSTEM_CONFIG_PATH;
 }
 
 function formatPath(path: PropertyKey[]): string {
@@ -58,7 +68,10 @@ export async function loadConfig(
     throw new ConfigError(
       code === "ENOENT" ? `config file ${path} not found` : `config file ${path} cannot be read (${code})`,
       [],
-      { hint: "pass --config FILE or set STRONGBOX_CONFIG", cause: e },
+      {
+        hint: `pass --config FILE or set STRONGBOX_CONFIG (without them: ./strongbox.yaml, else ${SYSTEM_CONFIG_PATH})`,
+        cause: e,
+      },
     );
   }
   if (options.checkMode ?? true) assertPrivateFile(path, "config file");

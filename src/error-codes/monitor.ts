@@ -30,6 +30,11 @@ export const MONITOR_ERRORS = {
       meaning: "the alert e-mail could not be sent",
       hint: "check monitoring.alerts.email and the SMTP server",
     },
+    ALERT_NO_CHANNEL: {
+      exit: ExitCode.config,
+      meaning: "alert test: the configuration names no alert channel",
+      hint: "add monitoring.alerts.webhook or monitoring.alerts.email",
+    },
     ALERT_REJECTED: {
       exit: FAIL,
       meaning: "the alert receiver refused the alert for good (no retry helps)",

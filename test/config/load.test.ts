@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { renderConfigReference } from "../../src/config/docs.ts";
-import { loadConfig, parseConfigText } from "../../src/config/load.ts";
+import { defaultConfigPath, loadConfig, parseConfigText } from "../../src/config/load.ts";
 import { ConfigError, type StrongboxError } from "../../src/errors.ts";
 
 const GOOD = `
@@ -137,6 +137,24 @@ keys:
       assert.equal((await loadConfig()).path, path);
     } finally {
       delete process.env.STRONGBOX_CONFIG;
+    }
+  });
+
+  it("without --config or STRONGBOX_CONFIG: ./strongbox.yaml when present, else /etc/strongbox/strongbox.yaml", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "sb-config-"));
+    const before = process.cwd();
+    process.chdir(dir);
+    try {
+      assert.equal(defaultConfigPath(), "/etc/strongbox/strongbox.yaml");
+      await assert.rejects(loadConfig(), (e: StrongboxError) =>
+        /config file \/etc\/strongbox\/strongbox.yaml (not found|cannot be read)/.test(e.message),
+      );
+      await writeFile(join(dir, "strongbox.yaml"), GOOD, { mode: 0o600 });
+      assert.equal(defaultConfigPath(), "strongbox.yaml");
+      assert.equal((await loadConfig()).path, join(dir, "strongbox.yaml"));
+      assert.equal(defaultConfigPath("x.yaml"), "x.yaml");
+    } finally {
+      process.chdir(before);
     }
   });
 
