@@ -32,6 +32,11 @@ APT_PACKAGES=(
   # The native part sealer (native/seal.c) is built with these; without them Node seals the parts.
   "/usr/bin/cc:gcc"
   "/usr/include/openssl/evp.h:libssl-dev"
+  # The Debian package (npm run package) and its test: dpkg-deb builds it, systemd-analyze verifies
+  # its units, man renders its man page.
+  "/usr/bin/dpkg-deb:dpkg"
+  "/usr/bin/systemd-analyze:systemd"
+  "/usr/bin/man:man-db"
 )
 
 ensure_apt() {
