@@ -50,7 +50,7 @@ export function registerBackup(program: Command, s: Session): void {
       s.run((await import("../commands/init.ts")).init(globals(cmd), o, s.out)),
     );
 
-  program
+  const backup = program
     .command("backup")
     .description("Galera-aware backup: choose a Synced donor, desync it, stream, encrypt, store, commit")
     .option("--full", "a full physical backup (mariabackup)")
@@ -65,6 +65,7 @@ export function registerBackup(program: Command, s: Session): void {
     .action(async (o, cmd: Command) =>
       s.run((await import("../commands/backup.ts")).backup(globals(cmd), o, s.out)),
     );
+  registerPins(backup, s);
 
   program
     .command("list")
@@ -82,5 +83,31 @@ export function registerBackup(program: Command, s: Session): void {
     .option("--identity <file>", "age identity to decrypt the details")
     .action(async (id: string, o, cmd: Command) =>
       s.run((await import("../commands/list.ts")).show(globals(cmd), { ...o, id }, s.out)),
+    );
+}
+
+/**
+ * backup pin / unpin: subcommands of backup, which runs a backup when none is named. backup's own
+ * --repo is recognised after the subcommand too, so the options are read with the parent's.
+ */
+function registerPins(backup: Command, s: Session): void {
+  backup
+    .command("pin")
+    .description("keep this backup (and its chain) whatever the retention policy says")
+    .argument("<id>", "backup id")
+    .option("--repo <name>", "repository (default: the default repository)")
+    .option("--note <text>", "why it is kept, recorded in the signed pin")
+    .action(async (id: string, _o, cmd: Command) =>
+      s.run((await import("../commands/pin.ts")).pin(globals(cmd), { ...cmd.optsWithGlobals(), id }, s.out)),
+    );
+  backup
+    .command("unpin")
+    .description("let the retention policy decide about this backup again")
+    .argument("<id>", "backup id")
+    .option("--repo <name>", "repository (default: the default repository)")
+    .action(async (id: string, _o, cmd: Command) =>
+      s.run(
+        (await import("../commands/pin.ts")).unpin(globals(cmd), { ...cmd.optsWithGlobals(), id }, s.out),
+      ),
     );
 }

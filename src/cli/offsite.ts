@@ -24,4 +24,19 @@ export function registerOffsite(program: Command, s: Session): void {
     .action(async (o, cmd: Command) =>
       s.run((await import("../commands/offsite.ts")).prune(globals(cmd), o, s.out)),
     );
+
+  program
+    .command("forget")
+    .description("remove one backup now; one that incrementals depend on only with --with-dependents")
+    .argument("<id>", "backup id")
+    .option("--repo <name>", "repository (default: the default repository)")
+    .option("--with-dependents", "also remove the incremental backups that chain onto it")
+    .option("--dry-run", "list what would go; delete nothing")
+    .addHelpText(
+      "after",
+      "\nA pinned backup (or one a pinned backup needs) is refused: strongbox backup unpin ID first.",
+    )
+    .action(async (id: string, o, cmd: Command) =>
+      s.run((await import("../commands/pin.ts")).forget(globals(cmd), { ...o, id }, s.out)),
+    );
 }

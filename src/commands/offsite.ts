@@ -90,6 +90,7 @@ export async function prune(
       retention.keepDaily,
       retention.keepWeekly,
       retention.keepMonthly,
+      retention.keepYearly,
       retention.keepWithin,
     ].every((v) => v === undefined)
   ) {
@@ -109,6 +110,7 @@ export async function prune(
       keepDaily: retention.keepDaily,
       keepWeekly: retention.keepWeekly,
       keepMonthly: retention.keepMonthly,
+      keepYearly: retention.keepYearly,
       keepWithin: retention.keepWithin ? parseDuration(retention.keepWithin) : undefined,
       timeZone: retention.timeZone,
     };
@@ -119,13 +121,17 @@ export async function prune(
           command: `prune${o.dryRun ? " --dry-run" : ""}`,
           ttlMs: parseDuration(loaded.config.backup.lockTtl),
         },
-        () => pruneRepo({ repo, policy, dryRun: o.dryRun ?? false }),
+        () => pruneRepo({ repo, policy, trustedPublicKey: trusted, dryRun: o.dryRun ?? false }),
       );
     const r = o.dryRun
       ? await run()
       : await runMonitored(monitorSettingsOf(loaded), { command: "prune", repository: rc.name }, run);
     return reply(out, { repository: rc.name, ...r }, () =>
       [
+        ...r.tamperedPins.map(
+          (p) =>
+            `WARNING: the pin of ${p.backup} (${p.key}) fails its check: ${p.why}; kept anyway, investigate`,
+        ),
         ...r.kept.map((k) => `keep    ${k.id}  (${k.reasons.join("; ")})`),
         ...r.removed.map((id) => `${r.dryRun ? "would remove" : "removed"} ${id}  (no rule keeps it)`),
         ...r.orphans.map((id) => `${r.dryRun ? "would remove" : "removed"} ${id}  (unfinished: no manifest)`),

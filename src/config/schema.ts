@@ -258,6 +258,7 @@ export const repositorySchema = z
           .describe("keep the newest backup of each of the last N days"),
         keepWeekly: z.number().int().min(0).optional().describe("… of each of the last N ISO weeks"),
         keepMonthly: z.number().int().min(0).optional().describe("… of each of the last N months"),
+        keepYearly: z.number().int().min(0).optional().describe("… of each of the last N years"),
         keepWithin: duration.optional().describe("keep every backup newer than this"),
         timeZone: z.string().default("UTC").describe("time zone of the calendar periods (IANA name)"),
       })

@@ -35,6 +35,16 @@ export const REPOSITORY_ERRORS = {
       meaning: "the repository is append-only: nothing may be deleted or replaced through this configuration",
       hint: "prune from a separate configuration with delete rights",
     },
+    BACKUP_PINNED: {
+      exit: FAIL,
+      meaning: "forget: the backup, or one that depends on it, is pinned",
+      hint: "strongbox backup unpin ID first",
+    },
+    BACKUP_HAS_DEPENDENTS: {
+      exit: FAIL,
+      meaning: "forget: incremental backups depend on this one",
+      hint: "add --with-dependents to forget them too",
+    },
     REPO_LOCKED: {
       exit: FAIL,
       meaning: "another writer holds the repository's lock; the message names it",

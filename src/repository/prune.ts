@@ -5,6 +5,7 @@ import { StrongboxError } from "../errors.ts";
 import { gtidInList } from "../mariadb/gtid.ts";
 import { type BinlogEntry, indexKey, readIndex } from "./binlog-index.ts";
 import type { Manifest } from "./manifest.ts";
+import { type PinState, readPins } from "./pins.ts";
 import type { Repository } from "./repository.ts";
 import { applyRetention, type RetentionPolicy } from "./retention.ts";
 
@@ -14,6 +15,8 @@ export interface PruneResult {
   orphans: string[];
   /** Archived binlog files that no kept backup needs any more (all before the oldest kept one). */
   binlogsRemoved: string[];
+  /** Pins whose signature or content fails: their backups were kept all the same. */
+  tamperedPins: PinState["tampered"];
   objectsDeleted: number;
   dryRun: boolean;
 }
@@ -21,6 +24,8 @@ export interface PruneResult {
 export async function prune(o: {
   repo: Repository;
   policy: RetentionPolicy;
+  /** The signing public key pins are checked against (a failing pin still keeps its backup). */
+  trustedPublicKey: string;
   dryRun: boolean;
   now?: Date;
 }): Promise<PruneResult> {
@@ -34,8 +39,14 @@ export async function prune(o: {
     );
   }
   const manifests = await o.repo.list();
+  const pins = await readPins(o.repo, o.trustedPublicKey);
   const decision = applyRetention(
-    manifests.map((m) => ({ id: m.id, time: new Date(m.startedAt), parent: m.parent })),
+    manifests.map((m) => ({
+      id: m.id,
+      time: new Date(m.startedAt),
+      parent: m.parent,
+      pinned: pins.pinned.has(m.id),
+    })),
     o.policy,
     o.now,
   );
@@ -49,6 +60,7 @@ export async function prune(o: {
     removed: decision.remove,
     orphans,
     binlogsRemoved: oldBinlogs.map((e) => `${e.node}/${e.file || "gap"}`),
+    tamperedPins: pins.tampered,
     objectsDeleted: 0,
     dryRun: o.dryRun,
   };

@@ -10,6 +10,7 @@ export interface RetentionPolicy {
   keepDaily?: number;
   keepWeekly?: number;
   keepMonthly?: number;
+  keepYearly?: number;
   /** Milliseconds: keep everything newer than now − keepWithin. */
   keepWithin?: number;
   timeZone?: string;
@@ -19,6 +20,8 @@ export interface RetentionItem {
   id: string;
   time: Date;
   parent: string | null;
+  /** Pinned (repository/pins.ts): kept whatever the policy says, with its chain. */
+  pinned?: boolean;
 }
 
 export interface RetentionDecision {
@@ -40,6 +43,10 @@ export function dayKey(time: Date, timeZone = "UTC"): string {
 export function monthKey(time: Date, timeZone = "UTC"): string {
   const { y, m } = parts(time, timeZone);
   return `${y}-${String(m).padStart(2, "0")}`;
+}
+
+export function yearKey(time: Date, timeZone = "UTC"): string {
+  return String(parts(time, timeZone).y);
 }
 
 /** ISO 8601 week of the local calendar date, e.g. "2026-W48". */
@@ -82,11 +89,13 @@ export function applyRetention(
   bucketed(policy.keepDaily, (t) => dayKey(t, tz), "keep-daily");
   bucketed(policy.keepWeekly, (t) => weekKey(t, tz), "keep-weekly");
   bucketed(policy.keepMonthly, (t) => monthKey(t, tz), "keep-monthly");
+  bucketed(policy.keepYearly, (t) => yearKey(t, tz), "keep-yearly");
   if (policy.keepWithin !== undefined) {
     for (const it of newestFirst) {
       if (now.getTime() - it.time.getTime() <= policy.keepWithin) why(it.id, "keep-within");
     }
   }
+  for (const it of newestFirst) if (it.pinned) why(it.id, "pinned");
   // An incremental is useless without its chain: keep every ancestor of a kept backup.
   const byId = new Map(items.map((i) => [i.id, i]));
   for (const id of [...keep.keys()]) {

@@ -6,6 +6,7 @@ import {
   monthKey,
   type RetentionItem,
   weekKey,
+  yearKey,
 } from "../../src/repository/retention.ts";
 
 const at = (iso: string, id = iso, parent: string | null = null): RetentionItem => ({
@@ -45,6 +46,32 @@ describe("retention arithmetic", () => {
     ];
     const d = applyRetention(items, { keepMonthly: 2 });
     assert.deepEqual([...d.keep.keys()].sort(), ["feb27", "jan"]);
+  });
+
+  it("keep-yearly keeps the newest backup of each of the last N years, in the policy's time zone", () => {
+    assert.equal(yearKey(new Date("2026-12-31T23:30:00Z"), "Europe/Berlin"), "2027");
+    const items = [
+      at("2024-03-01T00:00:00Z", "y24a"),
+      at("2024-12-30T00:00:00Z", "y24b"),
+      at("2025-06-01T00:00:00Z", "y25"),
+      at("2026-01-05T00:00:00Z", "y26"),
+    ];
+    const d = applyRetention(items, { keepYearly: 2 });
+    assert.deepEqual([...d.keep.keys()].sort(), ["y25", "y26"]);
+    assert.deepEqual(d.keep.get("y26"), ["keep-yearly 2026"]);
+    assert.deepEqual(d.remove.sort(), ["y24a", "y24b"]);
+  });
+
+  it("a pinned backup is kept with its chain, whatever the policy", () => {
+    const items = [
+      at("2026-01-01T00:00:00Z", "full"),
+      { ...at("2026-01-02T00:00:00Z", "inc", "full"), pinned: true },
+      at("2026-01-03T00:00:00Z", "newest"),
+    ];
+    const d = applyRetention(items, { keepLast: 1 });
+    assert.deepEqual(d.keep.get("inc"), ["pinned"]);
+    assert.deepEqual(d.keep.get("full"), ["needed by kept inc"]);
+    assert.deepEqual(d.remove, []);
   });
 
   it("time zones: the same instant falls on different local days", () => {
