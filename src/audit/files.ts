@@ -46,7 +46,9 @@ function watchedFiles(loaded: LoadedConfig): Watched[] {
   for (const repo of c.repositories) {
     const s = repo.storage;
     if (s.type === "sftp") {
-      out.push({ path: r(s.privateKey), what: `SSH key of repository ${repo.name}`, kind: "secret" });
+      if (s.privateKey) {
+        out.push({ path: r(s.privateKey), what: `SSH key of repository ${repo.name}`, kind: "secret" });
+      }
       if (s.passphraseFile) {
         out.push({
           path: r(s.passphraseFile),
@@ -62,11 +64,13 @@ function watchedFiles(loaded: LoadedConfig): Watched[] {
         });
       }
     } else if (s.type === "s3") {
-      out.push({
-        path: r(s.credentialsFile),
-        what: `S3 credentials of repository ${repo.name}`,
-        kind: "secret",
-      });
+      if (s.credentialsFile) {
+        out.push({
+          path: r(s.credentialsFile),
+          what: `S3 credentials of repository ${repo.name}`,
+          kind: "secret",
+        });
+      }
       if (s.caFile)
         out.push({ path: r(s.caFile), what: `S3 CA of repository ${repo.name}`, kind: "integrity" });
     }

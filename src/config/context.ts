@@ -43,7 +43,8 @@ export function clusterNodes(loaded: LoadedConfig): ClusterNode[] {
           host: n.agent.host ?? n.host,
           port: n.agent.port,
           user: n.agent.user,
-          privateKeyFile: loaded.resolvePath(n.agent.privateKey),
+          privateKeyFile: n.agent.privateKey ? loaded.resolvePath(n.agent.privateKey) : undefined,
+          agentSocket: agentSocketOf(loaded, n.agent.sshAgent),
           passphraseFile: n.agent.passphraseFile ? loaded.resolvePath(n.agent.passphraseFile) : undefined,
           hostKey: n.agent.hostKey,
           knownHostsFile: n.agent.knownHostsFile ? loaded.resolvePath(n.agent.knownHostsFile) : undefined,
@@ -52,6 +53,12 @@ export function clusterNodes(loaded: LoadedConfig): ClusterNode[] {
         }
       : undefined,
   }));
+}
+
+/** sshAgent: true is $SSH_AUTH_SOCK, a path is that socket; absent or false: no agent asked for. */
+function agentSocketOf(loaded: LoadedConfig, v: boolean | string | undefined): string | undefined {
+  if (typeof v === "string") return loaded.resolvePath(v);
+  return v === true ? process.env.SSH_AUTH_SOCK || undefined : undefined;
 }
 
 export function clusterTls(loaded: LoadedConfig): TlsOptions | undefined {
@@ -162,7 +169,8 @@ export function storageSpecOf(rc: RepositoryConfig, loaded: LoadedConfig): Stora
         port: s.port,
         user: s.user,
         path: s.path,
-        privateKeyFile: loaded.resolvePath(s.privateKey),
+        ...(s.privateKey ? { privateKeyFile: loaded.resolvePath(s.privateKey) } : {}),
+        ...(s.sshAgent !== undefined ? { agentSocket: agentSocketOf(loaded, s.sshAgent) } : {}),
         ...(s.passphraseFile ? { passphraseFile: loaded.resolvePath(s.passphraseFile) } : {}),
         ...(s.hostKey !== undefined ? { hostKey: s.hostKey } : {}),
         ...(s.knownHostsFile ? { knownHostsFile: loaded.resolvePath(s.knownHostsFile) } : {}),
@@ -177,7 +185,8 @@ export function storageSpecOf(rc: RepositoryConfig, loaded: LoadedConfig): Stora
         ...(s.endpoint ? { endpoint: s.endpoint } : {}),
         region: s.region,
         forcePathStyle: s.forcePathStyle,
-        credentialsFile: loaded.resolvePath(s.credentialsFile),
+        ...(s.credentialsFile ? { credentialsFile: loaded.resolvePath(s.credentialsFile) } : {}),
+        ...(s.profile ? { profile: s.profile } : {}),
         ...(s.caFile ? { caFile: loaded.resolvePath(s.caFile) } : {}),
         allowInsecureHttp: s.allowInsecureHttp,
         ...(s.serverSideEncryption ? { serverSideEncryption: s.serverSideEncryption } : {}),

@@ -22,7 +22,17 @@ const filePath = z.string().min(1).describe("a file path; relative paths are rel
 
 /** How an SSH client authenticates and checks the server: for SFTP storage and for node agents. */
 const sshClientFields = {
-  privateKey: filePath.describe("OpenSSH private key for key authentication (mode 0600)"),
+  privateKey: filePath
+    .optional()
+    .describe(
+      "OpenSSH private key for key authentication (mode 0600); without it, the keys of the ssh-agent",
+    ),
+  sshAgent: z
+    .union([z.boolean(), filePath])
+    .optional()
+    .describe(
+      "offer an ssh-agent's keys: true for $SSH_AUTH_SOCK, or the agent's socket path; the default without privateKey is $SSH_AUTH_SOCK",
+    ),
   passphraseFile: filePath.optional().describe("file holding the private key's passphrase (mode 0600)"),
   hostKey: z
     .union([z.string().min(1), z.array(z.string().min(1)).min(1)])
@@ -172,9 +182,18 @@ const s3StorageSchema = z
       .boolean()
       .default(false)
       .describe("path-style URLs (https://host/bucket/key), as most non-AWS servers want"),
-    credentialsFile: filePath.describe(
-      "file (mode 0600) with `access_key_id = …` and `secret_access_key = …` lines; keys never go in this config",
-    ),
+    credentialsFile: filePath
+      .optional()
+      .describe(
+        "file (mode 0600) with `access_key_id = …` and `secret_access_key = …` lines; keys never go in this config. Without it: the AWS SDK's default chain (AWS_* environment variables, ~/.aws shared files, web identity, container or instance role)",
+      ),
+    profile: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        "without credentialsFile: the profile of the shared AWS files (default: $AWS_PROFILE, else default)",
+      ),
     caFile: filePath
       .optional()
       .describe(

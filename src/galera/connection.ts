@@ -24,7 +24,9 @@ export interface NodeAgent {
   host: string;
   port: number;
   user: string;
-  privateKeyFile: string;
+  privateKeyFile?: string | undefined;
+  /** The ssh-agent socket whose keys are offered (default without privateKeyFile: $SSH_AUTH_SOCK). */
+  agentSocket?: string | undefined;
   passphraseFile?: string | undefined;
   hostKey?: string | readonly string[] | undefined;
   knownHostsFile?: string | undefined;

@@ -1,7 +1,8 @@
-// An SSH client connection (ssh2): key authentication only, and the server's host key checked
+// An SSH client connection (ssh2): public key authentication only, with a key file or the keys of
+// an ssh-agent (SSH_AUTH_SOCK, as OpenSSH users expect), and the server's host key checked
 // against pinned keys or a known_hosts file, never trusted on first use. Used by the SFTP backend
 // and by the backup host to reach the node agents; each names its failures with its own codes.
-import { readFile } from "node:fs/promises";
+import { readFile, stat } from "node:fs/promises";
 import ssh2, { type Client } from "ssh2";
 import type { ErrorCode } from "../error-codes.ts";
 import { StrongboxError } from "../errors.ts";
@@ -25,8 +26,13 @@ export interface SshOptions {
   /** Default 22. */
   port?: number;
   user: string;
-  /** OpenSSH private key file (mode 0600). */
-  privateKeyFile: string;
+  /** OpenSSH private key file (mode 0600). Without it, the keys of the ssh-agent at `agentSocket`. */
+  privateKeyFile?: string | undefined;
+  /**
+   * The ssh-agent's socket: its keys are offered (before the key file, as OpenSSH does). Default
+   * without privateKeyFile: $SSH_AUTH_SOCK.
+   */
+  agentSocket?: string | undefined;
   /** File holding the private key's passphrase (mode 0600). */
   passphraseFile?: string;
   /** Accepted host key(s): "ssh-ed25519 AAAA…" lines or "SHA256:…" fingerprints. */
@@ -56,7 +62,9 @@ export interface SshErrorCodes {
 
 /** The key and the accepted host keys, read once; every connection uses them. */
 export interface SshIdentity {
-  privateKey: Buffer;
+  privateKey: Buffer | undefined;
+  /** The ssh-agent socket whose keys are offered. */
+  agent: string | undefined;
   passphrase: string | undefined;
   pins: HostKeyPin[];
   revoked: HostKeyPin[];
@@ -81,20 +89,34 @@ export function isSshConnectionError(error: unknown): boolean {
 export async function loadSshIdentity(o: SshOptions, codes: SshErrorCodes): Promise<SshIdentity> {
   const fail = (message: string, extra: { hint?: string; cause?: unknown } = {}) =>
     new StrongboxError(codes.config, message, { stage: codes.stage, ...extra });
-  const privateKey = await readPrivateFile(o.privateKeyFile, "SSH private key");
-  const passphrase = o.passphraseFile
-    ? (await readPrivateFile(o.passphraseFile, "SSH key passphrase file"))
-        .toString("utf8")
-        .replace(/\r?\n$/, "")
-    : undefined;
-  const parsed = utils.parseKey(privateKey, passphrase);
-  if (parsed instanceof Error) {
-    throw fail(`cannot use the SSH private key ${o.privateKeyFile}: ${parsed.message}`, {
-      hint: /passphrase/i.test(parsed.message)
-        ? "set passphraseFile to a file holding the key's passphrase"
-        : "give an OpenSSH private key (ssh-keygen -t ed25519)",
-      cause: parsed,
-    });
+  const agent = o.agentSocket ?? (o.privateKeyFile ? undefined : process.env.SSH_AUTH_SOCK || undefined);
+  if (!o.privateKeyFile && !agent) {
+    throw fail(
+      `no SSH key for ${o.user}@${o.host}: no privateKey is configured and no ssh-agent runs (SSH_AUTH_SOCK is not set)`,
+      {
+        hint: "set privateKey to an OpenSSH key file (mode 0600), or start strongbox where ssh-agent runs (eval $(ssh-agent); ssh-add)",
+      },
+    );
+  }
+  if (agent) await assertAgentSocket(agent, fail);
+  let privateKey: Buffer | undefined;
+  let passphrase: string | undefined;
+  if (o.privateKeyFile) {
+    privateKey = await readPrivateFile(o.privateKeyFile, "SSH private key");
+    passphrase = o.passphraseFile
+      ? (await readPrivateFile(o.passphraseFile, "SSH key passphrase file"))
+          .toString("utf8")
+          .replace(/\r?\n$/, "")
+      : undefined;
+    const parsed = utils.parseKey(privateKey, passphrase);
+    if (parsed instanceof Error) {
+      throw fail(`cannot use the SSH private key ${o.privateKeyFile}: ${parsed.message}`, {
+        hint: /passphrase/i.test(parsed.message)
+          ? "set passphraseFile to a file holding the key's passphrase"
+          : "give an OpenSSH private key (ssh-keygen -t ed25519)",
+        cause: parsed,
+      });
+    }
   }
   const port = o.port ?? 22;
   const pins = [o.hostKey ?? []].flat().map((pin) => parseHostKeyPin(pin, codes.config));
@@ -115,7 +137,32 @@ export async function loadSshIdentity(o: SshOptions, codes: SshErrorCodes): Prom
       hint: `get it on a trusted path, e.g. ssh-keyscan -p ${port} ${o.host}, and compare fingerprints`,
     });
   }
-  return { privateKey, passphrase, pins, revoked };
+  return { privateKey, passphrase, agent, pins, revoked };
+}
+
+/** The agent's socket must be one: a stale SSH_AUTH_SOCK otherwise fails later as "auth failed". */
+async function assertAgentSocket(
+  path: string,
+  fail: (message: string, extra?: { hint?: string; cause?: unknown }) => StrongboxError,
+): Promise<void> {
+  try {
+    if ((await stat(path)).isSocket()) return;
+  } catch (error) {
+    throw fail(`the ssh-agent socket ${path} cannot be used: ${messageOf(error)}`, {
+      hint: "is ssh-agent running? (SSH_AUTH_SOCK names its socket)",
+      cause: error,
+    });
+  }
+  throw fail(`the ssh-agent socket ${path} is not a socket`, {
+    hint: "SSH_AUTH_SOCK names the agent's socket",
+  });
+}
+
+/** What authenticates us, for messages: the key file, the agent's keys, or both. */
+function credentialName(o: SshOptions, id: SshIdentity): string {
+  const agent = id.agent ? `the keys of the ssh-agent at ${id.agent}` : "";
+  if (!o.privateKeyFile) return agent;
+  return agent ? `${agent} and the key ${o.privateKeyFile}` : `the key ${o.privateKeyFile}`;
 }
 
 /** Connects and authenticates; resolves with the ready client, or rejects with a mapped error. */
@@ -129,7 +176,7 @@ export function sshConnect(o: SshOptions, id: SshIdentity, codes: SshErrorCodes)
       if (settled) return;
       settled = true;
       client.end();
-      reject(connectError(o, codes, error, presented, refusal));
+      reject(connectError(o, id, codes, error, presented, refusal));
     };
     client.on("error", fail);
     client.on("close", () => fail(new Error("the server closed the connection during the handshake")));
@@ -143,7 +190,8 @@ export function sshConnect(o: SshOptions, id: SshIdentity, codes: SshErrorCodes)
       host: o.host,
       port: o.port ?? 22,
       username: o.user,
-      privateKey: id.privateKey,
+      ...(id.privateKey ? { privateKey: id.privateKey } : {}),
+      ...(id.agent ? { agent: id.agent } : {}),
       ...(id.passphrase !== undefined ? { passphrase: id.passphrase } : {}),
       hostVerifier: (key: Buffer): boolean => {
         presented = key;
@@ -161,6 +209,7 @@ export function sshConnect(o: SshOptions, id: SshIdentity, codes: SshErrorCodes)
 
 function connectError(
   o: SshOptions,
+  id: SshIdentity,
   codes: SshErrorCodes,
   error: unknown,
   presented: Buffer | undefined,
@@ -183,9 +232,11 @@ function connectError(
   }
   const level = (error as { level?: unknown }).level;
   if (level === "client-authentication") {
-    return new StrongboxError(codes.auth, `the SSH server ${where} refused the key ${o.privateKeyFile}`, {
+    return new StrongboxError(codes.auth, `the SSH server ${where} refused ${credentialName(o, id)}`, {
       stage,
-      hint: `add the public key (ssh-keygen -y -f ${o.privateKeyFile}) to ~${o.user}/.ssh/authorized_keys on the server, and check the user name`,
+      hint: o.privateKeyFile
+        ? `add the public key (ssh-keygen -y -f ${o.privateKeyFile}) to ~${o.user}/.ssh/authorized_keys on the server, and check the user name`
+        : `add one of the agent's public keys (ssh-add -L) to ~${o.user}/.ssh/authorized_keys on the server, and check the user name`,
       cause: error,
     });
   }

@@ -4,6 +4,7 @@ import { readFileSync } from "node:fs";
 import { Agent as HttpAgent } from "node:http";
 import { Agent as HttpsAgent } from "node:https";
 import { S3Client } from "@aws-sdk/client-s3";
+import type { fromNodeProviderChain } from "@aws-sdk/credential-providers";
 import { messageOf } from "../util/error-kinds.ts";
 import { RemoteStorageErrorCode, storageError } from "./errors.ts";
 import { readS3Credentials, type S3Credentials } from "./s3-credentials.ts";
@@ -34,8 +35,13 @@ export interface S3StorageOptions {
   prefix?: string;
   /** Path-style URLs (https://host/bucket/key), as most non-AWS servers want (default false). */
   forcePathStyle?: boolean;
-  /** File (mode 0600) with access_key_id and secret_access_key. */
-  credentialsFile: string;
+  /**
+   * File (mode 0600) with access_key_id and secret_access_key. Without it, the AWS SDK's default
+   * chain: environment, shared files (`profile`), web identity, container and instance metadata.
+   */
+  credentialsFile?: string;
+  /** The shared-files profile the default chain reads (default: $AWS_PROFILE, else "default"). */
+  profile?: string;
   /** PEM file of the CA(s) that signed the server's certificate; replaces the system CAs. */
   caFile?: string;
   /** Accept an http:// endpoint (no TLS). Default false. */
@@ -60,6 +66,39 @@ export interface S3StorageOptions {
   requestTimeoutMs?: number;
 }
 
+type AwsCredentialIdentityProvider = ReturnType<typeof fromNodeProviderChain>;
+
+/** Where a storage's credentials come from, as error messages name it. */
+export function credentialsSource(o: Pick<S3StorageOptions, "credentialsFile" | "profile">): string {
+  if (o.credentialsFile) return o.credentialsFile;
+  return `the AWS default chain${o.profile ? ` (profile ${o.profile})` : ""}`;
+}
+
+/**
+ * The AWS SDK's default provider chain, as the aws CLI finds credentials: AWS_ACCESS_KEY_ID…,
+ * the shared files (AWS_PROFILE or \`profile\`), SSO, web identity (AWS_WEB_IDENTITY_TOKEN_FILE),
+ * the container and the EC2 instance metadata. Found once, refreshed before they expire. Finding
+ * none is a configuration error naming the places looked at.
+ */
+async function defaultChain(o: S3StorageOptions): Promise<AwsCredentialIdentityProvider> {
+  const { fromNodeProviderChain } = await import("@aws-sdk/credential-providers");
+  const chain = fromNodeProviderChain(o.profile ? { profile: o.profile } : {});
+  return async (identityProperties) => {
+    try {
+      return await chain(identityProperties);
+    } catch (error) {
+      throw storageError(
+        RemoteStorageErrorCode.auth,
+        `no S3 credentials for bucket ${o.bucket} in ${credentialsSource(o)}: ${messageOf(error).split("\n")[0]}`,
+        {
+          cause: error,
+          hint: "set credentialsFile, or give this account AWS credentials: AWS_PROFILE and ~/.aws/credentials, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, web identity, or an instance role",
+        },
+      );
+    }
+  };
+}
+
 /** Checks the options, reads the credentials and the CA file, and makes the client. */
 export async function createS3Client(options: S3StorageOptions): Promise<S3Client> {
   const partSize = options.partSize ?? DEFAULT_PART_SIZE;
@@ -77,7 +116,9 @@ export async function createS3Client(options: S3StorageOptions): Promise<S3Clien
     const problem = endpointProblem(options.endpoint, options.allowInsecureHttp ?? false);
     if (problem) throw problem;
   }
-  const credentials: S3Credentials = await readS3Credentials(options.credentialsFile);
+  const credentials: S3Credentials | AwsCredentialIdentityProvider = options.credentialsFile
+    ? await readS3Credentials(options.credentialsFile)
+    : await defaultChain(options);
   let ca: Buffer | undefined;
   if (options.caFile) {
     try {

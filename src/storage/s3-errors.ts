@@ -9,7 +9,8 @@ export interface S3ErrorContext {
   description: string;
   bucket: string;
   endpoint?: string | undefined;
-  credentialsFile: string;
+  /** The credentials file, or the default chain (credentialsSource). */
+  credentials: string;
   objectLock: boolean;
 }
 
@@ -135,7 +136,7 @@ export function mapS3Error(at: S3ErrorContext, error: unknown, operation: string
   if (AUTH_NAMES.has(name)) {
     return storageError(
       RemoteStorageErrorCode.auth,
-      `the S3 server refused the credentials from ${at.credentialsFile} (${name})`,
+      `the S3 server refused the credentials from ${at.credentials} (${name})`,
       {
         ...options,
         hint:

@@ -17,6 +17,7 @@ import {
 import { existsError, RemoteStorageErrorCode, storageError } from "./errors.ts";
 import {
   createS3Client,
+  credentialsSource,
   DEFAULT_CONCURRENCY,
   DEFAULT_PART_SIZE,
   type S3StorageOptions,
@@ -403,7 +404,7 @@ export class S3Storage implements Storage {
         description: this.description,
         bucket: this.bucket,
         endpoint: this.options.endpoint,
-        credentialsFile: this.options.credentialsFile,
+        credentials: credentialsSource(this.options),
         objectLock: this.options.objectLock !== undefined,
       },
       error,

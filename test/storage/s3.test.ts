@@ -567,3 +567,122 @@ describe("s3 storage", () => {
     }
   });
 });
+
+describe("s3 credentials from the AWS SDK's default chain (no credentialsFile)", () => {
+  const AWS_VARS = [
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_PROFILE",
+    "AWS_SHARED_CREDENTIALS_FILE",
+    "AWS_CONFIG_FILE",
+    "AWS_EC2_METADATA_DISABLED",
+    "AWS_EC2_METADATA_SERVICE_ENDPOINT",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_ROLE_ARN",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+  ];
+  /** Runs fn with exactly these AWS variables set (none of the machine's), then restores them. */
+  async function withAwsEnv<T>(vars: Record<string, string>, fn: () => Promise<T>): Promise<T> {
+    const saved = Object.fromEntries(AWS_VARS.map((k) => [k, process.env[k]]));
+    for (const k of AWS_VARS) delete process.env[k];
+    // Nothing from this machine's ~/.aws, and no instance metadata unless a test says so.
+    Object.assign(
+      process.env,
+      {
+        AWS_SHARED_CREDENTIALS_FILE: join(server.dir, "no-such-credentials"),
+        AWS_CONFIG_FILE: join(server.dir, "no-such-config"),
+        AWS_EC2_METADATA_DISABLED: "true",
+      },
+      vars,
+    );
+    try {
+      return await fn();
+    } finally {
+      for (const k of AWS_VARS) {
+        if (saved[k] === undefined) delete process.env[k];
+        else process.env[k] = saved[k];
+      }
+    }
+  }
+  const chainOptions = (extra: Partial<S3StorageOptions> = {}) => {
+    const { credentialsFile: _none, ...o } = options(extra);
+    return o;
+  };
+  async function roundTrip(storage: S3Storage): Promise<void> {
+    try {
+      await storage.put("chain/probe", Buffer.from("hello"));
+      assert.equal((await getBytes(storage, "chain/probe")).toString(), "hello");
+    } finally {
+      await storage.close();
+    }
+  }
+
+  test("from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY", async () => {
+    await withAwsEnv(
+      { AWS_ACCESS_KEY_ID: server.accessKeyId, AWS_SECRET_ACCESS_KEY: server.secretAccessKey },
+      async () => roundTrip(await S3Storage.open(chainOptions())),
+    );
+  });
+
+  test("from a profile of the shared credentials file (AWS_PROFILE or the profile option)", async () => {
+    const file = join(server.dir, "aws-credentials");
+    await writeFile(
+      file,
+      `[default]\naws_access_key_id = AKIDEFAULTWRONG\naws_secret_access_key = wrong\n\n[backup]\naws_access_key_id = ${server.accessKeyId}\naws_secret_access_key = ${server.secretAccessKey}\n`,
+      { mode: 0o600 },
+    );
+    await withAwsEnv({ AWS_SHARED_CREDENTIALS_FILE: file }, async () => {
+      await roundTrip(await S3Storage.open(chainOptions({ profile: "backup" })));
+      await assert.rejects(S3Storage.open(chainOptions()), (e: Error & { code?: string }) => {
+        assert.equal(e.code, "STORAGE_AUTH");
+        assert.match(e.message, /refused the credentials from the AWS default chain \(InvalidAccessKeyId\)/);
+        return true;
+      });
+    });
+    await withAwsEnv({ AWS_SHARED_CREDENTIALS_FILE: file, AWS_PROFILE: "backup" }, async () =>
+      roundTrip(await S3Storage.open(chainOptions())),
+    );
+  });
+
+  test("the config: no credentialsFile is valid, and a repository opens through the chain", async () => {
+    const rc = repositorySchema.parse({
+      name: "chain",
+      storage: {
+        type: "s3",
+        endpoint: server.endpoint,
+        bucket: BUCKET,
+        allowInsecureHttp: true,
+        forcePathStyle: true,
+      },
+    });
+    const loaded = { resolvePath: (p: string) => p } as unknown as LoadedConfig;
+    await withAwsEnv(
+      { AWS_ACCESS_KEY_ID: server.accessKeyId, AWS_SECRET_ACCESS_KEY: server.secretAccessKey },
+      async () => {
+        const storage = await openRepositoryStorage(rc, loaded);
+        try {
+          await storage.put("chain/config", Buffer.from("x"));
+          assert.equal((await getBytes(storage, "chain/config")).toString(), "x");
+        } finally {
+          await storage.close();
+        }
+      },
+    );
+  });
+
+  test("none anywhere: one clear error naming where to put them", async () => {
+    await withAwsEnv({}, async () => {
+      await assert.rejects(S3Storage.open(chainOptions()), (e: Error & { code?: string; hint?: string }) => {
+        assert.equal(e.code, "STORAGE_AUTH");
+        assert.match(
+          e.message,
+          new RegExp(`^no S3 credentials for bucket ${BUCKET} in the AWS default chain: `),
+        );
+        assert.match(e.hint ?? "", /credentialsFile.*AWS_PROFILE/);
+        return true;
+      });
+    });
+  });
+});

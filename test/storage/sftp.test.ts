@@ -1,6 +1,6 @@
 // The SFTP backend against a real OpenSSH sshd on loopback (test/helpers/sshd.ts).
 import assert from "node:assert/strict";
-import { execFile, execFileSync } from "node:child_process";
+import { execFile, execFileSync, spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import {
   appendFile,
@@ -487,3 +487,122 @@ function rawOpenForWrite(target: SshServer, path: string): Promise<void> {
     );
   });
 }
+
+describe("sftp storage through a real ssh-agent (no key file)", () => {
+  let agentDir: string;
+  let socket: string;
+  let agent: ReturnType<typeof spawn> | undefined;
+  const withoutKey = (path: string, extra: Partial<SftpStorageOptions> = {}): SftpStorageOptions => {
+    const { privateKeyFile: _none, ...o } = options(path, extra);
+    return o;
+  };
+  /** Runs fn with SSH_AUTH_SOCK set to `sock` (or unset), then restores it. */
+  async function withAuthSock<T>(sock: string | undefined, fn: () => Promise<T>): Promise<T> {
+    const saved = process.env.SSH_AUTH_SOCK;
+    if (sock === undefined) delete process.env.SSH_AUTH_SOCK;
+    else process.env.SSH_AUTH_SOCK = sock;
+    try {
+      return await fn();
+    } finally {
+      if (saved === undefined) delete process.env.SSH_AUTH_SOCK;
+      else process.env.SSH_AUTH_SOCK = saved;
+    }
+  }
+  const sshAdd = (...args: string[]) =>
+    run("ssh-add", args, { env: { ...process.env, SSH_AUTH_SOCK: socket } });
+
+  before(async () => {
+    agentDir = await mkdtemp(join(tmpdir(), "sb-ssh-agent-"));
+    socket = join(agentDir, "agent.sock");
+    agent = spawn("ssh-agent", ["-D", "-a", socket], { stdio: "ignore" });
+    for (let i = 0; i < 200; i++) {
+      if (
+        await stat(socket).then(
+          (s) => s.isSocket(),
+          () => false,
+        )
+      )
+        break;
+      await delay(25);
+    }
+  });
+  after(async () => {
+    agent?.kill();
+    await rm(agentDir, { recursive: true, force: true });
+  });
+
+  test("with SSH_AUTH_SOCK and no privateKey, the agent's key logs in", async () => {
+    await sshAdd(server.userKeyFile);
+    const path = repoPath();
+    await withAuthSock(socket, async () => {
+      const storage = await SftpStorage.open(withoutKey(path));
+      try {
+        await storage.put("backups/a/manifest", Buffer.from("through the agent"));
+        assert.equal((await getBytes(storage, "backups/a/manifest")).toString(), "through the agent");
+      } finally {
+        await storage.close();
+      }
+    });
+  });
+
+  test("sshAgent: <socket> in the config, no privateKey: opens through that agent", async () => {
+    const repository = repositorySchema.parse({
+      name: "offsite",
+      storage: {
+        type: "sftp",
+        host: server.host,
+        port: server.port,
+        user: server.user,
+        path: repoPath(),
+        sshAgent: socket,
+        hostKey: server.hostKeyLine,
+      },
+    });
+    const loaded = { dir: server.dir, resolvePath: (p: string) => p };
+    await withAuthSock(undefined, async () => {
+      const storage = await openRepositoryStorage(repository, loaded as unknown as LoadedConfig);
+      try {
+        await storage.put("x", Buffer.from("y"));
+        assert.equal((await getBytes(storage, "x")).toString(), "y");
+      } finally {
+        await storage.close();
+      }
+    });
+  });
+
+  test("an agent holding only keys the server does not accept: STORAGE_AUTH naming the agent", async () => {
+    await sshAdd("-D");
+    await sshAdd(server.otherKeyFile);
+    await withAuthSock(socket, async () => {
+      await assert.rejects(
+        SftpStorage.open(withoutKey(repoPath())),
+        (e: Error & { code?: string; hint?: string }) => {
+          assert.equal(e.code, "STORAGE_AUTH");
+          assert.match(e.message, new RegExp(`refused the keys of the ssh-agent at ${socket}$`));
+          assert.match(e.hint ?? "", /ssh-add -L/);
+          return true;
+        },
+      );
+    });
+  });
+
+  test("no privateKey and no agent, or a stale SSH_AUTH_SOCK: one clear STORAGE_CONFIG line", async () => {
+    await withAuthSock(undefined, async () => {
+      await assert.rejects(SftpStorage.open(withoutKey(repoPath())), (e: Error & { code?: string }) => {
+        assert.equal(e.code, "STORAGE_CONFIG");
+        assert.match(
+          e.message,
+          /no privateKey is configured and no ssh-agent runs \(SSH_AUTH_SOCK is not set\)/,
+        );
+        return true;
+      });
+    });
+    await withAuthSock(join(agentDir, "gone.sock"), async () => {
+      await assert.rejects(SftpStorage.open(withoutKey(repoPath())), (e: Error & { code?: string }) => {
+        assert.equal(e.code, "STORAGE_CONFIG");
+        assert.match(e.message, /the ssh-agent socket .*gone\.sock cannot be used: .*ENOENT/);
+        return true;
+      });
+    });
+  });
+});
