@@ -14,7 +14,7 @@ import type { CheckItem } from "./check-items.ts";
 
 const VARIABLES = ["version", "log_bin", "log_slave_updates", "wsrep_on", "wsrep_gtid_mode"];
 
-interface NodeFacts {
+export interface NodeFacts {
   node: ClusterNode;
   vars: Map<string, string>;
 }
@@ -68,7 +68,8 @@ async function mariabackupVersion(path: string): Promise<string> {
   return v.join(".");
 }
 
-function binlogItem(f: NodeFacts, required: boolean): CheckItem {
+/** log_bin, log_slave_updates and (in a cluster) wsrep_gtid_mode: a failure when archiving is on. */
+export function binlogItem(f: NodeFacts, required: boolean): CheckItem {
   const v = f.vars;
   const wrong: string[] = [];
   if (v.get("log_bin") !== "ON") wrong.push(`log_bin=${v.get("log_bin") ?? "?"}`);
