@@ -25,6 +25,7 @@ import { openRepositoryStorage } from "../../src/commands/repo.ts";
 import type { LoadedConfig } from "../../src/config/load.ts";
 import { repositorySchema } from "../../src/config/schema.ts";
 import { SftpStorage, type SftpStorageOptions } from "../../src/storage/sftp.ts";
+import type { Storage } from "../../src/storage/types.ts";
 import { wrapStorage } from "../../src/storage/wrap.ts";
 import { type SshServer, startSshd } from "../helpers/sshd.ts";
 import { byteStream, getBytes, listAll, storageConformance } from "./conformance.ts";
@@ -508,6 +509,15 @@ describe("sftp storage through a real ssh-agent (no key file)", () => {
       else process.env.SSH_AUTH_SOCK = saved;
     }
   }
+  /** Writes an object through the storage, reads it back, closes it. */
+  async function roundTrip(storage: Storage): Promise<void> {
+    try {
+      await storage.put("backups/a/manifest", Buffer.from("through the agent"));
+      assert.equal((await getBytes(storage, "backups/a/manifest")).toString(), "through the agent");
+    } finally {
+      await storage.close();
+    }
+  }
   const sshAdd = (...args: string[]) =>
     run("ssh-add", args, { env: { ...process.env, SSH_AUTH_SOCK: socket } });
 
@@ -534,15 +544,7 @@ describe("sftp storage through a real ssh-agent (no key file)", () => {
   test("with SSH_AUTH_SOCK and no privateKey, the agent's key logs in", async () => {
     await sshAdd(server.userKeyFile);
     const path = repoPath();
-    await withAuthSock(socket, async () => {
-      const storage = await SftpStorage.open(withoutKey(path));
-      try {
-        await storage.put("backups/a/manifest", Buffer.from("through the agent"));
-        assert.equal((await getBytes(storage, "backups/a/manifest")).toString(), "through the agent");
-      } finally {
-        await storage.close();
-      }
-    });
+    await withAuthSock(socket, async () => roundTrip(await SftpStorage.open(withoutKey(path))));
   });
 
   test("sshAgent: <socket> in the config, no privateKey: opens through that agent", async () => {
@@ -559,15 +561,9 @@ describe("sftp storage through a real ssh-agent (no key file)", () => {
       },
     });
     const loaded = { dir: server.dir, resolvePath: (p: string) => p };
-    await withAuthSock(undefined, async () => {
-      const storage = await openRepositoryStorage(repository, loaded as unknown as LoadedConfig);
-      try {
-        await storage.put("x", Buffer.from("y"));
-        assert.equal((await getBytes(storage, "x")).toString(), "y");
-      } finally {
-        await storage.close();
-      }
-    });
+    await withAuthSock(undefined, async () =>
+      roundTrip(await openRepositoryStorage(repository, loaded as unknown as LoadedConfig)),
+    );
   });
 
   test("an agent holding only keys the server does not accept: STORAGE_AUTH naming the agent", async () => {
