@@ -82,8 +82,11 @@ export async function checkRepositories(
       try {
         const { committed } = await repo.scan();
         const seen = `${committed.length} backup(s), signed config verified`;
-        if (rc.appendOnly) {
-          items.push({ item, status: "ok", detail: `${seen}; append-only, so no test object was written` });
+        // Append-only: the object could not be removed; Object Lock: its version would stay locked.
+        const locked = rc.storage.type === "s3" && rc.storage.objectLock !== undefined;
+        if (rc.appendOnly || locked) {
+          const why = rc.appendOnly ? "append-only" : "under Object Lock";
+          items.push({ item, status: "ok", detail: `${seen}; ${why}, so no test object was written` });
           continue;
         }
         const key = `check/${randomBytes(8).toString("hex")}.probe`;

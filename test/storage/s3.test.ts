@@ -1,7 +1,10 @@
 // The S3 backend against a real S3 server on loopback: Ceph's RADOS Gateway (test/helpers/s3server.ts).
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
+import { once } from "node:events";
 import { chmod, writeFile } from "node:fs/promises";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { after, before, describe, test } from "node:test";
@@ -670,6 +673,47 @@ describe("s3 credentials from the AWS SDK's default chain (no credentialsFile)",
         }
       },
     );
+  });
+
+  test("from the instance role: IMDSv2 (an EC2 metadata service on loopback, the RGW user's keys)", async () => {
+    // EC2's metadata service cannot run here: a loopback server answers as it does (IMDSv2: a PUT
+    // for the session token, then the role name, then the role's keys). The S3 side is the real RGW.
+    const requests: string[] = [];
+    const imds = createServer((req, res) => {
+      requests.push(`${req.method} ${req.url}`);
+      if (req.method === "PUT" && req.url === "/latest/api/token") return res.end("imds-session-token");
+      if (req.headers["x-aws-ec2-metadata-token"] !== "imds-session-token") return res.writeHead(401).end();
+      if (req.url === "/latest/meta-data/iam/security-credentials/") return res.end("strongbox-backup");
+      if (req.url === "/latest/meta-data/iam/security-credentials/strongbox-backup") {
+        return res.end(
+          JSON.stringify({
+            Code: "Success",
+            Type: "AWS-HMAC",
+            LastUpdated: new Date().toISOString(),
+            AccessKeyId: server.accessKeyId,
+            SecretAccessKey: server.secretAccessKey,
+            Token: "",
+            Expiration: new Date(Date.now() + 3_600_000).toISOString(),
+          }),
+        );
+      }
+      res.writeHead(404).end();
+    });
+    imds.listen(0, "127.0.0.1");
+    await once(imds, "listening");
+    try {
+      const url = `http://127.0.0.1:${(imds.address() as AddressInfo).port}`;
+      await withAwsEnv(
+        { AWS_EC2_METADATA_DISABLED: "false", AWS_EC2_METADATA_SERVICE_ENDPOINT: url },
+        async () => roundTrip(await S3Storage.open(chainOptions())),
+      );
+      assert.ok(
+        requests.includes("GET /latest/meta-data/iam/security-credentials/strongbox-backup"),
+        requests.join(", "),
+      );
+    } finally {
+      imds.close();
+    }
   });
 
   test("none anywhere: one clear error naming where to put them", async () => {
