@@ -33,10 +33,11 @@ APT_PACKAGES=(
   "/usr/bin/cc:gcc"
   "/usr/include/openssl/evp.h:libssl-dev"
   # The Debian package (npm run package) and its test: dpkg-deb builds it, systemd-analyze verifies
-  # its units, man renders its man page.
+  # its units, man renders its man page, zsh runs its zsh completion.
   "/usr/bin/dpkg-deb:dpkg"
   "/usr/bin/systemd-analyze:systemd"
   "/usr/bin/man:man-db"
+  "/usr/bin/zsh:zsh"
 )
 
 ensure_apt() {

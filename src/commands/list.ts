@@ -4,6 +4,7 @@ import { identitiesOf } from "../config/context.ts";
 import { decryptBuffer } from "../crypto/age.ts";
 import type { ManifestDetails } from "../repository/manifest.ts";
 import { verifyManifest } from "../repository/manifest.ts";
+import { pinnedIds } from "../repository/pins.ts";
 import type { CommandResult, GlobalOptions } from "../terminal/options.ts";
 import { type Output, reply } from "../terminal/output.ts";
 import { table } from "../terminal/table.ts";
@@ -13,7 +14,7 @@ import { openConfiguredRepository, trustedPublicKey } from "./repo.ts";
 export async function list(g: GlobalOptions, o: { repo?: string }, out: Output): Promise<CommandResult> {
   const { repo, close } = await openConfiguredRepository(g.config, o.repo);
   try {
-    const manifests = await repo.list();
+    const [manifests, pinned] = await Promise.all([repo.list(), pinnedIds(repo)]);
     const rows = manifests.map((m) => ({
       id: m.id,
       type: m.type,
@@ -25,12 +26,13 @@ export async function list(g: GlobalOptions, o: { repo?: string }, out: Output):
       storedBytes: m.bytes.stored,
       parts: m.parts.length,
       gtid: m.gtid,
+      pinned: pinned.has(m.id),
     }));
     return reply(out, { repository: repo.name, backups: rows }, () =>
       rows.length === 0
         ? `repository ${repo.name}: no backups yet`
         : table([
-            ["id", "type", "parent", "node", "started", "raw", "stored", "parts", "gtid"],
+            ["id", "type", "parent", "node", "started", "raw", "stored", "parts", "gtid", "pinned"],
             ...rows.map((r) => [
               r.id,
               r.type,
@@ -41,6 +43,7 @@ export async function list(g: GlobalOptions, o: { repo?: string }, out: Output):
               formatBytes(r.storedBytes),
               String(r.parts),
               r.gtid ?? "-",
+              r.pinned ? "pinned" : "",
             ]),
           ]),
     );

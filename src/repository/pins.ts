@@ -47,17 +47,25 @@ function signedBytes(p: PinRecord): Buffer {
   return Buffer.from(canonicalJson(rest), "utf8");
 }
 
+/** The ids with a pin object, whatever it holds: what prune keeps (list shows them). */
+export async function pinnedIds(repo: Repository): Promise<Set<string>> {
+  const ids = new Set<string>();
+  for await (const o of repo.storage.list(PREFIX)) {
+    const id = /^pins\/(.+)\.json$/.exec(o.key)?.[1];
+    if (id && BACKUP_ID_RE.test(id)) ids.add(id);
+  }
+  return ids;
+}
+
 /** Reads every pin; `trustedPublicKey` decides which are valid. */
 export async function readPins(repo: Repository, trustedPublicKey: string): Promise<PinState> {
   const state: PinState = { pinned: new Set(), records: new Map(), tampered: [] };
-  for await (const o of repo.storage.list(PREFIX)) {
-    const m = /^pins\/(.+)\.json$/.exec(o.key);
-    const id = m?.[1];
-    if (!id || !BACKUP_ID_RE.test(id)) continue;
+  for (const id of await pinnedIds(repo)) {
+    const key = pinKey(id);
     state.pinned.add(id);
     let why: string | undefined;
     try {
-      const p = JSON.parse((await readAll(await repo.storage.get(o.key))).toString("utf8")) as PinRecord;
+      const p = JSON.parse((await readAll(await repo.storage.get(key))).toString("utf8")) as PinRecord;
       if (p.format !== PIN_FORMAT || p.backup !== id) why = `it does not name backup ${id}`;
       else if (
         !p.signature ||
@@ -73,7 +81,7 @@ export async function readPins(repo: Repository, trustedPublicKey: string): Prom
       }
       why = e instanceof SyntaxError ? "it is not valid JSON" : (e as Error).message;
     }
-    if (why) state.tampered.push({ backup: id, key: o.key, why });
+    if (why) state.tampered.push({ backup: id, key, why });
   }
   return state;
 }

@@ -62,8 +62,12 @@ describe("the Debian package", () => {
       mkdirSync(join(root, "var/lib/dpkg/info"), { recursive: true });
       mkdirSync(join(root, "var/lib/dpkg/updates"), { recursive: true });
       writeFileSync(join(root, "var/lib/dpkg/status"), "");
+      // The scratch root's account database: root only (never a copy of this host's shadow file).
       mkdirSync(join(root, "etc"));
-      for (const f of ["passwd", "group", "shadow", "gshadow"]) await cp(`/etc/${f}`, join(root, "etc", f));
+      writeFileSync(join(root, "etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n");
+      writeFileSync(join(root, "etc/group"), "root:x:0:\n");
+      writeFileSync(join(root, "etc/shadow"), "root:*:20000:0:99999:7:::\n", { mode: 0o600 });
+      writeFileSync(join(root, "etc/gshadow"), "root:*::\n", { mode: 0o600 });
       noNodeBin = join(work, "bin");
       mkdirSync(noNodeBin);
       mkdirSync(join(work, "home"));
@@ -248,8 +252,23 @@ describe("the Debian package", () => {
     assert.deepEqual(await complete("strongbox", "sandbox", "u"), ["up"]);
     const alert = await complete("strongbox", "--config", "x.yaml", "alert", "");
     assert.ok(alert.includes("test") && alert.includes("--json"), alert.join(" "));
-    const zsh = readFileSync(join(root, "usr/share/zsh/vendor-completions/_strongbox"), "utf8");
-    assert.match(zsh, /^#compdef strongbox\n/);
-    assert.match(zsh, /"alert"\) cmds=\('test:send a test message/);
+    // zsh: the completion function run by a real zsh, with compsys's output functions stubbed to
+    // print what they were given (zsh filters by the typed prefix itself).
+    const zshFile = join(root, "usr/share/zsh/vendor-completions/_strongbox");
+    assert.match(readFileSync(zshFile, "utf8"), /^#compdef strongbox\n/);
+    assert.equal((await exec("zsh", ["-n", zshFile], { PATH: process.env.PATH })).code, 0);
+    const zcomplete = async (...words: string[]) => {
+      const script = `_describe() { print -l -- "\${(@P)2}" }; _values() { shift; print -l -- "$@" }; _files() { print FILES }; words=(${words.map((w) => `'${w}'`).join(" ")}); CURRENT=${words.length}; source ${zshFile}`;
+      return (await exec("zsh", ["-f", "-c", script], { PATH: process.env.PATH })).stdout.trim().split("\n");
+    };
+    assert.deepEqual(await zcomplete("strongbox", "alert", ""), [
+      "test:send a test message through every configured channel (webhook, e-mail)",
+    ]);
+    assert.ok(
+      (await zcomplete("strongbox", "--config", "x.yaml", "backup", "--f")).includes(
+        "--full[a full physical backup (mariabackup)]",
+      ),
+    );
+    assert.ok((await zcomplete("strongbox", "")).some((l) => l.startsWith("check:")));
   });
 });

@@ -112,6 +112,14 @@ describe("pins, forget and keepYearly", () => {
     assert.equal(pin.backup, I1);
     assert.equal(pin.note, "the auditors want it");
     assert.equal((await run("backup", "pin", I1)).stdout.trim(), `${I1} in main was already pinned`);
+    const listed = JSON.parse((await run("--json", "list")).stdout) as {
+      backups: { id: string; pinned: boolean }[];
+    };
+    assert.deepEqual(
+      listed.backups.filter((b) => b.pinned).map((b) => b.id),
+      [I1],
+    );
+    assert.match((await run("list")).stdout, new RegExp(`^${I1} .* pinned$`, "m"));
     const p = await pruneDry();
     assert.deepEqual(p.kept.map((k) => k.id).sort(), [F1, I1, F4]);
     assert.deepEqual(p.kept.find((k) => k.id === I1)?.reasons, ["pinned"]);
