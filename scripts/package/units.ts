@@ -111,6 +111,17 @@ export function renderUnits(): Record<string, string> {
     ],
     Install: ["WantedBy=multi-user.target"],
   });
+  out["strongbox-serve.service"] = unit({
+    Unit: ["Description=Strongbox dashboard, JSON API and /metrics (strongbox serve)", ...UNIT_HEAD],
+    Service: [
+      "Type=simple",
+      "ExecStart=/usr/bin/strongbox serve",
+      "Restart=on-failure",
+      "RestartSec=10s",
+      ...HARDENING,
+    ],
+    Install: ["WantedBy=multi-user.target"],
+  });
   for (const j of JOBS) {
     const base = `strongbox-${j.name}${j.template ? "@" : ""}`;
     out[`${base}.service`] = unit({

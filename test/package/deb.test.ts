@@ -202,6 +202,7 @@ describe("the Debian package", () => {
     const units = join(root, "lib/systemd/system");
     const ours = readdirSync(units).filter((f) => f.startsWith("strongbox-"));
     assert.ok(ours.includes("strongbox-daemon.service"));
+    assert.ok(ours.includes("strongbox-serve.service"));
     assert.ok(ours.includes("strongbox-verify.timer"));
     // The units they depend on (sysinit.target, …): the host's, into the scratch root.
     for (const f of readdirSync("/lib/systemd/system")) {
