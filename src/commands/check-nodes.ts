@@ -2,7 +2,6 @@
 // version against each server's, the binary log settings point-in-time recovery needs, and the
 // agents of nodes that have one (an SSH connection and the protocol handshake).
 import { greetAgent } from "../backup/remote.ts";
-import { VERSION } from "../version.ts";
 import { clusterNodes, clusterTls, credentialsFor } from "../config/context.ts";
 import type { LoadedConfig } from "../config/load.ts";
 import { errorMessage } from "../errors.ts";
@@ -10,6 +9,7 @@ import { type ClusterNode, type Connection, type Credentials, queryRows } from "
 import { isEligible, probeNodeKeepingConnection } from "../galera/health.ts";
 import { compareGrants, methodsOf, parseGrants, showOwnGrants } from "../security/grants.ts";
 import { run } from "../util/proc.ts";
+import { VERSION } from "../version.ts";
 import type { CheckItem } from "./check-items.ts";
 
 const VARIABLES = ["version", "log_bin", "log_slave_updates", "wsrep_on", "wsrep_gtid_mode"];
