@@ -4,10 +4,10 @@
 // makes prune delete more.
 import assert from "node:assert/strict";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
-import { mkdtemp } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { before, describe, it } from "node:test";
+import { after, before, describe, it } from "node:test";
 import { canonicalJson, generateSigningKey, sign } from "../../src/crypto/sign.ts";
 import { type Manifest, signManifest } from "../../src/repository/manifest.ts";
 import { Repository } from "../../src/repository/repository.ts";
@@ -102,6 +102,11 @@ describe("pins, forget and keepYearly", () => {
       await repo.commit(manifest(F3, null, key));
       await repo.commit(manifest(F4, null, key));
     }
+  });
+
+  after(async () => {
+    await Promise.all([main?.storage.close(), vault?.storage.close()]);
+    if (dir) await rm(dir, { recursive: true, force: true });
   });
 
   it("backup pin writes a signed pin; prune keeps the pinned incremental and its full", async () => {
