@@ -47,12 +47,23 @@ const sshClientFields = {
 };
 
 /** A host key must come from somewhere: it is never accepted blindly. */
-function requireHostKey(s: { hostKey?: unknown; knownHostsFile?: unknown }, ctx: z.RefinementCtx): void {
+function requireHostKey(
+  s: { hostKey?: unknown; knownHostsFile?: unknown; privateKey?: unknown; sshAgent?: unknown },
+  ctx: z.RefinementCtx,
+): void {
   if (s.hostKey === undefined && s.knownHostsFile === undefined) {
     ctx.addIssue({
       code: "custom",
       path: ["hostKey"],
       message: "set hostKey or knownHostsFile: the server's host key is never accepted blindly",
+    });
+  }
+  // A key must come from somewhere too: the file, or an ssh-agent (not turned off).
+  if (s.privateKey === undefined && s.sshAgent === false) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["privateKey"],
+      message: "sshAgent: false leaves no key: set privateKey, or let the ssh-agent's keys be used",
     });
   }
 }

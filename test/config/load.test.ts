@@ -140,6 +140,26 @@ keys:
     }
   });
 
+  it("SSH: without privateKey the ssh-agent is used; sshAgent: false then leaves no key", () => {
+    const withSftp = (extra: string) =>
+      GOOD.replace(
+        "    storage: { type: local, path: /var/backups/strongbox }",
+        `    storage: { type: sftp, host: backup.example, user: sb, path: repo, hostKey: "SHA256:abc"${extra} }`,
+      );
+    const c = parseConfigText(withSftp(""), "test.yaml");
+    assert.equal(
+      c.repositories[0]!.storage.type === "sftp" && c.repositories[0]!.storage.privateKey,
+      undefined,
+    );
+    assert.throws(
+      () => parseConfigText(withSftp(", sshAgent: false"), "test.yaml"),
+      (e: ConfigError) =>
+        e.problems.some((p) =>
+          p.startsWith("repositories[0].storage.privateKey: sshAgent: false leaves no key"),
+        ),
+    );
+  });
+
   it("without --config or STRONGBOX_CONFIG: ./strongbox.yaml when present, else /etc/strongbox/strongbox.yaml", async () => {
     const dir = await mkdtemp(join(tmpdir(), "sb-config-"));
     const before = process.cwd();
