@@ -29,6 +29,8 @@ APT_PACKAGES=(
   "/usr/bin/ceph-mon:ceph-mon"
   "/usr/bin/ceph-osd:ceph-osd"
   "/usr/bin/openssl:openssl"
+  # Proof on the wire that Galera traffic is encrypted (test/galera/tls-wire.test.ts).
+  "/usr/bin/tcpdump:tcpdump"
   # The native part sealer (native/seal.c) is built with these; without them Node seals the parts.
   "/usr/bin/cc:gcc"
   "/usr/include/openssl/evp.h:libssl-dev"

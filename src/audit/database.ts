@@ -5,6 +5,7 @@ import { clusterNodes, clusterTls, credentialsFor } from "../config/context.ts";
 import type { LoadedConfig } from "../config/load.ts";
 import { errorMessage } from "../errors.ts";
 import { type Connection, type Credentials, connectNode, queryRows } from "../galera/connection.ts";
+import { parseProviderOptions, sstEncrypted } from "../galera/tls.ts";
 import {
   type BackupMethod,
   compareGrants,
@@ -12,7 +13,7 @@ import {
   showOwnGrants,
   worstSeverity,
 } from "../security/grants.ts";
-import { readCnfSection, sstEncrypted } from "./cnf.ts";
+import { readCnfSection } from "../util/cnf.ts";
 import { type AuditFinding, isLoopbackHost, isPrivateHost } from "./types.ts";
 
 const VARIABLES = [
@@ -201,16 +202,6 @@ function bindExposure(bind: string): "loopback" | "private" | "public" {
   return addrs.every((a) => isLoopbackHost(a) || isPrivateHost(a)) ? "private" : "public";
 }
 
-function providerOptions(text: string): Map<string, string> {
-  return new Map(
-    text
-      .split(";")
-      .map((kv) => kv.split("="))
-      .filter((p) => p.length >= 2)
-      .map(([k, ...v]) => [k!.trim().toLowerCase(), v.join("=").trim()]),
-  );
-}
-
 /** Host part of "tcp://1.2.3.4:4567", "1.2.3.4:4567", "[::1]:4567". */
 function hostOf(addr: string): string {
   const a = addr.replace(/^\w+:\/\//, "");
@@ -296,30 +287,46 @@ export async function nodeSettingFindings(loaded: LoadedConfig, facts: NodeFacts
   const galera = facts.filter((f) => f.vars.get("wsrep_on") === "ON");
   if (galera.length > 0) {
     const unencrypted: string[] = [];
+    const istPlain: string[] = [];
     let remote = false;
     for (const f of galera) {
-      const opts = providerOptions(f.vars.get("wsrep_provider_options") ?? "");
+      const opts = parseProviderOptions(f.vars.get("wsrep_provider_options") ?? "");
       const listen = opts.get("gmcast.listen_addr") ?? "";
       const ssl =
         /^(yes|true|1|on)$/i.test(opts.get("socket.ssl") ?? "") ||
         (opts.get("socket.ssl_cert") ?? "") !== "" ||
         listen.startsWith("ssl://") ||
         /^(SERVER|SERVER_X509|PROVIDER)$/i.test(f.vars.get("wsrep_ssl_mode") ?? "");
-      const addrs = [listen, f.vars.get("wsrep_node_address") ?? "", opts.get("ist.recv_addr") ?? ""]
-        .filter((a) => a !== "")
-        .map(hostOf);
+      const ist = opts.get("ist.recv_addr") ?? "";
+      const addrs = [listen, f.vars.get("wsrep_node_address") ?? "", ist].filter((a) => a !== "").map(hostOf);
       if (addrs.some((a) => a !== "" && !isLoopbackHost(a) && a !== "0.0.0.0")) remote = true;
       if (addrs.includes("0.0.0.0")) remote = true;
-      if (!ssl) unencrypted.push(`${f.name}: gmcast.listen_addr=${listen || "?"}, no socket.ssl`);
+      if (!ssl) unencrypted.push(`${f.name}: gmcast.listen_addr=${listen || "?"}, no socket.ssl_cert`);
+      // IST uses the provider's socket.ssl settings, unless its address forces plain TCP.
+      if (!ssl || ist.startsWith("tcp://"))
+        istPlain.push(`${f.name}: ist.recv_addr=${ist || "(default)"}${ssl ? "" : ", no socket.ssl_cert"}`);
+      // socket.dynamic accepts plain-text peers beside TLS ones: right while rolling TLS in, not after.
+      if (ssl && /^(yes|true|1|on)$/i.test(opts.get("socket.dynamic") ?? ""))
+        unencrypted.push(`${f.name}: socket.dynamic=YES (peers without TLS are still accepted)`);
     }
     if (unencrypted.length > 0) {
       findings.push({
         id: "galera-replication-plain",
         severity: remote ? "high" : "low",
         practice: "encryption",
-        title: "Galera replication and IST travel unencrypted between the nodes",
+        title: "Galera replication (gcomm: every write set) travels unencrypted between the nodes",
         evidence: `${unencrypted.join("; ")}${remote ? "" : " (loopback only)"}`,
-        fix: 'wsrep_provider_options="socket.ssl_cert=…;socket.ssl_key=…;socket.ssl_ca=…" on every node (IST uses the same socket settings)',
+        fix: 'on every node, one at a time (docs/galera-tls.md): wsrep_provider_options="…;socket.ssl_cert=/etc/mysql/tls/node-cert.pem;socket.ssl_key=/etc/mysql/tls/node-key.pem;socket.ssl_ca=/etc/mysql/tls/ca.pem", then socket.dynamic=NO once all nodes have it',
+      });
+    }
+    if (istPlain.length > 0) {
+      findings.push({
+        id: "galera-ist-plain",
+        severity: remote ? "high" : "low",
+        practice: "encryption",
+        title: "incremental state transfers (IST: the write sets a rejoining node missed) travel unencrypted",
+        evidence: `${istPlain.join("; ")}${remote ? "" : " (loopback only)"}`,
+        fix: "IST uses the same socket.ssl_cert/socket.ssl_key/socket.ssl_ca in wsrep_provider_options; give ist.recv_addr no tcp:// scheme",
       });
     }
     const sstPlain: string[] = [];
@@ -345,7 +352,7 @@ export async function nodeSettingFindings(loaded: LoadedConfig, facts: NodeFacts
         practice: "encryption",
         title: "state snapshot transfers (a full copy of the data) travel unencrypted",
         evidence: `${sstPlain.join("; ")}${remote ? "" : " (loopback only)"}`,
-        fix: "in [sst] of every node: ssl-mode=VERIFY_CA (with ssl_cert/ssl_key/ssl_ca in [mysqld]), or encrypt=3 with tkey/tcert",
+        fix: "in [sst] of every node: ssl-mode=VERIFY_IDENTITY, ssl-ca=/etc/mysql/tls/ca.pem, ssl-cert=/etc/mysql/tls/node-cert.pem, ssl-key=/etc/mysql/tls/node-key.pem (the SST script then refuses to send in clear)",
       });
     }
     if (sstUnknown.length > 0) {

@@ -20,7 +20,10 @@ export function registerSandbox(program: Command, s: Session): void {
       intArg("--base-port"),
     )
     .option("--buffer-pool <size>", "innodb_buffer_pool_size of each node", "256M")
-    .option("--tls", "TLS for client connections (private CA in DIR/tls), require_secure_transport=ON")
+    .option(
+      "--tls",
+      "TLS everywhere (one cluster CA in DIR/tls): client connections (require_secure_transport=ON), Galera replication, IST and SST",
+    )
     .action(async (o, cmd: Command) => s.run((await load()).up(globals(cmd), o, s.out)));
 
   sandbox

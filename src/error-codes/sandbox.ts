@@ -34,6 +34,12 @@ export const SANDBOX_ERRORS = {
     SANDBOX_PORT_TAKEN: { exit: FAIL, meaning: "ports the sandbox needs are in use", hint: "" },
     SANDBOX_NODE_DOWN: { exit: FAIL, meaning: "the sandbox node is not running", hint: "" },
     SANDBOX_NODE_UP: { exit: FAIL, meaning: "the sandbox node is already running", hint: "" },
+    SANDBOX_NODE_TLS: {
+      exit: FAIL,
+      meaning:
+        "a node's Galera TLS cannot work with its peers (TLS on one side only, a CA that did not sign the peer, an expired or wrong-name certificate): it would never join, and Galera does not fall back to plain text",
+      hint: "fix the setting named, as in docs/galera-tls.md",
+    },
     SANDBOX_NODE_FAILED: {
       exit: FAIL,
       meaning: "a sandbox node exited while starting",

@@ -12,7 +12,7 @@ import { pidAlive } from "../util/liveness.ts";
 import { run, sleep } from "../util/proc.ts";
 import { clusterLayout, DEFAULT_BASE_PORT, DEFAULT_NODES, type SandboxNode, sandboxPaths } from "./layout.ts";
 import { renderNodeCnf } from "./mycnf.ts";
-import { makeSandboxTls } from "./tls.ts";
+import { checkJoinTls, makeSandboxTls, tlsCnf } from "./tls.ts";
 
 export const REQUIRED_PACKAGES: { path: string; pkg: string }[] = [
   { path: "/usr/sbin/mariadbd", pkg: "mariadb-server" },
@@ -45,7 +45,7 @@ export interface UpOptions {
   timeoutMs?: number;
   /** Extra [mysqld] lines per node (tuning; fault tests). */
   extraCnf?: (node: SandboxNode) => string[];
-  /** TLS for client connections, with require_secure_transport (certificates in DIR/tls). */
+  /** TLS everywhere: client connections (require_secure_transport), gcomm, IST and SST (DIR/tls). */
   tls?: boolean;
 }
 
@@ -327,14 +327,7 @@ export async function sandboxUp(o: UpOptions): Promise<SandboxState> {
   }
   await writeFile(paths.state, `${JSON.stringify(state, null, 2)}\n`, { mode: MODE_FILE });
   const tls = o.tls ? await makeSandboxTls(join(dir, "tls")) : undefined;
-  const tlsCnf = tls
-    ? [
-        `ssl_ca=${tls.ca}`,
-        `ssl_cert=${tls.serverCert}`,
-        `ssl_key=${tls.serverKey}`,
-        "require_secure_transport=ON",
-      ]
-    : [];
+  const withTls = tls ? tlsCnf(tls) : { mysqld: [], provider: [], sst: [] };
   for (const n of nodes) {
     await mkdir(n.datadir, { recursive: true, mode: MODE_DIR });
     await mkdir(n.tmpdir, { recursive: true, mode: MODE_DIR });
@@ -347,7 +340,9 @@ export async function sandboxUp(o: UpOptions): Promise<SandboxState> {
         sstPassword: secrets.sst,
         runAsRoot,
         bufferPool: o.bufferPool ?? "256M",
-        extra: [...tlsCnf, ...(o.extraCnf?.(n) ?? [])],
+        extra: [...withTls.mysqld, ...(o.extraCnf?.(n) ?? [])],
+        providerOptions: withTls.provider,
+        sst: withTls.sst,
       }),
       { mode: MODE_FILE },
     );
@@ -372,7 +367,9 @@ export async function sandboxUp(o: UpOptions): Promise<SandboxState> {
   await createUsers(first, osUser, secrets);
   const admin = { user: SANDBOX_USERS.admin, password: secrets.admin };
   await waitSynced(first, pid1, admin, timeoutMs);
-  for (const n of nodes.slice(1)) {
+  await checkJoinTls(first, []);
+  for (const [i, n] of nodes.slice(1).entries()) {
+    await checkJoinTls(n, nodes.slice(0, i + 1));
     log(`joining ${n.name} by SST (client port ${n.port})`);
     const pid = startMariadbd(n, false);
     await waitSynced(n, pid, admin, timeoutMs);
@@ -458,8 +455,13 @@ export async function startNode(dir: string, k: number, timeoutMs = 120_000): Pr
   if ((await readPid(node)) !== null) {
     throw new StrongboxError("SANDBOX_NODE_UP", `${node.name} is already running`);
   }
-  const others = await Promise.all(sandboxNodes(state).map(readPid));
+  const all = sandboxNodes(state);
+  const others = await Promise.all(all.map(readPid));
   const bootstrap = others.every((p) => p === null);
+  await checkJoinTls(
+    node,
+    all.filter((_, i) => others[i] !== null),
+  );
   if (bootstrap) await markSafeToBootstrap(node);
   const admin = await readSecret(dir, "admin");
   try {

@@ -10,6 +10,10 @@ export interface CnfOptions {
   bufferPool: string;
   /** Appended to [mysqld]; later lines override earlier ones. */
   extra?: string[];
+  /** Appended to wsrep_provider_options (e.g. socket.ssl_*). */
+  providerOptions?: string[];
+  /** Appended to [sst]. */
+  sst?: string[];
 }
 
 export function renderNodeCnf(node: SandboxNode, o: CnfOptions): string {
@@ -45,7 +49,7 @@ export function renderNodeCnf(node: SandboxNode, o: CnfOptions): string {
     `wsrep_node_name=${node.name}`,
     `wsrep_node_address=127.0.0.1:${node.gmcastPort}`,
     `wsrep_node_incoming_address=127.0.0.1:${node.port}`,
-    `wsrep_provider_options="gmcast.listen_addr=tcp://127.0.0.1:${node.gmcastPort};ist.recv_addr=127.0.0.1:${node.istPort};gcache.size=256M;pc.wait_prim_timeout=PT30S"`,
+    `wsrep_provider_options="gmcast.listen_addr=tcp://127.0.0.1:${node.gmcastPort};ist.recv_addr=127.0.0.1:${node.istPort};gcache.size=256M;pc.wait_prim_timeout=PT30S${(o.providerOptions ?? []).map((x) => `;${x}`).join("")}"`,
     "wsrep_sst_method=mariabackup",
     `wsrep_sst_auth=${o.sstUser}:${o.sstPassword}`,
     `wsrep_sst_receive_address=127.0.0.1:${node.sstPort}`,
@@ -56,6 +60,7 @@ export function renderNodeCnf(node: SandboxNode, o: CnfOptions): string {
     "",
     "[sst]",
     "progress=none",
+    ...(o.sst ?? []),
     "",
   ];
   return lines.join("\n");

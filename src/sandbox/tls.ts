@@ -1,8 +1,13 @@
-// Certificates for a sandbox with TLS: a private CA, a server certificate for 127.0.0.1 and a
-// client certificate, made with the openssl CLI. Keys are 0600 in a 0700 directory.
+// Certificates for a sandbox with TLS: one cluster CA, a node certificate (CN localhost, names
+// localhost and the nodes' addresses) used for client connections, Galera replication and IST
+// (gcomm) and SST, and a client certificate, made with the openssl CLI. Keys are 0600 in a 0700
+// directory. tlsCnf() is what every node's my.cnf gets: docs/galera-tls.md explains each line.
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { StrongboxError } from "../errors.ts";
+import { checkTlsFiles, type NodeTlsConfig, readNodeTls, signedBy } from "../galera/tls.ts";
 import { run } from "../util/proc.ts";
+import type { SandboxNode } from "./layout.ts";
 
 export interface SandboxTls {
   dir: string;
@@ -13,7 +18,16 @@ export interface SandboxTls {
   clientKey: string;
 }
 
-export async function makeSandboxTls(dir: string): Promise<SandboxTls> {
+/** The node certificate's names: SST verifies "localhost" for a loopback peer (wsrep_sst_common). */
+export function nodeCertNames(addresses: readonly string[] = ["127.0.0.1"]): string {
+  const ips = [...new Set(["127.0.0.1", ...addresses])];
+  return `subjectAltName=DNS:localhost,${ips.map((a) => `IP:${a}`).join(",")}`;
+}
+
+export async function makeSandboxTls(
+  dir: string,
+  o: { addresses?: readonly string[]; days?: number } = {},
+): Promise<SandboxTls> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const p = (f: string) => join(dir, f);
   const t: SandboxTls = {
@@ -40,7 +54,7 @@ export async function makeSandboxTls(dir: string): Promise<SandboxTls> {
     t.ca,
   ]);
   for (const [name, cn, ext] of [
-    ["server", "127.0.0.1", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
+    ["server", "localhost", nodeCertNames(o.addresses)],
     ["client", "strongbox", "extendedKeyUsage=clientAuth"],
   ] as const) {
     await ossl([
@@ -65,7 +79,7 @@ export async function makeSandboxTls(dir: string): Promise<SandboxTls> {
       p("ca-key.pem"),
       "-CAcreateserial",
       "-days",
-      "3650",
+      String(o.days ?? 3650),
       "-out",
       p(`${name}-cert.pem`),
       "-extfile",
@@ -73,4 +87,77 @@ export async function makeSandboxTls(dir: string): Promise<SandboxTls> {
     ]);
   }
   return t;
+}
+
+/** my.cnf lines of a TLS node: client connections, gcomm and IST (provider options), and SST. */
+export function tlsCnf(t: SandboxTls): { mysqld: string[]; provider: string[]; sst: string[] } {
+  return {
+    mysqld: [
+      `ssl_ca=${t.ca}`,
+      `ssl_cert=${t.serverCert}`,
+      `ssl_key=${t.serverKey}`,
+      "require_secure_transport=ON",
+    ],
+    // Galera's group communication and IST: a peer must present a certificate of the same CA.
+    provider: [`socket.ssl_ca=${t.ca}`, `socket.ssl_cert=${t.serverCert}`, `socket.ssl_key=${t.serverKey}`],
+    // SST with mariabackup over socat+OpenSSL; VERIFY_IDENTITY checks the joiner's name too, and
+    // the script refuses to fall back to plain text when the certificates are unusable.
+    sst: ["ssl-mode=VERIFY_IDENTITY", `ssl-ca=${t.ca}`, `ssl-cert=${t.serverCert}`, `ssl-key=${t.serverKey}`],
+  };
+}
+
+const GCOMM = { ca: "socket.ssl_ca", cert: "socket.ssl_cert", key: "socket.ssl_key" };
+const SST = { ca: "[sst] ssl-ca", cert: "[sst] ssl-cert", key: "[sst] ssl-key" };
+
+/**
+ * Before a node starts next to running peers: its Galera TLS checked against its own files and
+ * the peers'. Galera reports a mismatch only as a peer that never answers, after
+ * pc.wait_prim_timeout; this names the node and the setting at once. `names`: what SST verifies
+ * the joiner's certificate for (localhost on loopback).
+ */
+export async function checkJoinTls(
+  node: SandboxNode,
+  peers: SandboxNode[],
+  names: readonly string[] = ["localhost"],
+): Promise<void> {
+  const mine = await readNodeTls(node.cnf);
+  if (!mine) return;
+  const problems: string[] = [];
+  const on = (t: NodeTlsConfig) => Boolean(t.gcomm.cert);
+  // Its own files first: an expired or wrong-name certificate is the likelier story.
+  const said = (ps: { setting: string; message: string }[]) => ps.map((x) => `${x.setting} ${x.message}`);
+  if (on(mine)) problems.push(...said(await checkTlsFiles(mine.gcomm, GCOMM)));
+  if (mine.sst.mode !== "DISABLED")
+    problems.push(
+      ...said(await checkTlsFiles(mine.sst, SST, mine.sst.mode === "VERIFY_IDENTITY" ? { names } : {})),
+    );
+  for (const peer of peers) {
+    const theirs = await readNodeTls(peer.cnf);
+    if (!theirs || mine.dynamic || theirs.dynamic) continue;
+    if (on(theirs) && !on(mine))
+      problems.push(`wsrep_provider_options has no socket.ssl_cert, but ${peer.name} runs Galera with TLS`);
+    else if (!on(theirs) && on(mine))
+      problems.push(
+        `it has socket.ssl_cert, but ${peer.name} runs Galera without TLS (socket.dynamic=YES on both while rolling TLS in)`,
+      );
+    else if (on(mine) && on(theirs)) {
+      if (!(await signedBy(theirs.gcomm.cert!, mine.gcomm.ca ?? mine.gcomm.cert!)))
+        problems.push(
+          `socket.ssl_ca ${mine.gcomm.ca} did not sign ${peer.name}'s certificate ${theirs.gcomm.cert}`,
+        );
+      if (!(await signedBy(mine.gcomm.cert!, theirs.gcomm.ca ?? theirs.gcomm.cert!)))
+        problems.push(
+          `socket.ssl_cert ${mine.gcomm.cert} is not signed by ${peer.name}'s socket.ssl_ca ${theirs.gcomm.ca}`,
+        );
+    }
+  }
+  if (problems.length > 0) {
+    throw new StrongboxError(
+      "SANDBOX_NODE_TLS",
+      `${node.name} cannot join: ${[...new Set(problems)].join("; ")}`,
+      {
+        hint: `fix ${node.cnf} (docs/galera-tls.md); Galera never falls back to plain text`,
+      },
+    );
+  }
 }

@@ -67,6 +67,7 @@ describe("audit", () => {
       "schedule-none",
       "innodb-encryption-off",
       "galera-replication-plain",
+      "galera-ist-plain",
       "galera-sst-plain",
     ]) {
       assert.ok(got.has(id), `finding ${id} expected; got ${[...got].join(", ")}`);

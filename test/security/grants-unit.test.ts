@@ -6,9 +6,9 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { readCnfSection, sstEncrypted } from "../../src/audit/cnf.ts";
 import { type AuditFinding, auditExitCode, isPrivateHost } from "../../src/audit/types.ts";
 import { accountHostsFor } from "../../src/commands/user.ts";
+import { sstEncrypted } from "../../src/galera/tls.ts";
 import {
   compareGrants,
   grantStatement,
@@ -20,6 +20,7 @@ import {
   requiredPrivileges,
 } from "../../src/security/grants.ts";
 import { detectMissingPrivilege, explainPrivilegeError } from "../../src/security/privilege-errors.ts";
+import { readCnfSection } from "../../src/util/cnf.ts";
 
 const SANDBOX_GRANT =
   "GRANT SELECT, RELOAD, PROCESS, LOCK TABLES, BINLOG MONITOR, SHOW VIEW, EVENT, TRIGGER, SLAVE MONITOR ON *.* TO `strongbox_backup`@`localhost` IDENTIFIED BY PASSWORD '*58946B9A1B2334BE3A3A490D93CDBE0398996D43'";

@@ -1,5 +1,6 @@
-// Least privilege and the audit on a sandbox with TLS and require_secure_transport: user create
-// makes a REQUIRE SSL account for the TCP host, backups work with it, and the TLS findings are gone.
+// Least privilege and the audit on a sandbox with TLS everywhere (client connections with
+// require_secure_transport, gcomm, IST, SST): user create makes a REQUIRE SSL account for the TCP
+// host, backups work with it, and every TLS finding is gone.
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { describe, it } from "node:test";
@@ -47,6 +48,11 @@ describe("least privilege over TLS", () => {
       "db-secure-transport-off",
       "grants-excess",
       "grants-missing",
+      // sandbox --tls: gcomm, IST and SST too, read from what the node runs and its my.cnf
+      "galera-replication-plain",
+      "galera-ist-plain",
+      "galera-sst-plain",
+      "galera-sst-unverified",
     ]) {
       assert.ok(
         !ids.has(gone),

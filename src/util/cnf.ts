@@ -1,5 +1,6 @@
 // Reads one section of a MariaDB option file, following !include and !includedir, for what
-// SHOW VARIABLES does not show (the [sst] section).
+// SHOW VARIABLES does not show (the [sst] section) and for a node's settings before it runs.
+// Keys come back lower case with "_" as "-" (wsrep-provider-options), as the server reads them.
 import { readdir, readFile } from "node:fs/promises";
 import { dirname, isAbsolute, join, resolve } from "node:path";
 
@@ -57,15 +58,3 @@ export async function readCnfSection(
 }
 
 /** Whether an [sst] section turns on encryption of the state transfer. */
-export function sstEncrypted(sst: Map<string, string>): { encrypted: boolean; how: string } {
-  const encrypt = sst.get("encrypt");
-  if (encrypt !== undefined && encrypt !== "0") return { encrypted: true, how: `[sst] encrypt=${encrypt}` };
-  const mode = sst.get("ssl-mode");
-  if (mode !== undefined && mode.toUpperCase() !== "DISABLED")
-    return { encrypted: true, how: `[sst] ssl-mode=${mode}` };
-  if (sst.get("tcert") || sst.get("tkey")) return { encrypted: true, how: "[sst] tcert/tkey" };
-  return {
-    encrypted: false,
-    how: encrypt !== undefined ? `[sst] encrypt=${encrypt}` : "no encrypt or ssl-mode in [sst]",
-  };
-}
