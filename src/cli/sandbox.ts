@@ -1,4 +1,4 @@
-import type { Command } from "commander";
+import { type Command, Option } from "commander";
 import { globals, intArg, type Session } from "./args.ts";
 
 const DIR_HELP = "sandbox directory (default: ./.sandbox)";
@@ -21,11 +21,17 @@ export function registerSandbox(program: Command, s: Session): void {
     )
     .option("--buffer-pool <size>", "innodb_buffer_pool_size of each node", "256M")
     .option("--tls", "TLS for client connections (private CA in DIR/tls), require_secure_transport=ON")
+    .addOption(
+      new Option(
+        "--hosts",
+        "each node a host of its own: address 127.0.0.1N, OS account, sshd with the agent; a backup account (root only)",
+      ).conflicts("tls"),
+    )
     .action(async (o, cmd: Command) => s.run((await load()).up(globals(cmd), o, s.out)));
 
   sandbox
     .command("status")
-    .description("per node: pid, port, socket, wsrep state, cluster size")
+    .description("per node: pid, address, port, wsrep state, cluster size, OS account, agent")
     .option("--dir <dir>", DIR_HELP)
     .action(async (o, cmd: Command) => s.run((await load()).status(globals(cmd), o, s.out)));
 
@@ -67,8 +73,8 @@ export function registerSandbox(program: Command, s: Session): void {
 
   sandbox
     .command("down")
-    .description("stop every process of the sandbox")
+    .description("stop every process of the sandbox (with --purge also its directory and OS accounts)")
     .option("--dir <dir>", DIR_HELP)
-    .option("--purge", "also delete the sandbox directory", false)
+    .option("--purge", "also delete the sandbox directory and the OS accounts it made", false)
     .action(async (o, cmd: Command) => s.run((await load()).down(globals(cmd), o, s.out)));
 }
