@@ -1,7 +1,7 @@
 // The OS accounts of a multi-host sandbox (--hosts): one per node, owning its directory and running
 // its mariadbd, sshd sessions and agent; one for the backup host, owning the repository, the
 // config and the SSH client key. Made with useradd and removed with userdel; needs root.
-import { readFileSync, realpathSync, statSync } from "node:fs";
+import { existsSync, readFileSync, realpathSync, statSync } from "node:fs";
 import { chown, readdir } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { StrongboxError } from "../errors.ts";
@@ -43,27 +43,41 @@ export function requireRoot(): void {
   }
 }
 
+function unreachable(path: string, what: string, where: string, why: string): StrongboxError {
+  return new StrongboxError(
+    "SANDBOX_HOSTS_UNREACHABLE",
+    `${what} ${path} is not reachable by the sandbox's accounts: ${where} ${why}`,
+    {
+      hint: "put it where every account can read it (e.g. /opt or /srv), or let others search the directories above it (chmod o+x)",
+    },
+  );
+}
+
+/** Throws unless `dir` and every directory above it are searchable by others. */
+function assertSearchable(dir: string, path: string, what: string): void {
+  for (let d = dir; ; d = dirname(d)) {
+    if ((statSync(d).mode & 0o001) === 0) throw unreachable(path, what, d, "is not searchable by others");
+    if (d === "/") return;
+  }
+}
+
 /**
- * Throws unless other accounts can reach `path`: every directory above it searchable by others,
- * and the path itself readable (and `exec`: executable) by them.
+ * Throws unless other accounts can reach the file `path`: every directory above it searchable by
+ * others, the file readable (and with `exec`, executable) by them.
  */
 export function assertReachableByOthers(path: string, what: string, exec = false): void {
   const real = realpathSync(path);
-  const bad = (p: string, why: string) =>
-    new StrongboxError(
-      "SANDBOX_HOSTS_UNREACHABLE",
-      `${what} ${path} is not reachable by the sandbox's accounts: ${p} ${why}`,
-      {
-        hint: "put it where every account can read it (e.g. /opt or /srv), or let others search the directories above it (chmod o+x)",
-      },
-    );
-  for (let d = dirname(real); ; d = dirname(d)) {
-    if ((statSync(d).mode & 0o001) === 0) throw bad(d, "is not searchable by others");
-    if (d === "/") break;
-  }
+  assertSearchable(dirname(real), path, what);
   const mode = statSync(real).mode;
-  if ((mode & 0o004) === 0) throw bad(real, "is not readable by others");
-  if (exec && (mode & 0o001) === 0) throw bad(real, "is not executable by others");
+  if ((mode & 0o004) === 0) throw unreachable(path, what, real, "is not readable by others");
+  if (exec && (mode & 0o001) === 0) throw unreachable(path, what, real, "is not executable by others");
+}
+
+/** Throws unless other accounts can pass through the directories down to `dir` (which may not exist yet). */
+export function assertDirReachableByOthers(dir: string, what: string): void {
+  let existing = dirname(dir);
+  while (!existsSync(existing)) existing = dirname(existing);
+  assertSearchable(realpathSync(existing), dir, what);
 }
 
 /** useradd/userdel take a lock on /etc/passwd; another one running at the same moment is waited for. */

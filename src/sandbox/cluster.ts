@@ -6,13 +6,13 @@ import { existsSync } from "node:fs";
 import { chmod, mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { userInfo } from "node:os";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { StrongboxError } from "../errors.ts";
 import type { Credentials } from "../galera/connection.ts";
 import { run, sleep } from "../util/proc.ts";
 import {
   type Account,
-  assertReachableByOthers,
+  assertDirReachableByOthers,
   chownTree,
   createAccount,
   removeAccount,
@@ -185,7 +185,7 @@ export async function sandboxUp(o: UpOptions): Promise<SandboxState> {
     });
   }
   // The accounts of the nodes must reach their homes below DIR.
-  if (o.hosts) assertReachableByOthers(existingAncestor(dir), "the sandbox directory's parent");
+  if (o.hosts) assertDirReachableByOthers(dir, "the sandbox directory");
   const hosts = o.hosts ? { id: randomBytes(3).toString("hex") } : undefined;
   const basePort = o.basePort ?? (await findFreeBasePort(nodesCount, DEFAULT_BASE_PORT, hosts));
   const nodes = clusterLayout(dir, nodesCount, basePort, hosts);
@@ -301,13 +301,6 @@ export async function sandboxUp(o: UpOptions): Promise<SandboxState> {
   }
   log(`cluster of ${nodesCount} node(s) is Synced`);
   return state;
-}
-
-/** The path itself if it exists, else the nearest directory above it that does. */
-function existingAncestor(path: string): string {
-  let p = dirname(path);
-  while (!existsSync(p)) p = dirname(p);
-  return p;
 }
 
 async function createUsers(

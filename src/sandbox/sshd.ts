@@ -96,10 +96,10 @@ export async function sshdPid(node: SandboxNode): Promise<number | null> {
   }
 }
 
-/** Whether something answers with an SSH banner on the node's address and port. */
-export function sshBanner(node: SandboxNode): Promise<boolean> {
+/** Whether something answers with an SSH banner at host:port (within a second). */
+export function answersSsh(host: string, port: number): Promise<boolean> {
   return new Promise((resolve) => {
-    const socket = connect(node.sshPort, node.address);
+    const socket = connect(port, host);
     let data = "";
     socket.setTimeout(1000, () => socket.destroy());
     socket.on("data", (chunk) => {
@@ -109,6 +109,10 @@ export function sshBanner(node: SandboxNode): Promise<boolean> {
     socket.on("error", () => {});
     socket.on("close", () => resolve(data.startsWith("SSH-2.0-")));
   });
+}
+
+function sshBanner(node: SandboxNode): Promise<boolean> {
+  return answersSsh(node.address, node.sshPort);
 }
 
 /** Starts the node's sshd (in the background, as root) unless it runs; resolves when it answers. */

@@ -2,12 +2,13 @@
 // port, no chroot. start() / stop() can be called again (same port, same keys) to simulate an outage.
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { connect, createServer } from "node:net";
+import { createServer } from "node:net";
 import { tmpdir, userInfo } from "node:os";
 import { join } from "node:path";
 import { after, before } from "node:test";
 import { setTimeout as delay } from "node:timers/promises";
 import { promisify } from "node:util";
+import { answersSsh } from "../../src/sandbox/sshd.ts";
 import { descendants } from "../../src/util/liveness.ts";
 
 const run = promisify(execFile);
@@ -76,18 +77,7 @@ async function waitForBanner(port: number, child: ChildProcess, stderr: () => st
     if (child.exitCode !== null || child.signalCode !== null) {
       throw new Error(`sshd exited (${child.exitCode ?? child.signalCode}): ${stderr()}`);
     }
-    const banner = await new Promise<string>((resolve) => {
-      const socket = connect(port, "127.0.0.1");
-      let data = "";
-      socket.setTimeout(1000, () => socket.destroy());
-      socket.on("data", (chunk) => {
-        data += chunk.toString("latin1");
-        if (data.includes("\n")) socket.destroy();
-      });
-      socket.on("error", () => {});
-      socket.on("close", () => resolve(data));
-    });
-    if (banner.startsWith("SSH-2.0-")) return;
+    if (await answersSsh("127.0.0.1", port)) return;
     await delay(50);
   }
   throw new Error(`sshd did not answer on port ${port}: ${stderr()}`);
