@@ -262,7 +262,10 @@ export async function sandboxUp(o: UpOptions): Promise<SandboxState> {
       { mode: MODE_FILE },
     );
     const account = accounts.get(n.name);
-    if (account) await chownTree(n.dir, account);
+    if (account) {
+      await mkdir(n.restoreRoot, { mode: MODE_DIR });
+      await chownTree(n.dir, account);
+    }
   }
   const first = nodes[0]!;
   const firstAccount = accounts.get(first.name);
@@ -355,6 +358,8 @@ export interface SandboxNodeStatus extends NodeStatus {
     sshdPid: number | null;
     listening: boolean;
     command: string;
+    /** The directory on the node for restores onto it (owned by the node's account). */
+    restoreRoot: string;
   };
 }
 

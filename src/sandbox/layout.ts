@@ -26,6 +26,8 @@ export interface SandboxNode {
   osUser?: string;
   /** The node's sshd: host key, config, pid and log, root's (--hosts only). */
   sshdDir: string;
+  /** Where restores onto this node may go: its account's, 0700 (--hosts only). */
+  restoreRoot: string;
 }
 
 export const PORTS_PER_NODE = 10;
@@ -72,6 +74,7 @@ export function nodeLayout(dir: string, index: number, basePort: number, hosts?:
     sshPort: base + 4,
     ...(hosts ? { osUser: nodeOsUser(hosts.id, name) } : {}),
     sshdDir: join(dir, "sshd", name),
+    restoreRoot: join(nodeDir, "restore"),
   };
 }
 

@@ -174,5 +174,6 @@ export async function agentStatus(node: SandboxNode) {
     sshdPid: await sshdPid(node),
     listening: await sshBanner(node),
     command: /command="((?:[^"\\]|\\.)*)"/.exec(authorized)?.[1]?.replace(/\\(.)/g, "$1") ?? "",
+    restoreRoot: node.restoreRoot,
   };
 }

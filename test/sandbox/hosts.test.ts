@@ -22,7 +22,7 @@ import { loadDataset } from "../../src/sandbox/dataset.ts";
 import { readPid } from "../../src/sandbox/processes.ts";
 import { createSandbox } from "../../src/sandbox/setup.ts";
 import { sshdPid } from "../../src/sandbox/sshd.ts";
-import { pidAlive } from "../../src/util/liveness.ts";
+import { descendants, pidAlive } from "../../src/util/liveness.ts";
 import { cli, FIXTURES } from "../helpers/cli.ts";
 import { useHostsSandbox } from "../helpers/hosts.ts";
 
@@ -114,6 +114,17 @@ describe("multi-host sandbox", () => {
       );
       assert.equal(who.stdout.trim(), `${n.osUser}@localhost`, who.stderr);
     }
+    // The backup account owns the config, the agents' SSH key and its home; nobody else may read them.
+    for (const [path, mode] of [
+      [sb.backup.home, 0o700],
+      [sb.configPath, 0o600],
+      [join(sb.backup.home, "keys", "agent_ed25519"), 0o600],
+      [join(sb.backup.home, "secrets", "backup.password"), 0o600],
+    ] as const) {
+      const st = statSync(path);
+      assert.deepEqual([st.uid, st.mode & 0o777], [sb.backup.uid, mode], path);
+    }
+    assert.equal(statSync(sb.nodes[0]!.restoreRoot).uid, accountOf(sb.nodes[0]!.osUser!).uid);
     // Galera replicates between the nodes' own addresses.
     const conn = await sb.connect(2);
     try {
@@ -226,6 +237,23 @@ describe("multi-host sandbox", () => {
     while (!partStored() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
     assert.ok(partStored(), "a part of the first attempt was stored before the donor stopped");
     try {
+      // On the donor, below its sshd: the agent and mariabackup, both as the node's own account.
+      const donor = sb.nodes[2]!;
+      const uid = accountOf(donor.osUser!).uid;
+      const below = descendants((await sshdPid(donor))!).map((pid) => ({
+        uid: Number(/^Uid:\t(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1]),
+        args: readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0"),
+      }));
+      const agent = below.find(
+        (p) => p.args.some((a) => a.endsWith("strongbox.js")) && p.args.includes("agent"),
+      );
+      const tool = below.find((p) => p.args[0] === "mariabackup" || p.args[0]?.endsWith("/mariabackup"));
+      assert.equal(
+        agent?.uid,
+        uid,
+        `the agent runs as ${donor.osUser}: ${JSON.stringify(below.map((p) => p.args[0]))}`,
+      );
+      assert.equal(tool?.uid, uid, "mariabackup runs as the node's account");
       await stopNode(sb.dir, 3);
       const r = await run.result;
       assert.equal(r.code, 0, r.stderr);
