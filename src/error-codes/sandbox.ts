@@ -52,8 +52,9 @@ export const SANDBOX_ERRORS = {
     },
     SANDBOX_HOSTS_ROOT: {
       exit: FAIL,
-      meaning: "sandbox up --hosts was run without root: it creates OS accounts and an sshd per node",
-      hint: "run it as root, or without --hosts for a sandbox on one host",
+      meaning:
+        "a multi-host sandbox command was run without root: it makes OS accounts and runs each node's processes as them",
+      hint: "run it as root (for sandbox up: or without --hosts, for a sandbox on one host)",
     },
     SANDBOX_HOSTS_UNREACHABLE: {
       exit: FAIL,

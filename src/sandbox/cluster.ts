@@ -137,7 +137,17 @@ export async function readState(dir: string): Promise<SandboxState> {
   const file = sandboxPaths(dir).state;
   try {
     return JSON.parse(await readFile(file, "utf8")) as SandboxState;
-  } catch {
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "EACCES") {
+      // A multi-host sandbox: its record and secrets are root's, like the hosts it stands for.
+      throw new StrongboxError(
+        "SANDBOX_HOSTS_ROOT",
+        `the sandbox in ${dir} is root's: sandbox commands run as root`,
+        {
+          hint: "run it as root; the backup host's commands (init, backup, verify…) run as its account",
+        },
+      );
+    }
     throw new StrongboxError("SANDBOX_NOT_FOUND", `no sandbox in ${dir}`, {
       hint: "start one with: strongbox sandbox up --dir DIR",
     });

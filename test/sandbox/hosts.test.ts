@@ -125,6 +125,24 @@ describe("multi-host sandbox", () => {
       assert.deepEqual([st.uid, st.mode & 0o777], [sb.backup.uid, mode], path);
     }
     assert.equal(statSync(sb.nodes[0]!.restoreRoot).uid, accountOf(sb.nodes[0]!.osUser!).uid);
+    // Each node's mariadbd and sshd listen on its own address only: the same port numbers on every
+    // address, no wildcard listener, each socket the process of that node.
+    const listeners = spawnSync("ss", ["-Htlnp"], { encoding: "utf8" })
+      .stdout.split("\n")
+      .filter(Boolean)
+      .map((l) => ({ local: l.split(/\s+/)[3]!, pid: /pid=(\d+)/.exec(l)?.[1] }));
+    const first = sb.nodes[0]!;
+    for (const [port, ownerOf] of [
+      [first.port, readPid],
+      [first.gmcastPort, readPid],
+      [first.sshPort, sshdPid],
+    ] as const) {
+      const expected = await Promise.all(
+        sb.nodes.map(async (n) => [`${n.address}:${port}`, String(await ownerOf(n))]),
+      );
+      const actual = listeners.filter((l) => l.local.endsWith(`:${port}`)).map((l) => [l.local, l.pid]);
+      assert.deepEqual(actual.sort(), expected.sort(), `listeners on port ${port}`);
+    }
     // Galera replicates between the nodes' own addresses.
     const conn = await sb.connect(2);
     try {
@@ -290,6 +308,15 @@ describe("multi-host sandbox", () => {
       /^strongbox: error: refusing a physical backup of node\d on .*: its data directory .* is not readable here \(configure cluster\.nodes\[\]\.agent for node\d/m,
     );
     assert.deepEqual(await backupIds(), before);
+  });
+
+  it("sandbox commands are root's: as the backup account, one line saying so", async () => {
+    const r = await sb.asBackup(["--config", sb.configPath, "sandbox", "status"]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(
+      r.stderr,
+      /^strongbox: error: the sandbox in \S+ is root's: sandbox commands run as root \(run it as root;/m,
+    );
   });
 
   it("sandbox down --purge removes its processes, its OS accounts and its directory", async () => {
