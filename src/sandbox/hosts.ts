@@ -30,10 +30,13 @@ export function strongboxProgram(): { node: string; bin: string } {
   return { node: process.execPath, bin: join(dir, "bin", "strongbox") };
 }
 
-/** The agent's forced command: this installation's strongbox, with the Node it runs on. */
-export function agentCommand(program = strongboxProgram()): string {
+/**
+ * The agent's forced command: this installation's strongbox, with the Node it runs on, accepting
+ * restores and restore-tests below the node's restore root only.
+ */
+export function agentCommand(restoreRoot: string, program = strongboxProgram()): string {
   const q = (s: string) => `'${s.replace(/'/g, "'\\''")}'`;
-  return `STRONGBOX_NODE=${q(program.node)} exec ${q(program.bin)} agent`;
+  return `STRONGBOX_NODE=${q(program.node)} exec ${q(program.bin)} agent --restore-root ${q(restoreRoot)}`;
 }
 
 /** Every account runs the same program: it must be readable by them (checked before anything is made). */
@@ -54,9 +57,10 @@ export async function startAgents(
   const keyFile = join(home, AGENT_KEY);
   await mkdir(dirname(keyFile), { recursive: true, mode: 0o700 });
   const publicKey = await keygen(keyFile, `${state.hosts!.backupUser}@backup`);
-  const command = agentCommand();
+  const program = strongboxProgram();
   const hostKeys = new Map<string, string>();
   for (const node of sandboxNodes(state)) {
+    const command = agentCommand(node.restoreRoot, program);
     hostKeys.set(
       node.name,
       await prepareNodeSshd(node, { clientPublicKey: publicKey, agentCommand: command }),

@@ -83,7 +83,8 @@ describe("multi-host sandbox", () => {
         { user: s.agent.user, host: s.agent.host, listening: s.agent.listening },
         { user: n.osUser, host: n.address, listening: true },
       );
-      assert.match(s.agent.command, /' agent$/);
+      assert.equal(s.agent.restoreRoot, n.restoreRoot);
+      assert.match(s.agent.command, /' agent --restore-root '[^']+\/node\d\/restore'$/);
       // The generated config pins that sshd's host key and reaches the node over its own address.
       const c = config.cluster.nodes[i];
       assert.deepEqual(
@@ -100,7 +101,7 @@ describe("multi-host sandbox", () => {
       const authorized = readFileSync(join(n.dir, ".ssh", "authorized_keys"), "utf8");
       assert.match(
         authorized,
-        /^restrict,command="STRONGBOX_NODE='[^']+' exec '[^']+\/bin\/strongbox' agent" ssh-ed25519 /,
+        /^restrict,command="STRONGBOX_NODE='[^']+' exec '[^']+\/bin\/strongbox' agent --restore-root '[^']+'" ssh-ed25519 /,
       );
       // unix_socket authentication: the node's account logs in as itself over its socket.
       const who = spawnSync(
@@ -214,10 +215,48 @@ describe("multi-host sandbox", () => {
     assert.match(rt.stdout, /PASSED/);
   });
 
+  it("as the backup account: restore --onto node1 and restore-test --on node2, unpacked and run on the nodes", async () => {
+    const [id] = (await backupIds()).slice(-1);
+    const node1 = sb.nodes[0]!;
+    const target = join(node1.restoreRoot, "restored");
+    const r = await traced("restore --onto", [
+      "--json",
+      "restore",
+      id!,
+      "--onto",
+      "node1",
+      "--target-dir",
+      target,
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(JSON.parse(r.stdout).backups.length, 2, "the full and the incremental");
+    assert.match(readFileSync(join(target, "xtrabackup_checkpoints"), "utf8"), /backup_type = log-applied/);
+    assert.ok(existsSync(join(target, "grastate.dat")));
+    assert.ok(existsSync(join(target, "test_hosts", "t.frm")), "the incremental's table is there");
+    // Written by the agent as node1's account, in node1's home: the backup account cannot look.
+    assert.equal(statSync(join(target, "ibdata1")).uid, accountOf(node1.osUser!).uid);
+    const peek = spawnSync(process.execPath, ["-e", `require("fs").readdirSync(${JSON.stringify(target)})`], {
+      uid: sb.backup.uid,
+      gid: sb.backup.gid,
+      encoding: "utf8",
+    });
+    assert.match(peek.stderr, /EACCES/);
+    const t = await traced("restore-test --on", ["--json", "restore-test", id!, "--on", "node2"]);
+    assert.equal(t.code, 0, t.stderr);
+    const out = JSON.parse(t.stdout);
+    assert.equal(out.passed, true);
+    assert.ok(out.tablesChecked > 0);
+    assert.deepEqual(
+      readdirSync(sb.nodes[1]!.restoreRoot),
+      [],
+      "the scratch directory is removed on the node",
+    );
+  });
+
   it("the trace of the backup host's processes shows no open under any node's directory", () => {
     assert.deepEqual(
       traces.map((t) => t.command),
-      ["backup --full", "backup", "restore-test"],
+      ["backup --full", "backup", "restore-test", "restore --onto", "restore-test --on"],
     );
     const repository = join(sb.backup.home, "repository");
     for (const t of traces) {
