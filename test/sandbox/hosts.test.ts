@@ -157,6 +157,39 @@ describe("multi-host sandbox", () => {
     }
   });
 
+  it("the backup host's key runs the agent and nothing else: a command asked for over SSH is not run", () => {
+    const knownHosts = join(sb.backup.home, "known_hosts");
+    const config = parse(readFileSync(sb.configPath, "utf8"));
+    writeFileSync(
+      knownHosts,
+      sb.nodes
+        .map((n, i) => `[${n.address}]:${n.sshPort} ${config.cluster.nodes[i].agent.hostKey}\n`)
+        .join(""),
+    );
+    for (const n of sb.nodes) {
+      const r = spawnSync(
+        "ssh",
+        [
+          ...["-n", "-i", join(sb.backup.home, "keys", "agent_ed25519"), "-p", String(n.sshPort)],
+          ...[
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-o",
+            `UserKnownHostsFile=${knownHosts}`,
+          ],
+          `${n.osUser}@${n.address}`,
+          "echo bypassed; id",
+        ],
+        { uid: sb.backup.uid, gid: sb.backup.gid, env: { HOME: sb.backup.home }, encoding: "utf8" },
+      );
+      assert.doesNotMatch(r.stdout, /bypassed|uid=/, `${n.name}: the asked-for command did not run`);
+      // The agent ran instead: with no handshake on its input, it answers with its error frame.
+      assert.match(r.stdout, /expected the handshake first/, `${n.name}: ${r.stderr}`);
+    }
+  });
+
   it("the backup account can open none of the data directories (EACCES)", () => {
     for (const n of sb.nodes) {
       for (const path of [n.dir, n.datadir, join(n.datadir, "ibdata1")]) {
