@@ -72,8 +72,13 @@ export function startMariadbd(node: SandboxNode, bootstrap: boolean): number {
     detached: true,
     ...(account ? { uid: account.uid, gid: account.gid, cwd: node.dir } : {}),
     stdio: "ignore",
-    // wsrep SST scripts are found on PATH.
-    env: { ...process.env, PATH: `/usr/bin:/usr/sbin:/bin:/sbin:${process.env.PATH ?? ""}` },
+    env: {
+      ...process.env,
+      // wsrep SST scripts are found on PATH.
+      PATH: `/usr/bin:/usr/sbin:/bin:/sbin:${process.env.PATH ?? ""}`,
+      // With --hosts, the node's account at home as on its own host.
+      ...(account ? { HOME: account.home, USER: account.name, LOGNAME: account.name } : {}),
+    },
   });
   child.unref();
   if (child.pid === undefined)
