@@ -11,12 +11,14 @@ export function registerSandbox(program: Command, s: Session): void {
 
   sandbox
     .command("up")
-    .description("start an N-node Galera cluster and write DIR/strongbox.yaml for it")
+    .description(
+      "start an N-node Galera cluster and write DIR/strongbox.yaml for it (with --hosts: DIR/backup/strongbox.yaml)",
+    )
     .option("--nodes <n>", "number of nodes", intArg("--nodes"), 3)
     .option("--dir <dir>", DIR_HELP)
     .option(
       "--base-port <port>",
-      "first of the loopback ports (10 per node); default: a free range",
+      "first of the loopback ports (10 per node; with --hosts 5, the same on every address); default: a free range",
       intArg("--base-port"),
     )
     .option("--buffer-pool <size>", "innodb_buffer_pool_size of each node", "256M")
