@@ -1,4 +1,4 @@
-import type { Command } from "commander";
+import { type Command, Option } from "commander";
 import { globals, intArg, type Session } from "./args.ts";
 
 const DIR_HELP = "sandbox directory (default: ./.sandbox)";
@@ -11,12 +11,14 @@ export function registerSandbox(program: Command, s: Session): void {
 
   sandbox
     .command("up")
-    .description("start an N-node Galera cluster and write DIR/strongbox.yaml for it")
+    .description(
+      "start an N-node Galera cluster and write DIR/strongbox.yaml for it (with --hosts: DIR/backup/strongbox.yaml)",
+    )
     .option("--nodes <n>", "number of nodes", intArg("--nodes"), 3)
     .option("--dir <dir>", DIR_HELP)
     .option(
       "--base-port <port>",
-      "first of the loopback ports (10 per node); default: a free range",
+      "first of the loopback ports (10 per node; with --hosts 5, the same on every address); default: a free range",
       intArg("--base-port"),
     )
     .option("--buffer-pool <size>", "innodb_buffer_pool_size of each node", "256M")
@@ -24,11 +26,17 @@ export function registerSandbox(program: Command, s: Session): void {
       "--tls",
       "TLS everywhere (one cluster CA in DIR/tls): client connections (require_secure_transport=ON), Galera replication, IST and SST",
     )
+    .addOption(
+      new Option(
+        "--hosts",
+        "each node a host of its own: address 127.0.0.1N, OS account, sshd with the agent; a backup account (root only)",
+      ).conflicts("tls"),
+    )
     .action(async (o, cmd: Command) => s.run((await load()).up(globals(cmd), o, s.out)));
 
   sandbox
     .command("status")
-    .description("per node: pid, port, socket, wsrep state, cluster size")
+    .description("per node: pid, address, port, wsrep state, cluster size, OS account, agent")
     .option("--dir <dir>", DIR_HELP)
     .action(async (o, cmd: Command) => s.run((await load()).status(globals(cmd), o, s.out)));
 
@@ -70,8 +78,8 @@ export function registerSandbox(program: Command, s: Session): void {
 
   sandbox
     .command("down")
-    .description("stop every process of the sandbox")
+    .description("stop every process of the sandbox (with --purge also its directory and OS accounts)")
     .option("--dir <dir>", DIR_HELP)
-    .option("--purge", "also delete the sandbox directory", false)
+    .option("--purge", "also delete the sandbox directory and the OS accounts it made", false)
     .action(async (o, cmd: Command) => s.run((await load()).down(globals(cmd), o, s.out)));
 }

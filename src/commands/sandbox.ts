@@ -1,5 +1,6 @@
 // sandbox up/status/load/write/stop-node/start-node/down.
-import { dirname, resolve } from "node:path";
+import { existsSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
 import { connectNode } from "../galera/connection.ts";
 import {
   readSecret,
@@ -18,15 +19,24 @@ import { formatBytes, parseSize } from "../util/size.ts";
 
 export const DEFAULT_SANDBOX_DIR = ".sandbox";
 
-/** --dir, else the directory of --config (sandbox up writes its config there), else the default. */
+/**
+ * --dir, else the directory of --config (sandbox up writes its config there; with --hosts into
+ * DIR/backup, the backup account's home), else the default.
+ */
 function dirOf(g: GlobalOptions, o: { dir?: string }): string {
-  const configDir = g.config ? dirname(resolve(g.config)) : undefined;
+  let configDir = g.config ? dirname(resolve(g.config)) : undefined;
+  if (
+    configDir &&
+    !existsSync(join(configDir, "sandbox.json")) &&
+    existsSync(join(dirname(configDir), "sandbox.json"))
+  )
+    configDir = dirname(configDir);
   return resolve(o.dir ?? configDir ?? process.env.STRONGBOX_SANDBOX_DIR ?? DEFAULT_SANDBOX_DIR);
 }
 
 export async function up(
   g: GlobalOptions,
-  o: { dir?: string; nodes: number; basePort?: number; bufferPool: string; tls?: boolean },
+  o: { dir?: string; nodes: number; basePort?: number; bufferPool: string; tls?: boolean; hosts?: boolean },
   out: Output,
 ): Promise<CommandResult> {
   const dir = dirOf(g, o);
@@ -37,37 +47,77 @@ export async function up(
     basePort: o.basePort,
     bufferPool: o.bufferPool,
     tls: o.tls,
+    hosts: o.hosts,
     log: (m) => out.log(`sandbox: ${m}`),
   });
   const seconds = (Date.now() - started) / 1000;
-  return reply(out, { dir, nodes: state.nodes, basePort: state.basePort, config: configPath, seconds }, () =>
-    [
-      `sandbox: ${state.nodes} node(s) Synced in ${seconds.toFixed(1)} s (ports from ${state.basePort})`,
-      `config:  ${configPath}`,
-      `next:    strongbox --config ${configPath} sandbox status`,
-    ].join("\n"),
+  const backupUser = state.hosts?.backupUser;
+  return reply(
+    out,
+    {
+      dir,
+      nodes: state.nodes,
+      basePort: state.basePort,
+      config: configPath,
+      seconds,
+      mode: backupUser ? "hosts" : "one-host",
+      ...(backupUser ? { backupUser } : {}),
+    },
+    () =>
+      [
+        backupUser
+          ? `sandbox: ${state.nodes} node(s) Synced in ${seconds.toFixed(1)} s, each a host of its own (addresses from 127.0.0.11, ports from ${state.basePort})`
+          : `sandbox: ${state.nodes} node(s) Synced in ${seconds.toFixed(1)} s (ports from ${state.basePort})`,
+        `config:  ${configPath}${backupUser ? ` (the backup host's account ${backupUser})` : ""}`,
+        backupUser
+          ? `next:    runuser -u ${backupUser} -- strongbox --config ${configPath} init`
+          : `next:    strongbox --config ${configPath} sandbox status`,
+      ].join("\n"),
   );
 }
 
 export async function status(g: GlobalOptions, o: { dir?: string }, out: Output): Promise<CommandResult> {
   const { state, nodes } = await sandboxStatus(dirOf(g, o));
-  const healthy = nodes.every((n) => n.state === "Synced" && n.clusterStatus === "Primary");
+  const healthy = nodes.every(
+    (n) => n.state === "Synced" && n.clusterStatus === "Primary" && (!n.agent || n.agent.listening),
+  );
   return reply(
     out,
-    { dir: state.dir, healthy, nodes },
+    {
+      dir: state.dir,
+      mode: state.hosts ? "hosts" : "one-host",
+      healthy,
+      nodes,
+      ...(state.hosts
+        ? {
+            backupHost: {
+              osUser: state.hosts.backupUser,
+              home: join(state.dir, "backup"),
+              config: join(state.dir, "backup", "strongbox.yaml"),
+            },
+          }
+        : {}),
+    },
     () =>
       table([
-        ["node", "pid", "port", "state", "cluster", "size", "socket"],
+        ["node", "pid", "address", "port", "state", "cluster", "size", "account", "agent"],
         ...nodes.map((n) => [
           n.name,
           String(n.pid ?? "-"),
+          n.address,
           String(n.port),
           n.state,
           n.clusterStatus || "-",
           String(n.clusterSize),
-          n.socket,
+          n.osUser,
+          n.agent
+            ? `${n.agent.user}@${n.agent.host}:${n.agent.port}${n.agent.listening ? "" : " (down)"}`
+            : "-",
         ]),
-      ]),
+      ]) +
+      (state.hosts
+        ? `\nbackup host: account ${state.hosts.backupUser}, home ${join(state.dir, "backup")}`
+        : ""),
     healthy ? 0 : 1,
   );
 }
@@ -80,7 +130,7 @@ async function writerConnection(dir: string) {
   let lastError: unknown;
   for (const n of nodes) {
     try {
-      return await connectNode({ name: n.name, host: "127.0.0.1", port: n.port, socket: n.socket }, admin);
+      return await connectNode({ name: n.name, host: n.address, port: n.port, socket: n.socket }, admin);
     } catch (e) {
       lastError = e;
     }

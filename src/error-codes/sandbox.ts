@@ -56,6 +56,24 @@ export const SANDBOX_ERRORS = {
       meaning: "a sandbox mariadbd did not stop",
       hint: "kill it by its pid",
     },
+    SANDBOX_HOSTS_ROOT: {
+      exit: FAIL,
+      meaning:
+        "a multi-host sandbox command was run without root: it makes OS accounts and runs each node's processes as them",
+      hint: "run it as root (for sandbox up: or without --hosts, for a sandbox on one host)",
+    },
+    SANDBOX_HOSTS_UNREACHABLE: {
+      exit: FAIL,
+      meaning:
+        "a path the multi-host sandbox's accounts need (strongbox, Node, the sandbox directory) is not reachable by them",
+      hint: "put it where every account can read it, or let others search the directories above it",
+    },
+    SANDBOX_HOSTS_ACCOUNT: {
+      exit: FAIL,
+      meaning:
+        "an OS account of the multi-host sandbox exists already (when making it) or is gone (when using it)",
+      hint: "remove the old account or sandbox (sandbox down --purge), then start a new sandbox",
+    },
     DATASET_EXISTS: {
       exit: FAIL,
       meaning: "the sandbox dataset's schemas exist already",

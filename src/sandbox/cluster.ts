@@ -1,17 +1,44 @@
-// A real MariaDB Galera cluster on loopback, for trying Strongbox and for its tests.
-import { spawn } from "node:child_process";
+// A real MariaDB Galera cluster on loopback, for trying Strongbox and for its tests. On one host
+// (the default) or, with --hosts, each node a host of its own as far as one machine allows: its own
+// loopback address, its own OS account owning its directory, its own sshd (sshd.ts).
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { chmod, mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { userInfo } from "node:os";
 import { join } from "node:path";
 import { StrongboxError } from "../errors.ts";
-import { type Connection, type Credentials, connectNode, showGlobal } from "../galera/connection.ts";
-import { pidAlive } from "../util/liveness.ts";
+import type { Credentials } from "../galera/connection.ts";
 import { run, sleep } from "../util/proc.ts";
-import { clusterLayout, DEFAULT_BASE_PORT, DEFAULT_NODES, type SandboxNode, sandboxPaths } from "./layout.ts";
+import {
+  type Account,
+  assertDirReachableByOthers,
+  chownTree,
+  createAccount,
+  removeAccount,
+  requireRoot,
+} from "./accounts.ts";
+import {
+  backupOsUser,
+  clusterLayout,
+  DEFAULT_BASE_PORT,
+  DEFAULT_NODES,
+  type HostsLayout,
+  type SandboxNode,
+  sandboxPaths,
+} from "./layout.ts";
 import { renderNodeCnf } from "./mycnf.ts";
+import {
+  type NodeStatus,
+  probeNode,
+  readPid,
+  socketSql,
+  startMariadbd,
+  stateTransferFailed,
+  stopProcess,
+  waitSynced,
+} from "./processes.ts";
+import { agentStatus, startNodeSshd, stopNodeSshd } from "./sshd.ts";
 import { checkJoinTls, makeSandboxTls, tlsCnf } from "./tls.ts";
 
 export const REQUIRED_PACKAGES: { path: string; pkg: string }[] = [
@@ -33,6 +60,8 @@ export interface SandboxState {
   osUser: string;
   createdAt: string;
   tls?: boolean;
+  /** With --hosts: the accounts' id, the backup host's account and every account this sandbox made. */
+  hosts?: HostsLayout & { backupUser: string; accounts: string[] };
 }
 
 export interface UpOptions {
@@ -47,20 +76,8 @@ export interface UpOptions {
   extraCnf?: (node: SandboxNode) => string[];
   /** TLS everywhere: client connections (require_secure_transport), gcomm, IST and SST (DIR/tls). */
   tls?: boolean;
-}
-
-export interface NodeStatus {
-  name: string;
-  index: number;
-  pid: number | null;
-  port: number;
-  socket: string;
-  running: boolean;
-  state: string;
-  clusterStatus: string;
-  clusterSize: number;
-  ready: boolean;
-  error?: string;
+  /** Each node a host of its own: address, OS account, sshd with the agent (needs root). */
+  hosts?: boolean;
 }
 
 const MODE_DIR = 0o700;
@@ -80,11 +97,11 @@ export function checkPackages(required = REQUIRED_PACKAGES): void {
   }
 }
 
-function portFree(port: number): Promise<boolean> {
+function portFree(port: number, host: string): Promise<boolean> {
   return new Promise((resolve) => {
     const srv = createServer();
     srv.once("error", () => resolve(false));
-    srv.listen({ port, host: "127.0.0.1", exclusive: true }, () => srv.close(() => resolve(true)));
+    srv.listen({ port, host, exclusive: true }, () => srv.close(() => resolve(true)));
   });
 }
 
@@ -96,17 +113,22 @@ async function takenPorts(nodes: SandboxNode[]): Promise<string[]> {
       ["gmcast", n.gmcastPort],
       ["IST", n.istPort],
       ["SST", n.sstPort],
+      ...(n.osUser ? [["SSH", n.sshPort] as const] : []),
     ] as const) {
-      if (!(await portFree(port))) taken.push(`${port} (${n.name} ${what})`);
+      if (!(await portFree(port, n.address))) taken.push(`${n.address}:${port} (${n.name} ${what})`);
     }
   }
   return taken;
 }
 
 /** Finds a base port from which every port a cluster of `nodes` needs is free. */
-export async function findFreeBasePort(nodes: number, from = DEFAULT_BASE_PORT): Promise<number> {
+export async function findFreeBasePort(
+  nodes: number,
+  from = DEFAULT_BASE_PORT,
+  hosts?: HostsLayout,
+): Promise<number> {
   for (let base = from; base < 60000; base += 100) {
-    if ((await takenPorts(clusterLayout("/nonexistent", nodes, base))).length === 0) return base;
+    if ((await takenPorts(clusterLayout("/nonexistent", nodes, base, hosts))).length === 0) return base;
   }
   throw new StrongboxError("SANDBOX_NO_PORTS", "no free range of loopback ports found for the sandbox");
 }
@@ -115,7 +137,17 @@ export async function readState(dir: string): Promise<SandboxState> {
   const file = sandboxPaths(dir).state;
   try {
     return JSON.parse(await readFile(file, "utf8")) as SandboxState;
-  } catch {
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "EACCES") {
+      // A multi-host sandbox: its record and secrets are root's, like the hosts it stands for.
+      throw new StrongboxError(
+        "SANDBOX_HOSTS_ROOT",
+        `the sandbox in ${dir} is root's: sandbox commands run as root`,
+        {
+          hint: "run it as root; the backup host's commands (init, backup, verify…) run as its account",
+        },
+      );
+    }
     throw new StrongboxError("SANDBOX_NOT_FOUND", `no sandbox in ${dir}`, {
       hint: "start one with: strongbox sandbox up --dir DIR",
     });
@@ -123,151 +155,17 @@ export async function readState(dir: string): Promise<SandboxState> {
 }
 
 export function sandboxNodes(state: SandboxState): SandboxNode[] {
-  return clusterLayout(state.dir, state.nodes, state.basePort);
+  return clusterLayout(state.dir, state.nodes, state.basePort, state.hosts);
 }
 
-async function readPid(node: SandboxNode): Promise<number | null> {
-  try {
-    const pid = Number.parseInt((await readFile(node.pidFile, "utf8")).trim(), 10);
-    return Number.isFinite(pid) && pidAlive(pid) ? pid : null;
-  } catch {
-    return null;
-  }
-}
-
-/** An error log line without its time and thread id. */
-export function withoutLogPrefix(line: string): string {
-  // MariaDB pads the hour with a space: "2026-11-27  0:35:05 0 [ERROR] …" before 10:00.
-  return line.replace(/^\d{4}-\d\d-\d\d +\d{1,2}:\d\d:\d\d \d+ /, "").trim();
-}
-
-/**
- * Whether a joiner that exited while starting failed its state transfer, which Galera leaves to
- * a new start of the node. Seen on the loaded 2-core CI machine: the joiner dropped out of the
- * primary component during the SST ("Will never receive state. Need to abort.").
- */
-export function stateTransferFailed(errorTail: string): boolean {
-  return /Will never receive state|sst_received\(\) failed|SST (failed|script aborted)/i.test(errorTail);
-}
-
-/** The last error lines of a node's log, on one line (timestamps dropped). */
-async function errorLogTail(node: SandboxNode, lines = 3): Promise<string> {
-  try {
-    const text = await readFile(node.errorLog, "utf8");
-    return text
-      .trimEnd()
-      .split("\n")
-      .filter((l) => /\[ERROR\]|Aborting|FATAL/i.test(l))
-      .slice(-lines)
-      .map(withoutLogPrefix)
-      .join(" | ");
-  } catch {
-    return "(no error log)";
-  }
+/** Where the backup host's side lives: DIR itself, or with --hosts the backup account's home. */
+export function backupHome(state: SandboxState): string {
+  return state.hosts ? sandboxPaths(state.dir).backupHome : state.dir;
 }
 
 export async function readSecret(dir: string, name: keyof typeof SANDBOX_USERS): Promise<Credentials> {
   const password = (await readFile(join(sandboxPaths(dir).secrets, `${name}.password`), "utf8")).trim();
   return { user: SANDBOX_USERS[name], password };
-}
-
-export function startMariadbd(node: SandboxNode, bootstrap: boolean): number {
-  const args = [`--defaults-file=${node.cnf}`];
-  if (bootstrap) args.push("--wsrep-new-cluster");
-  const child = spawn("/usr/sbin/mariadbd", args, {
-    detached: true,
-    stdio: "ignore",
-    // wsrep SST scripts are found on PATH.
-    env: { ...process.env, PATH: `/usr/bin:/usr/sbin:/bin:/sbin:${process.env.PATH ?? ""}` },
-  });
-  child.unref();
-  if (child.pid === undefined)
-    throw new StrongboxError("SANDBOX_START_FAILED", `${node.name}: mariadbd did not start`);
-  return child.pid;
-}
-
-async function probeNode(node: SandboxNode, creds: Credentials | undefined): Promise<NodeStatus> {
-  const pid = await readPid(node);
-  const base: NodeStatus = {
-    name: node.name,
-    index: node.index,
-    pid,
-    port: node.port,
-    socket: node.socket,
-    running: pid !== null,
-    state: pid === null ? "down" : "starting",
-    clusterStatus: "",
-    clusterSize: 0,
-    ready: false,
-  };
-  if (pid === null || !creds) return base;
-  let conn: Connection | undefined;
-  try {
-    conn = await connectNode(
-      { name: node.name, host: "127.0.0.1", port: node.port, socket: node.socket },
-      creds,
-      {
-        timeoutMs: 2000,
-      },
-    );
-    const s = await showGlobal(conn, "STATUS", "wsrep_%");
-    return {
-      ...base,
-      state: s.get("wsrep_local_state_comment") ?? "unknown",
-      clusterStatus: s.get("wsrep_cluster_status") ?? "",
-      clusterSize: Number(s.get("wsrep_cluster_size") ?? 0),
-      ready: s.get("wsrep_ready") === "ON",
-    };
-  } catch (e) {
-    return { ...base, error: (e as Error).message };
-  } finally {
-    await conn?.end().catch(() => {});
-  }
-}
-
-export async function waitSynced(
-  node: SandboxNode,
-  pid: number,
-  creds: Credentials | undefined,
-  timeoutMs: number,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (!pidAlive(pid)) {
-      throw new StrongboxError(
-        "SANDBOX_NODE_FAILED",
-        `${node.name} exited while starting: ${await errorLogTail(node)}`,
-        {
-          hint: `full log: ${node.errorLog}`,
-        },
-      );
-    }
-    if (creds) {
-      const st = await probeNode(node, creds);
-      if (st.state === "Synced" && st.clusterStatus === "Primary" && st.ready) return;
-    } else if (existsSync(node.socket)) {
-      return;
-    }
-    await sleep(300);
-  }
-  throw new StrongboxError(
-    "SANDBOX_NODE_TIMEOUT",
-    `${node.name} did not reach Synced within ${Math.round(timeoutMs / 1000)} s: ${await errorLogTail(node)}`,
-    { hint: `full log: ${node.errorLog}` },
-  );
-}
-
-/** Runs SQL as the OS user over the socket (unix_socket auth), SQL on stdin so nothing secret is in argv. */
-async function socketSql(node: SandboxNode, osUser: string, sql: string): Promise<string> {
-  const r = await run(
-    "/usr/bin/mariadb",
-    [`--socket=${node.socket}`, `--user=${osUser}`, "--batch", "--skip-column-names"],
-    {
-      input: sql,
-      timeoutMs: 60_000,
-    },
-  );
-  return r.stdout;
 }
 
 function password(): string {
@@ -276,6 +174,7 @@ function password(): string {
 
 export async function sandboxUp(o: UpOptions): Promise<SandboxState> {
   checkPackages();
+  if (o.hosts) requireRoot();
   const log = o.log ?? (() => {});
   const nodesCount = o.nodes ?? DEFAULT_NODES;
   if (!Number.isInteger(nodesCount) || nodesCount < 1 || nodesCount > 9) {
@@ -295,19 +194,21 @@ export async function sandboxUp(o: UpOptions): Promise<SandboxState> {
       hint: "start its nodes with sandbox start-node, or remove it with: strongbox sandbox down --purge",
     });
   }
-  const basePort = o.basePort ?? (await findFreeBasePort(nodesCount));
-  const nodes = clusterLayout(dir, nodesCount, basePort);
+  // The accounts of the nodes must reach their homes below DIR.
+  if (o.hosts) assertDirReachableByOthers(dir, "the sandbox directory");
+  const hosts = o.hosts ? { id: randomBytes(3).toString("hex") } : undefined;
+  const basePort = o.basePort ?? (await findFreeBasePort(nodesCount, DEFAULT_BASE_PORT, hosts));
+  const nodes = clusterLayout(dir, nodesCount, basePort, hosts);
   const taken = await takenPorts(nodes);
   if (taken.length > 0) {
-    const free = await findFreeBasePort(nodesCount, basePort + 100).catch(() => undefined);
+    const free = await findFreeBasePort(nodesCount, basePort + 100, hosts).catch(() => undefined);
     throw new StrongboxError("SANDBOX_PORT_TAKEN", `ports in use: ${taken.join(", ")}`, {
       hint: free
         ? `choose another base port, e.g. --base-port ${free}`
         : "free them or choose another --base-port",
     });
   }
-  const runAsRoot = process.getuid?.() === 0;
-  const osUser = userInfo().username;
+  const runAsRoot = process.getuid?.() === 0 && !hosts;
   const state: SandboxState = {
     version: 1,
     dir,
@@ -315,19 +216,38 @@ export async function sandboxUp(o: UpOptions): Promise<SandboxState> {
     basePort,
     clusterName: "strongbox-sandbox",
     runAsRoot,
-    osUser,
+    osUser: hosts ? nodes[0]!.osUser! : userInfo().username,
     createdAt: new Date().toISOString(),
     tls: o.tls ?? false,
+    ...(hosts
+      ? {
+          hosts: {
+            ...hosts,
+            backupUser: backupOsUser(hosts.id),
+            accounts: [...nodes.map((n) => n.osUser!), backupOsUser(hosts.id)],
+          },
+        }
+      : {}),
   };
-  await mkdir(dir, { recursive: true, mode: MODE_DIR });
+  // With --hosts the accounts pass through DIR to their homes, but may not list it.
+  await mkdir(dir, { recursive: true, mode: hosts ? 0o711 : MODE_DIR });
+  if (hosts) await chmod(dir, 0o711); // an existing empty directory
   await mkdir(paths.secrets, { recursive: true, mode: MODE_DIR });
   const secrets = { admin: password(), backup: password(), sst: password() };
   for (const [name, value] of Object.entries(secrets)) {
     await writeFile(join(paths.secrets, `${name}.password`), `${value}\n`, { mode: MODE_FILE, flag: "wx" });
   }
+  // Written before any account is made, so that down --purge finds every one of them.
   await writeFile(paths.state, `${JSON.stringify(state, null, 2)}\n`, { mode: MODE_FILE });
   const tls = o.tls ? await makeSandboxTls(join(dir, "tls")) : undefined;
   const withTls = tls ? tlsCnf(tls) : { mysqld: [], provider: [], sst: [] };
+  const accounts = new Map<string, Account>();
+  if (state.hosts) {
+    log(`creating OS accounts ${state.hosts.accounts.join(", ")}`);
+    for (const n of nodes) accounts.set(n.name, await createAccount(n.osUser!, n.dir));
+    await mkdir(paths.backupHome, { mode: MODE_DIR });
+    await chownTree(paths.backupHome, await createAccount(state.hosts.backupUser, paths.backupHome));
+  }
   for (const n of nodes) {
     await mkdir(n.datadir, { recursive: true, mode: MODE_DIR });
     await mkdir(n.tmpdir, { recursive: true, mode: MODE_DIR });
@@ -346,8 +266,14 @@ export async function sandboxUp(o: UpOptions): Promise<SandboxState> {
       }),
       { mode: MODE_FILE },
     );
+    const account = accounts.get(n.name);
+    if (account) {
+      await mkdir(n.restoreRoot, { mode: MODE_DIR });
+      await chownTree(n.dir, account);
+    }
   }
   const first = nodes[0]!;
+  const firstAccount = accounts.get(first.name);
   const timeoutMs = o.timeoutMs ?? 120_000;
   log(`initialising ${first.name} data directory`);
   await run(
@@ -355,22 +281,31 @@ export async function sandboxUp(o: UpOptions): Promise<SandboxState> {
     [
       `--defaults-file=${first.cnf}`,
       "--auth-root-authentication-method=socket",
-      `--auth-root-socket-user=${osUser}`,
+      `--auth-root-socket-user=${state.osUser}`,
       "--skip-test-db",
       "--wsrep-on=OFF",
     ],
-    { timeoutMs: 120_000, label: "mariadb-install-db" },
+    {
+      timeoutMs: 120_000,
+      label: "mariadb-install-db",
+      ...(firstAccount ? { uid: firstAccount.uid, gid: firstAccount.gid, cwd: first.dir } : {}),
+    },
   );
-  log(`bootstrapping ${first.name} (client port ${first.port})`);
+  log(`bootstrapping ${first.name} (${first.address}, client port ${first.port})`);
   const pid1 = startMariadbd(first, true);
   await waitSynced(first, pid1, undefined, timeoutMs);
-  await createUsers(first, osUser, secrets);
+  await createUsers(
+    first,
+    state.osUser,
+    secrets,
+    nodes.slice(1).flatMap((n) => n.osUser ?? []),
+  );
   const admin = { user: SANDBOX_USERS.admin, password: secrets.admin };
   await waitSynced(first, pid1, admin, timeoutMs);
   await checkJoinTls(first, []);
   for (const [i, n] of nodes.slice(1).entries()) {
     await checkJoinTls(n, nodes.slice(0, i + 1));
-    log(`joining ${n.name} by SST (client port ${n.port})`);
+    log(`joining ${n.name} by SST (${n.address}, client port ${n.port})`);
     const pid = startMariadbd(n, false);
     await waitSynced(n, pid, admin, timeoutMs);
   }
@@ -382,6 +317,8 @@ async function createUsers(
   node: SandboxNode,
   osUser: string,
   secrets: Record<string, string>,
+  /** With --hosts, the other nodes' accounts: each logs in over its own node's socket. */
+  socketUsers: string[],
 ): Promise<void> {
   // Wait until the server accepts connections on the socket.
   const deadline = Date.now() + 60_000;
@@ -406,14 +343,46 @@ async function createUsers(
     ]),
     `CREATE USER '${SANDBOX_USERS.sst}'@'localhost' IDENTIFIED BY '${q(secrets.sst!)}';`,
     `GRANT RELOAD, PROCESS, LOCK TABLES, BINLOG MONITOR, SLAVE MONITOR ON *.* TO '${SANDBOX_USERS.sst}'@'localhost';`,
+    // As mariadb-install-db made it for the first node's account: the owner of each host's server.
+    ...socketUsers.flatMap((u) => [
+      `CREATE USER '${u}'@'localhost' IDENTIFIED VIA unix_socket;`,
+      `GRANT ALL PRIVILEGES ON *.* TO '${u}'@'localhost' WITH GRANT OPTION;`,
+    ]),
   ].join("\n");
   await socketSql(node, osUser, sql);
 }
 
-export async function sandboxStatus(dir: string): Promise<{ state: SandboxState; nodes: NodeStatus[] }> {
+/** A node's status with where it lives: its address and OS account, and with --hosts its agent. */
+export interface SandboxNodeStatus extends NodeStatus {
+  address: string;
+  osUser: string;
+  agent?: {
+    host: string;
+    port: number;
+    user: string;
+    hostKey: string;
+    /** The node's sshd, which starts the agent for the backup host's key. */
+    sshdPid: number | null;
+    listening: boolean;
+    command: string;
+    /** The directory on the node for restores onto it (owned by the node's account). */
+    restoreRoot: string;
+  };
+}
+
+export async function sandboxStatus(
+  dir: string,
+): Promise<{ state: SandboxState; nodes: SandboxNodeStatus[] }> {
   const state = await readState(dir);
   const admin = await readSecret(dir, "admin");
-  const nodes = await Promise.all(sandboxNodes(state).map((n) => probeNode(n, admin)));
+  const nodes = await Promise.all(
+    sandboxNodes(state).map(async (n): Promise<SandboxNodeStatus> => {
+      const status = { ...(await probeNode(n, admin)), address: n.address, osUser: n.osUser ?? state.osUser };
+      if (!n.osUser) return status;
+      const agent = await agentStatus(n);
+      return { ...status, agent };
+    }),
+  );
   return { state, nodes };
 }
 
@@ -423,21 +392,6 @@ function nodeByIndex(state: SandboxState, k: number): SandboxNode {
     throw new StrongboxError("SANDBOX_BAD_NODE", `no node ${k} in this sandbox (it has ${state.nodes})`);
   }
   return node;
-}
-
-async function stopProcess(node: SandboxNode, pid: number, timeoutMs = 90_000): Promise<void> {
-  process.kill(pid, "SIGTERM");
-  const deadline = Date.now() + timeoutMs;
-  while (pidAlive(pid)) {
-    if (Date.now() > deadline) {
-      process.kill(pid, "SIGKILL");
-      await sleep(200);
-      break;
-    }
-    await sleep(100);
-  }
-  if (pidAlive(pid))
-    throw new StrongboxError("SANDBOX_STOP_FAILED", `${node.name} (pid ${pid}) did not stop`);
 }
 
 export async function stopNode(dir: string, k: number): Promise<void> {
@@ -464,6 +418,8 @@ export async function startNode(dir: string, k: number, timeoutMs = 120_000): Pr
   );
   if (bootstrap) await markSafeToBootstrap(node);
   const admin = await readSecret(dir, "admin");
+  // A host brought back after `sandbox down` has its sshd started again too.
+  if (node.osUser) await startNodeSshd(node);
   try {
     await waitSynced(node, startMariadbd(node, bootstrap), admin, timeoutMs);
   } catch (e) {
@@ -496,6 +452,12 @@ export async function sandboxDown(dir: string, options: { purge?: boolean } = {}
       stopped++;
     }
   }
-  if (options.purge) await rm(dir, { recursive: true, force: true });
+  // Each host's sshd with its sessions (agents) goes too.
+  for (const node of sandboxNodes(state)) if (node.osUser) await stopNodeSshd(node);
+  if (options.purge) {
+    // Only the accounts this sandbox made, and only once nothing of theirs runs.
+    for (const name of state.hosts?.accounts ?? []) await removeAccount(name);
+    await rm(dir, { recursive: true, force: true });
+  }
   return stopped;
 }

@@ -1,26 +1,48 @@
 // The strongbox.yaml that `sandbox up` writes: a ready configuration for the sandbox cluster.
 import { writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import { stringify } from "yaml";
 import type { StrongboxConfig } from "../config/schema.ts";
-import { SANDBOX_USERS, type SandboxState, sandboxNodes } from "./cluster.ts";
-import { sandboxPaths } from "./layout.ts";
+import { backupHome, SANDBOX_USERS, type SandboxState, sandboxNodes } from "./cluster.ts";
+import { AGENT_KEY } from "./hosts.ts";
+import type { SandboxNode } from "./layout.ts";
 
-export function sandboxConfig(state: SandboxState): StrongboxConfig {
+type NodeConfig = StrongboxConfig["cluster"]["nodes"][number];
+
+/**
+ * One node as the backup host sees it. On one host: its socket and data directory here. With
+ * --hosts: its address over TCP (its socket is in its account's home, not the backup host's), and
+ * its agent behind its sshd, host key pinned; datadir and defaultsFile are paths on the node.
+ */
+function nodeConfig(state: SandboxState, n: SandboxNode, hostKey: string | undefined): NodeConfig {
+  const common = { name: n.name, host: n.address, port: n.port, datadir: n.datadir, defaultsFile: n.cnf };
+  if (!state.hosts) {
+    // With TLS the nodes are reached over TCP, so the encrypted path is the one used.
+    return { ...common, ...(state.tls ? {} : { socket: n.socket }) };
+  }
+  if (!hostKey) throw new Error(`no host key for ${n.name}`);
+  return {
+    ...common,
+    agent: {
+      host: n.address,
+      port: n.sshPort,
+      user: n.osUser!,
+      privateKey: AGENT_KEY,
+      hostKey,
+      connectTimeout: "20s",
+      command: "strongbox agent",
+    },
+  };
+}
+
+export function sandboxConfig(state: SandboxState, hostKeys = new Map<string, string>()): StrongboxConfig {
   const nodes = sandboxNodes(state);
   const last = nodes[nodes.length - 1]!;
   return {
     version: 1,
     cluster: {
       name: state.clusterName,
-      nodes: nodes.map((n) => ({
-        name: n.name,
-        host: "127.0.0.1",
-        port: n.port,
-        // With TLS the nodes are reached over TCP, so the encrypted path is the one used.
-        ...(state.tls ? {} : { socket: n.socket }),
-        datadir: n.datadir,
-        defaultsFile: n.cnf,
-      })),
+      nodes: nodes.map((n) => nodeConfig(state, n, hostKeys.get(n.name))),
       // Applications write to node1 in the demo; back up from the last node.
       writerNode: nodes[0]!.name,
       backupNode: last.name,
@@ -71,11 +93,18 @@ export function sandboxConfig(state: SandboxState): StrongboxConfig {
   };
 }
 
-export async function writeSandboxConfig(state: SandboxState): Promise<string> {
-  const path = sandboxPaths(state.dir).config;
-  const header =
-    "# Written by `strongbox sandbox up` for the sandbox cluster in this directory.\n" +
-    "# Relative paths are relative to this file. See docs/configuration.md.\n";
-  await writeFile(path, header + stringify(sandboxConfig(state)), { mode: 0o600 });
+export async function writeSandboxConfig(
+  state: SandboxState,
+  hostKeys?: Map<string, string>,
+): Promise<string> {
+  const path = join(backupHome(state), "strongbox.yaml");
+  const header = state.hosts
+    ? "# Written by `strongbox sandbox up --hosts` for the backup host's account of this sandbox.\n" +
+      "# Physical backups run in each node's agent over SSH. See docs/deployment.md.\n"
+    : "# Written by `strongbox sandbox up` for the sandbox cluster in this directory.\n" +
+      "# Relative paths are relative to this file. See docs/configuration.md.\n";
+  await writeFile(path, header + stringify(sandboxConfig(state, hostKeys), { lineWidth: 0 }), {
+    mode: 0o600,
+  });
   return path;
 }

@@ -1,4 +1,5 @@
-// my.cnf of one sandbox node: Galera on loopback, binlogs with GTIDs for point-in-time recovery.
+// my.cnf of one sandbox node: Galera on its loopback address, binlogs with GTIDs for point-in-time
+// recovery. With --hosts mariadbd is started as the node's account, so no user= line.
 import type { SandboxNode } from "./layout.ts";
 
 export interface CnfOptions {
@@ -17,7 +18,8 @@ export interface CnfOptions {
 }
 
 export function renderNodeCnf(node: SandboxNode, o: CnfOptions): string {
-  const peers = o.nodes.map((n) => `127.0.0.1:${n.gmcastPort}`).join(",");
+  const peers = o.nodes.map((n) => `${n.address}:${n.gmcastPort}`).join(",");
+  const a = node.address;
   const lines = [
     "# Written by strongbox sandbox; contains the SST password, so mode 0600.",
     "[mysqld]",
@@ -28,7 +30,7 @@ export function renderNodeCnf(node: SandboxNode, o: CnfOptions): string {
     `log-error=${node.errorLog}`,
     `tmpdir=${node.tmpdir}`,
     `port=${node.port}`,
-    "bind-address=127.0.0.1",
+    `bind-address=${a}`,
     "skip-name-resolve",
     "performance_schema=OFF",
     `innodb_buffer_pool_size=${o.bufferPool}`,
@@ -47,12 +49,12 @@ export function renderNodeCnf(node: SandboxNode, o: CnfOptions): string {
     `wsrep_cluster_name=${o.clusterName}`,
     `wsrep_cluster_address=gcomm://${peers}`,
     `wsrep_node_name=${node.name}`,
-    `wsrep_node_address=127.0.0.1:${node.gmcastPort}`,
-    `wsrep_node_incoming_address=127.0.0.1:${node.port}`,
-    `wsrep_provider_options="gmcast.listen_addr=tcp://127.0.0.1:${node.gmcastPort};ist.recv_addr=127.0.0.1:${node.istPort};gcache.size=256M;pc.wait_prim_timeout=PT30S${(o.providerOptions ?? []).map((x) => `;${x}`).join("")}"`,
+    `wsrep_node_address=${a}:${node.gmcastPort}`,
+    `wsrep_node_incoming_address=${a}:${node.port}`,
+    `wsrep_provider_options="gmcast.listen_addr=tcp://${a}:${node.gmcastPort};ist.recv_addr=${a}:${node.istPort};gcache.size=256M;pc.wait_prim_timeout=PT30S${(o.providerOptions ?? []).map((x) => `;${x}`).join("")}"`,
     "wsrep_sst_method=mariabackup",
     `wsrep_sst_auth=${o.sstUser}:${o.sstPassword}`,
-    `wsrep_sst_receive_address=127.0.0.1:${node.sstPort}`,
+    `wsrep_sst_receive_address=${a}:${node.sstPort}`,
     "wsrep_gtid_mode=ON",
     "wsrep_gtid_domain_id=1",
     "wsrep_slave_threads=2",

@@ -12,6 +12,9 @@ export interface RunOptions {
   label?: string;
   /** Exit codes that count as success (default [0]). */
   okCodes?: number[];
+  /** Run as this OS account (needs root; supplementary groups are dropped). */
+  uid?: number;
+  gid?: number;
 }
 
 export interface RunResult {
@@ -77,6 +80,8 @@ export async function run(cmd: string, args: string[], options: RunOptions = {})
     env: options.env ?? process.env,
     cwd: options.cwd,
     stdio: ["pipe", "pipe", "pipe"],
+    ...(options.uid !== undefined ? { uid: options.uid } : {}),
+    ...(options.gid !== undefined ? { gid: options.gid } : {}),
   };
   const child = spawn(cmd, args, spawnOptions);
   const out: Buffer[] = [];

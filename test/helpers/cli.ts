@@ -12,13 +12,25 @@ export interface CliResult {
   stderr: string;
 }
 
+/** Another OS account to run as (its uid and gid), and where. */
+export interface RunAs {
+  uid: number;
+  gid: number;
+  cwd?: string;
+}
+
 export function startCli(
   args: string[],
   env: NodeJS.ProcessEnv = {},
+  as?: RunAs,
+  /** Runs this program with the CLI's path and `args` after `prefix` (e.g. strace). */
+  prefix: string[] = [],
 ): { child: ChildProcess; result: Promise<CliResult> } {
-  const child = spawn(BIN, args, {
+  const [cmd, ...rest] = [...prefix, BIN, ...args];
+  const child = spawn(cmd!, rest, {
     env: { ...process.env, STRONGBOX_NODE: process.execPath, ...env },
     stdio: ["ignore", "pipe", "pipe"],
+    ...(as ?? {}),
   });
   let stdout = "";
   let stderr = "";
@@ -30,8 +42,8 @@ export function startCli(
   return { child, result };
 }
 
-export function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
-  return startCli(args, env).result;
+export function cli(args: string[], env: NodeJS.ProcessEnv = {}, as?: RunAs): Promise<CliResult> {
+  return startCli(args, env, as).result;
 }
 
 /** Writes a modified copy of a config file (mode 0600). */

@@ -1,13 +1,15 @@
 // A real OpenSSH sshd for tests: generated host and user keys, a generated config, a free loopback
 // port, no chroot. start() / stop() can be called again (same port, same keys) to simulate an outage.
 import { type ChildProcess, execFile, spawn } from "node:child_process";
-import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
-import { connect, createServer } from "node:net";
+import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { createServer } from "node:net";
 import { tmpdir, userInfo } from "node:os";
 import { join } from "node:path";
 import { after, before } from "node:test";
 import { setTimeout as delay } from "node:timers/promises";
 import { promisify } from "node:util";
+import { answersSsh } from "../../src/sandbox/sshd.ts";
+import { descendants } from "../../src/util/liveness.ts";
 
 const run = promisify(execFile);
 const SSHD = "/usr/sbin/sshd";
@@ -75,43 +77,10 @@ async function waitForBanner(port: number, child: ChildProcess, stderr: () => st
     if (child.exitCode !== null || child.signalCode !== null) {
       throw new Error(`sshd exited (${child.exitCode ?? child.signalCode}): ${stderr()}`);
     }
-    const banner = await new Promise<string>((resolve) => {
-      const socket = connect(port, "127.0.0.1");
-      let data = "";
-      socket.setTimeout(1000, () => socket.destroy());
-      socket.on("data", (chunk) => {
-        data += chunk.toString("latin1");
-        if (data.includes("\n")) socket.destroy();
-      });
-      socket.on("error", () => {});
-      socket.on("close", () => resolve(data));
-    });
-    if (banner.startsWith("SSH-2.0-")) return;
+    if (await answersSsh("127.0.0.1", port)) return;
     await delay(50);
   }
   throw new Error(`sshd did not answer on port ${port}: ${stderr()}`);
-}
-
-/** Pids of every process below `pid` (sshd's per-connection children). */
-async function descendants(pid: number): Promise<number[]> {
-  const parents = new Map<number, number[]>();
-  for (const entry of await readdir("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    const stat = await readFile(`/proc/${entry}/stat`, "utf8").catch(() => "");
-    // The command name may contain spaces and parentheses: the ppid follows the last ")".
-    const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-    if (!Number.isFinite(ppid)) continue;
-    parents.set(ppid, [...(parents.get(ppid) ?? []), Number(entry)]);
-  }
-  const out: number[] = [];
-  const visit = (p: number) => {
-    for (const child of parents.get(p) ?? []) {
-      out.push(child);
-      visit(child);
-    }
-  };
-  visit(pid);
-  return out;
 }
 
 function alive(pid: number): boolean {
@@ -213,7 +182,7 @@ export async function startSshd(options: SshdOptions = {}): Promise<SshServer> {
       child = undefined;
       if (!stopping?.pid || stopping.exitCode !== null || stopping.signalCode !== null) return;
       const exited = new Promise<void>((resolve) => stopping.once("exit", () => resolve()));
-      const pids = [stopping.pid, ...(await descendants(stopping.pid))];
+      const pids = [stopping.pid, ...descendants(stopping.pid)];
       for (const pid of pids) {
         try {
           process.kill(pid, "SIGTERM");

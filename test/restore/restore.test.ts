@@ -10,10 +10,11 @@ import { generateX25519Identity, parseIdentities, parseRecipient } from "../../s
 import { publicKeyFromPrivate } from "../../src/crypto/sign.ts";
 import { connectNode } from "../../src/galera/connection.ts";
 import { type Manifest, signManifest } from "../../src/repository/manifest.ts";
-import { findFreeBasePort, readSecret, startMariadbd, waitSynced } from "../../src/sandbox/cluster.ts";
+import { findFreeBasePort, readSecret } from "../../src/sandbox/cluster.ts";
 import { datasetChecksum, loadDataset } from "../../src/sandbox/dataset.ts";
 import { clusterLayout } from "../../src/sandbox/layout.ts";
 import { renderNodeCnf } from "../../src/sandbox/mycnf.ts";
+import { startMariadbd, waitSynced } from "../../src/sandbox/processes.ts";
 import { pidAlive } from "../../src/util/liveness.ts";
 import { cli, editConfig } from "../helpers/cli.ts";
 import { useCluster } from "../helpers/cluster.ts";

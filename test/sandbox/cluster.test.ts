@@ -18,10 +18,9 @@ import {
   sandboxStatus,
   sandboxUp,
   startNode,
-  stateTransferFailed,
   stopNode,
-  withoutLogPrefix,
 } from "../../src/sandbox/cluster.ts";
+import { stateTransferFailed, withoutLogPrefix } from "../../src/sandbox/processes.ts";
 import { pidAlive } from "../../src/util/liveness.ts";
 import { useCluster } from "../helpers/cluster.ts";
 
