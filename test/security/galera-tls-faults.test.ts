@@ -7,7 +7,8 @@ import { execFileSync } from "node:child_process";
 import { copyFileSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { startMariadbd, startNode, stopNode, waitSynced } from "../../src/sandbox/cluster.ts";
+import { startNode, stopNode } from "../../src/sandbox/cluster.ts";
+import { startMariadbd, waitSynced } from "../../src/sandbox/processes.ts";
 import { useCluster } from "../helpers/cluster.ts";
 
 describe("Galera TLS faults on a joining node", () => {
