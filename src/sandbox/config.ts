@@ -54,6 +54,7 @@ export function sandboxConfig(state: SandboxState): StrongboxConfig {
       exactCountMaxRows: 1_000_000,
       lockTtl: "2h",
       timeout: "24h",
+      stallTimeout: "5m",
       copyTo: [],
     },
     restoreTest: {

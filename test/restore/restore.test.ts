@@ -88,7 +88,7 @@ describe("verify, restore, restore-test", () => {
     );
     for (const b of out.backups) assert.equal(b.partsChecked, b.partsTotal);
     const rd = await cli(["--config", noId, "verify", "--read-data"]);
-    assert.equal(rd.code, 2);
+    assert.equal(rd.code, 64, "a usage error");
     assert.match(rd.stderr, /^strongbox: error: no identity to decrypt with \(pass --identity FILE/m);
   });
 
