@@ -34,7 +34,7 @@ import {
   signEntry,
 } from "../repository/binlog-index.ts";
 import type { Repository } from "../repository/repository.ts";
-import { privateTempDir, writeOptionFile } from "../util/optionfile.ts";
+import { OPTION_FILE, optionFileFd, privateTempDir } from "../util/optionfile.ts";
 import { run, sleep } from "../util/proc.ts";
 import { scanBinlogFile } from "./scan.ts";
 
@@ -104,7 +104,7 @@ async function listBinaryLogs(conn: Connection): Promise<BinaryLog[]> {
   }
 }
 
-/** Copies one binlog file from the server with the replication protocol; credentials via a 0600 file. */
+/** Copies one binlog file from the server with the replication protocol; credentials via an unnamed file. */
 async function fetchBinlog(
   node: ClusterNode,
   creds: Credentials,
@@ -113,7 +113,6 @@ async function fetchBinlog(
   dir: string,
   o: { mariadbBinlog?: string | undefined; signal?: AbortSignal | undefined },
 ): Promise<string> {
-  const opt = `fetch-${file}.cnf`;
   const client: Record<string, string | number | boolean | undefined> = {
     user: creds.user,
     password: creds.password,
@@ -122,11 +121,15 @@ async function fetchBinlog(
       ? { "ssl-ca": tls.ca, "ssl-cert": tls.cert, "ssl-key": tls.key, "ssl-verify-server-cert": true }
       : {}),
   };
-  const optPath = await writeOptionFile(dir, opt, { client });
   await run(
     o.mariadbBinlog ?? "mariadb-binlog",
-    [`--defaults-file=${optPath}`, "--read-from-remote-server", "--raw", `--result-file=${dir}/`, file],
-    { signal: o.signal, label: `mariadb-binlog --read-from-remote-server ${file}`, timeoutMs: 3_600_000 },
+    [`--defaults-file=${OPTION_FILE}`, "--read-from-remote-server", "--raw", `--result-file=${dir}/`, file],
+    {
+      signal: o.signal,
+      label: `mariadb-binlog --read-from-remote-server ${file}`,
+      timeoutMs: 3_600_000,
+      optionFd: optionFileFd({ client }),
+    },
   );
   return join(dir, file);
 }

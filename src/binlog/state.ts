@@ -2,8 +2,9 @@
 // gaps in it, and the recoverable window (earliest and latest second a point-in-time restore can
 // reach). Computed from the signed index and the signed manifests only.
 import { formatGtid, gtidInList, parseGtid } from "../mariadb/gtid.ts";
-import type { BinlogEntry } from "../repository/binlog-index.ts";
-import type { Manifest } from "../repository/manifest.ts";
+import { type BinlogEntry, readTrustedIndex } from "../repository/binlog-index.ts";
+import { type Manifest, verifyManifest } from "../repository/manifest.ts";
+import type { Repository } from "../repository/repository.ts";
 import { planReplay } from "./plan.ts";
 
 export interface ArchiveState {
@@ -63,4 +64,26 @@ export function archiveState(entries: readonly BinlogEntry[], manifests: readonl
     break;
   }
   return state;
+}
+
+/**
+ * The state of a repository's archive, read from its signed index; manifests whose signature does
+ * not verify are left out (verify reports them). null when nothing was ever archived.
+ */
+export async function readArchiveState(
+  repo: Repository,
+  trustedPublicKey: string,
+  manifests?: Manifest[],
+): Promise<{ state: ArchiveState; entries: BinlogEntry[] } | null> {
+  const entries = await readTrustedIndex(repo, trustedPublicKey);
+  if (entries.length === 0) return null;
+  const signed = (manifests ?? (await repo.list())).filter((m) => {
+    try {
+      verifyManifest(m, trustedPublicKey);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+  return { state: archiveState(entries, signed), entries };
 }

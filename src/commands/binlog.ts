@@ -1,6 +1,6 @@
 // binlog archive [--follow] [--node N] [--repo R]
 import { type ArchiveResult, archiveFollow, archiveOnce, gapError } from "../binlog/archive.ts";
-import { archiveState } from "../binlog/state.ts";
+import { readArchiveState } from "../binlog/state.ts";
 import { clusterNodes, clusterTls, credentialsFor, recipientsOf, signingKeyOf } from "../config/context.ts";
 import { loadConfig } from "../config/load.ts";
 import { monitorSettingsOf } from "../config/monitoring.ts";
@@ -8,8 +8,6 @@ import { errorMessage, UsageError } from "../errors.ts";
 import { parseGtid } from "../mariadb/gtid.ts";
 import { runMonitored } from "../monitor/monitor.ts";
 import { BINLOG_COMMAND, type PassDetails } from "../monitor/pitr.ts";
-import { readTrustedIndex } from "../repository/binlog-index.ts";
-import { verifyManifest } from "../repository/manifest.ts";
 import type { Repository } from "../repository/repository.ts";
 import type { CommandResult, GlobalOptions } from "../terminal/options.ts";
 import type { Output } from "../terminal/output.ts";
@@ -132,16 +130,8 @@ async function passRecord(
   trusted: string,
   r: ArchiveResult,
 ): Promise<{ bytes: number; details: PassDetails & Record<string, unknown> }> {
-  const entries = await readTrustedIndex(repo, trusted);
-  const manifests = (await repo.list()).filter((m) => {
-    try {
-      verifyManifest(m, trusted);
-      return true;
-    } catch {
-      return false; // verify reports it; the window is computed from trusted backups only
-    }
-  });
-  const state = archiveState(entries, manifests);
+  const read = await readArchiveState(repo, trusted);
+  const state = read?.state ?? { domain: null, end: null, gaps: [], window: null };
   const endAt = state.end?.at ? Date.parse(state.end.at) : undefined;
   let lagSeconds: number | null = null;
   if (r.head) {

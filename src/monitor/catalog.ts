@@ -194,10 +194,21 @@ export class Catalog {
 
   /** Runs started at or after `since` (all when omitted), newest first. */
   runs(
-    q: { since?: number; limit?: number; repository?: string; command?: string; result?: RunResult } = {},
+    q: {
+      since?: number;
+      limit?: number;
+      repository?: string;
+      command?: string;
+      excludeCommand?: string;
+      result?: RunResult;
+    } = {},
   ): Run[] {
     let sql = "SELECT * FROM runs WHERE started_at >= ?";
     const params: SQLInputValue[] = [q.since ?? 0];
+    if (q.excludeCommand !== undefined) {
+      sql += " AND command <> ?";
+      params.push(q.excludeCommand);
+    }
     for (const [col, v] of [
       ["repository", q.repository],
       ["command", q.command],

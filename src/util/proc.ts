@@ -1,5 +1,6 @@
 // Supervised child processes: timeouts, graceful-then-forced kill, stderr tail kept for errors.
 import { type ChildProcess, type SpawnOptions, spawn } from "node:child_process";
+import { closeSync } from "node:fs";
 import { StrongboxError } from "../errors.ts";
 
 export interface RunOptions {
@@ -12,6 +13,8 @@ export interface RunOptions {
   label?: string;
   /** Exit codes that count as success (default [0]). */
   okCodes?: number[];
+  /** An option file descriptor (optionfile.ts) given to the child as fd 3; closed here once it started. */
+  optionFd?: number;
 }
 
 export interface RunResult {
@@ -76,9 +79,15 @@ export async function run(cmd: string, args: string[], options: RunOptions = {})
   const spawnOptions: SpawnOptions = {
     env: options.env ?? process.env,
     cwd: options.cwd,
-    stdio: ["pipe", "pipe", "pipe"],
+    stdio:
+      options.optionFd === undefined ? ["pipe", "pipe", "pipe"] : ["pipe", "pipe", "pipe", options.optionFd],
   };
-  const child = spawn(cmd, args, spawnOptions);
+  let child: ChildProcess;
+  try {
+    child = spawn(cmd, args, spawnOptions);
+  } finally {
+    if (options.optionFd !== undefined) closeSync(options.optionFd);
+  }
   const out: Buffer[] = [];
   const err = new TailBuffer(64 * 1024);
   child.stdout?.on("data", (c: Buffer) => out.push(c));
