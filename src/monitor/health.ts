@@ -260,7 +260,7 @@ export function formatHealth(report: HealthReport): string {
     for (const run of r.otherRuns) {
       const mark = run.result === "ok" ? "  " : "! ";
       lines.push(
-        `  ${mark} ${run.command.padEnd(13)}${run.result} ${formatDuration(run.ageSeconds * 1000)} ago (run ${run.id}${run.kind ? `, ${run.kind}` : ""}${run.durationSeconds === null ? "" : `, took ${humanDuration(run.durationSeconds * 1000)}`})`,
+        `  ${mark} ${run.command.padEnd(14)} ${run.result} ${formatDuration(run.ageSeconds * 1000)} ago (run ${run.id}${run.kind ? `, ${run.kind}` : ""}${run.durationSeconds === null ? "" : `, took ${humanDuration(run.durationSeconds * 1000)}`})`,
       );
     }
     if (r.pitr) lines.push(`     ${pitrLine(r.pitr)}`);

@@ -86,9 +86,12 @@ export function pitrFindings(
   const base = { repository, subject: BINLOG_COMMAND };
   if (lagMaxMs !== undefined) {
     const limit = formatDuration(lagMaxMs);
-    const lastOkAt = s.lastSuccess ? (s.lastSuccess.endedAt ?? s.lastSuccess.startedAt) : undefined;
-    if (lastOkAt === undefined || now - lastOkAt > lagMaxMs) {
-      const since = lastOkAt === undefined ? "ever" : `${formatDuration(now - lastOkAt)}`;
+    // Never succeeded: the time counts from the first pass, as for a new repository's backups.
+    const lastOkAt = s.lastSuccess
+      ? (s.lastSuccess.endedAt ?? s.lastSuccess.startedAt)
+      : catalog.firstRun(BINLOG_COMMAND, repository)!.startedAt;
+    if (now - lastOkAt > lagMaxMs) {
+      const since = `${formatDuration(now - lastOkAt)}${s.lastSuccess ? "" : " (none ever)"}`;
       out.push({
         ...base,
         rule: "binlog-lag",
