@@ -299,14 +299,14 @@ describe("nothing unwatched", () => {
     const lock = join(cluster.dir, "repository", "locks", "writer.json");
     for (const point of ["lock taken", "parts being written"] as const) {
       const left = new Set(uncommitted());
-      const b = startCli(["--config", slow, "backup", "--full"], { ...env, THROTTLE_BPS: "200000" });
+      const b = startCli(["--config", slow, "backup", "--full"], { ...env, THROTTLE_BPS: "1000000" });
       const started = () => uncommitted().some((id) => !left.has(id));
       await until(point, point === "lock taken" ? () => existsSync(lock) : started);
       b.child.kill("SIGKILL");
       await b.result;
       assert.deepEqual(scan(), [], `after kill -9 when ${point}`);
     }
-    const b = startCli(["--config", slow, "backup", "--full"], { ...env, THROTTLE_BPS: "200000" });
+    const b = startCli(["--config", slow, "backup", "--full"], { ...env, THROTTLE_BPS: "1000000" });
     // The tool as strongbox started it (the fixture wrapping the real mariabackup).
     const findTool = () =>
       readdirSync("/proc")
