@@ -87,3 +87,18 @@ export async function readArchiveState(
   });
   return { state: archiveState(entries, signed), entries };
 }
+
+/**
+ * Seconds between the newest transaction on the cluster (`head`, measured by a flushing pass)
+ * and the newest archived one: 0 when the archive holds it, null when it was not measured.
+ */
+export function archiveLag(
+  state: ArchiveState,
+  head: { gtid: string | null; at: string | null } | undefined,
+): number | null {
+  if (!head) return null;
+  if (head.gtid === null) return 0;
+  if (state.end && parseGtid(state.end.gtid).seq >= parseGtid(head.gtid).seq) return 0;
+  if (head.at === null || !state.end?.at) return null;
+  return Math.max(0, Math.round((Date.parse(head.at) - Date.parse(state.end.at)) / 1000));
+}

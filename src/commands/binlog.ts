@@ -1,11 +1,10 @@
 // binlog archive [--follow] [--node N] [--repo R]
 import { type ArchiveResult, archiveFollow, archiveOnce, gapError } from "../binlog/archive.ts";
-import { readArchiveState } from "../binlog/state.ts";
+import { archiveLag, readArchiveState } from "../binlog/state.ts";
 import { clusterNodes, clusterTls, credentialsFor, recipientsOf, signingKeyOf } from "../config/context.ts";
 import { loadConfig } from "../config/load.ts";
 import { monitorSettingsOf } from "../config/monitoring.ts";
 import { errorMessage, UsageError } from "../errors.ts";
-import { parseGtid } from "../mariadb/gtid.ts";
 import { runMonitored } from "../monitor/monitor.ts";
 import { BINLOG_COMMAND, type PassDetails } from "../monitor/pitr.ts";
 import type { Repository } from "../repository/repository.ts";
@@ -132,15 +131,7 @@ async function passRecord(
 ): Promise<{ bytes: number; details: PassDetails & Record<string, unknown> }> {
   const read = await readArchiveState(repo, trusted);
   const state = read?.state ?? { domain: null, end: null, gaps: [], window: null };
-  const endAt = state.end?.at ? Date.parse(state.end.at) : undefined;
-  let lagSeconds: number | null = null;
-  if (r.head) {
-    const held =
-      r.head.gtid === null || (state.end && parseGtid(state.end.gtid).seq >= parseGtid(r.head.gtid).seq);
-    if (held) lagSeconds = 0;
-    else if (r.head.at !== null && endAt !== undefined)
-      lagSeconds = Math.max(0, Math.round((Date.parse(r.head.at) - endAt) / 1000));
-  }
+  const lagSeconds = archiveLag(state, r.head);
   return {
     bytes: r.archived.reduce((n, e) => n + e.size, 0),
     details: {

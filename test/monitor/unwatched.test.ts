@@ -3,7 +3,7 @@
 // usage error is no run, a stalled backup tool is stopped, and no file holding a secret survives a
 // kill -9 at any of several points.
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { loadConfig } from "../../src/config/load.ts";
@@ -14,6 +14,7 @@ import { metricsOf } from "../../src/monitor/monitor.ts";
 import { loadDataset } from "../../src/sandbox/dataset.ts";
 import { cli, editConfig, FIXTURES, startCli } from "../helpers/cli.ts";
 import { useCluster } from "../helpers/cluster.ts";
+import { startHttpReceiver, startSmtpReceiver } from "./receivers.ts";
 
 /** Every regular file under `dir` whose bytes contain `needle`. */
 function filesHolding(dir: string, needle: string): string[] {
@@ -258,6 +259,69 @@ describe("nothing unwatched", () => {
     const last = catalogRuns().find((x) => x.command === "backup")!;
     assert.equal(last.result, "failed");
     assert.match(last.error ?? "", /mariabackup stalled/);
+  });
+
+  it("the daemon: each scheduled binlog archive pass is a run; the open problem reaches channels configured later", async () => {
+    // The stalled backup above left a run-failed incident open, with no channel configured then.
+    const http = await startHttpReceiver();
+    const smtp = await startSmtpReceiver();
+    const passwordFile = join(cluster.dir, "smtp.password");
+    writeFileSync(passwordFile, smtp.password, { mode: 0o600 });
+    const daemonCfg = editConfig(cfg, join(cluster.dir, "daemon.yaml"), (c) => {
+      c.schedule = { binlog: "*/2 * * * * *" };
+      c.monitoring = {
+        alerts: {
+          webhook: { url: http.url },
+          email: {
+            host: smtp.host,
+            port: smtp.port,
+            user: smtp.user,
+            passwordFile,
+            from: "sb@backup.example",
+            to: ["dba@example.com"],
+          },
+          attempts: 2,
+          backoff: "100ms",
+        },
+      };
+    });
+    const passesBefore = catalogRuns().filter((r) => r.command === "binlog-archive").length;
+    const daemon = startCli(["--config", daemonCfg, "daemon", "--check-interval", "1"]);
+    try {
+      await until(
+        "two scheduled passes recorded",
+        () =>
+          catalogRuns().filter((r) => r.command === "binlog-archive" && r.result === "ok").length >=
+          passesBefore + 2,
+      );
+      await until(
+        "the open problem alerted by webhook and mail",
+        () => http.accepted().length >= 1 && smtp.mails.length >= 1,
+      );
+      const hook = http.accepted().find((r) => r.body.rule === "run-failed")!;
+      assert.equal(hook.body.event, "open");
+      assert.match(
+        String(hook.body.text),
+        /^CRITICAL strongbox on .*: backup \(full\) of repository "local" failed .*mariabackup stalled/,
+      );
+      assert.equal(
+        smtp.mails.filter((m) => m.subject === "[strongbox] CRITICAL local: backup failed").length,
+        1,
+      );
+    } finally {
+      daemon.child.kill("SIGTERM");
+      const r = await daemon.result;
+      await http.close();
+      await smtp.close();
+      assert.equal(r.code, 0, r.stderr);
+    }
+    // Once only, however many checks ran.
+    assert.equal(http.accepted().filter((r) => r.body.rule === "run-failed").length, 1);
+    const passes = catalogRuns().filter((r) => r.command === "binlog-archive");
+    assert.ok(
+      passes.every((p) => p.result === "ok" && p.kind === "flush"),
+      JSON.stringify(passes.map((p) => p.error)),
+    );
   });
 
   it("no file holding a secret survives kill -9, at several points of a backup", async () => {

@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import { after, before, beforeEach, describe, it } from "node:test";
+import { archiveLag, archiveState } from "../../src/binlog/state.ts";
 import { StrongboxError, UsageError } from "../../src/errors.ts";
 import type { Catalog } from "../../src/monitor/catalog.ts";
 import { type AlertChannel, emailChannel, webhookChannel } from "../../src/monitor/channels.ts";
@@ -13,6 +14,8 @@ import { checkAndAlert } from "../../src/monitor/monitor.ts";
 import { BINLOG_COMMAND } from "../../src/monitor/pitr.ts";
 import { recordRun } from "../../src/monitor/record-run.ts";
 import { evaluateRules } from "../../src/monitor/rules.ts";
+import type { BinlogEntry } from "../../src/repository/binlog-index.ts";
+import type { Manifest } from "../../src/repository/manifest.ts";
 import { OPTION_FD, OPTION_FILE, optionFileFd } from "../../src/util/optionfile.ts";
 import { watchStall } from "../../src/util/stall.ts";
 import { Clock, rulesWith, seedRun, tempCatalog, tempDir } from "./helpers.ts";
@@ -312,5 +315,77 @@ describe("the stall watchdog and the unnamed option file", () => {
     } finally {
       await t.cleanup();
     }
+  });
+});
+
+describe("the archive's state (pure)", () => {
+  const entry = (
+    seq: number,
+    kind: BinlogEntry["kind"],
+    first: number,
+    last: number,
+    at: string,
+  ): BinlogEntry =>
+    ({
+      format: 1,
+      seq,
+      kind,
+      node: "node1",
+      file: kind === "gap" ? "" : `binlog.00000${seq}`,
+      key: null,
+      rawSize: 0,
+      size: 0,
+      sha256: null,
+      domain: 1,
+      gtidFirst: kind === "gap" ? null : `1-1-${first}`,
+      gtidLast: kind === "gap" ? null : `1-1-${last}`,
+      transactions: last - first + 1,
+      firstEventAt: at,
+      lastEventAt: at,
+      gap: kind === "gap" ? { after: `1-1-${first}`, before: `1-1-${last}` } : null,
+      archivedAt: at,
+    }) as BinlogEntry;
+  const backup = (id: string, gtidSeq: number, finishedAt: string) =>
+    ({ id, type: "full", gtid: `1-1-${gtidSeq}`, finishedAt }) as Manifest;
+
+  it("the window runs from the oldest backup with an unbroken archive after it to the newest event", () => {
+    const entries = [
+      entry(1, "file", 1, 10, "2025-03-01T01:00:00.000Z"),
+      entry(2, "file", 11, 20, "2025-03-01T02:00:00.000Z"),
+    ];
+    const s = archiveState(entries, [
+      backup("b2", 15, "2025-03-01T01:30:00.000Z"),
+      backup("b1", 5, "2025-03-01T00:30:00.000Z"),
+    ]);
+    assert.deepEqual(s.window, {
+      from: "2025-03-01T00:30:00.000Z",
+      to: "2025-03-01T02:00:00.000Z",
+      backupId: "b1",
+    });
+    assert.deepEqual(s.end, { gtid: "1-1-20", at: "2025-03-01T02:00:00.000Z" });
+    assert.equal(archiveLag(s, { gtid: "1-1-20", at: null }), 0, "the archive holds the newest transaction");
+    assert.equal(archiveLag(s, { gtid: "1-1-23", at: "2025-03-01T02:01:30.000Z" }), 90);
+    assert.equal(archiveLag(s, { gtid: null, at: null }), 0, "no transaction on the cluster");
+    assert.equal(archiveLag(s, undefined), null, "not measured");
+  });
+
+  it("a gap cuts the window to the backups after it; without one there is no window", () => {
+    const entries = [
+      entry(1, "file", 1, 10, "2025-03-01T01:00:00.000Z"),
+      entry(2, "gap", 10, 31, "2025-03-01T03:00:00.000Z"),
+      entry(3, "file", 31, 40, "2025-03-01T04:00:00.000Z"),
+    ];
+    const before = archiveState(entries, [backup("b1", 5, "2025-03-01T00:30:00.000Z")]);
+    assert.equal(before.window, null);
+    assert.equal(before.gaps.length, 1);
+    const after = archiveState(entries, [
+      backup("b1", 5, "2025-03-01T00:30:00.000Z"),
+      backup("b3", 35, "2025-03-01T03:30:00.000Z"),
+    ]);
+    assert.deepEqual(after.window, {
+      from: "2025-03-01T03:30:00.000Z",
+      to: "2025-03-01T04:00:00.000Z",
+      backupId: "b3",
+    });
   });
 });
