@@ -281,7 +281,7 @@ describe("nothing unwatched", () => {
             to: ["dba@example.com"],
           },
           attempts: 2,
-          backoff: "100ms",
+          backoff: "1s",
         },
       };
     });
