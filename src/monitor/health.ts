@@ -207,6 +207,10 @@ function nagiosLine(level: HealthLevel, repos: RepositoryHealth[]): string {
       return s ? `'${r.repository}_backup_age'=${s.ageSeconds}s;;${crit ?? ""}` : undefined;
     })
     .filter((p) => p !== undefined);
+  for (const r of repos) {
+    if (r.pitr?.lagSeconds !== null && r.pitr?.lagSeconds !== undefined)
+      perf.push(`'${r.repository}_binlog_lag'=${r.pitr.lagSeconds}s`);
+  }
   return `STRONGBOX ${level} - ${text.replace(/\|/g, "/")}${perf.length ? ` | ${perf.join(" ")}` : ""}`;
 }
 

@@ -141,6 +141,18 @@ export const CLIENT_SCRIPT = `(function () {
         tr.appendChild(el("td", {}, c.problems.join("; ")));
         body.appendChild(tr);
       });
+      (repo.otherRuns || []).forEach(function (r) {
+        var tr = el("tr", { class: "other-run", "data-command": r.command });
+        tr.appendChild(el("td", {}, repo.repository));
+        tr.appendChild(el("td", {}, r.command));
+        var lv = el("td", {}, r.result === "ok" ? "OK" : r.result.toUpperCase());
+        lv.className = "lv " + (r.result === "ok" ? "ok" : "warn");
+        tr.appendChild(lv);
+        tr.appendChild(el("td", {}, r.result + " " + ago(r.ageSeconds)));
+        tr.appendChild(el("td", {}, "-"));
+        tr.appendChild(el("td", {}, r.error || ""));
+        body.appendChild(tr);
+      });
     });
   }
 

@@ -196,6 +196,7 @@ describe("nothing unwatched", () => {
     const text = (await cli(["--config", cfg, "status"])).stdout;
     assert.match(text, /binlog-archive\s+ok .* ago \(run \d+, flush/);
     assert.match(text, /point-in-time window \d{4}-\d\d-\d\dT\S+Z \.\. \d{4}-\d\d-\d\dT\S+Z \(from backup /);
+    assert.match(status.summary, /'local_binlog_lag'=0s/, "the lag is Nagios performance data");
 
     const list = JSON.parse((await run("list", "--json")).stdout);
     assert.equal(list.pointInTime.window.backupId, full);
@@ -322,6 +323,37 @@ describe("nothing unwatched", () => {
       passes.every((p) => p.result === "ok" && p.kind === "flush"),
       JSON.stringify(passes.map((p) => p.error)),
     );
+  });
+
+  it("binlog archive --follow records its passes, each with the GTID range it archived", async () => {
+    const follow = editConfig(cfg, join(cluster.dir, "follow.yaml"), (c) => {
+      c.binlog = { flushInterval: "1s" };
+    });
+    const known = new Set(catalogRuns().map((r) => r.id));
+    const fresh = () => catalogRuns().filter((r) => r.command === "binlog-archive" && !known.has(r.id));
+    const f = startCli(["--config", follow, "binlog", "archive", "--follow"]);
+    try {
+      await until("a first pass while following", () => fresh().some((r) => r.result === "ok"));
+      const conn = await cluster.connect(1);
+      await conn.query("INSERT INTO logs.after_backup VALUES (3), (4)");
+      const [[pos]] = (await conn.query("SELECT @@gtid_binlog_pos AS p")) as unknown as [[{ p: string }]];
+      await conn.end();
+      const written = /(?:^|,)(1-1-\d+)/.exec(pos.p)![1];
+      await until("a pass that archived the write", () =>
+        fresh().some((r) => r.details?.gtidLast === written),
+      );
+    } finally {
+      f.child.kill("SIGTERM");
+    }
+    const r = await f.result;
+    assert.equal(r.code, 0, r.stderr);
+    // A pass that SIGTERM interrupted is recorded as aborted; every other one went well.
+    const passes = fresh().filter((p) => p.result !== "aborted");
+    assert.ok(fresh().length - passes.length <= 1);
+    assert.ok(
+      passes.every((p) => p.result === "ok" && p.kind === "flush" && p.details?.lagSeconds !== undefined),
+    );
+    assert.ok(passes.some((p) => p.bytes! > 0));
   });
 
   it("no file holding a secret survives kill -9, at several points of a backup", async () => {

@@ -151,6 +151,11 @@ describe("dashboard (serve) in headless Chromium", () => {
       /^\d{4}-\d\d-\d\d \d\d:\d\d \.\. \d{4}-/,
     );
     assert.equal(await pitr.locator("td.gaps").textContent(), "0");
+    // The status table shows the other commands' last runs too.
+    assert.match(
+      (await page.locator("#checks-body tr.other-run[data-command=binlog-archive]").textContent()) ?? "",
+      /binlog-archive.*ok/,
+    );
     assert.match(
       (await page.locator("#record-body").textContent()) ?? "",
       /restore-test[\s\S]*PASS[\s\S]*\d s/,
