@@ -9,9 +9,10 @@ import { describe, it } from "node:test";
 import { loadConfig } from "../../src/config/load.ts";
 import { monitorSettingsOf } from "../../src/config/monitoring.ts";
 import { openCatalog } from "../../src/monitor/catalog.ts";
-import type { Run } from "../../src/monitor/catalog-types.ts";
+import { RUN_COMMANDS, type Run } from "../../src/monitor/catalog-types.ts";
 import { metricsOf } from "../../src/monitor/monitor.ts";
 import { loadDataset } from "../../src/sandbox/dataset.ts";
+import { pidAlive } from "../../src/util/liveness.ts";
 import { cli, editConfig, FIXTURES, startCli } from "../helpers/cli.ts";
 import { useCluster } from "../helpers/cluster.ts";
 import { startHttpReceiver, startSmtpReceiver } from "./receivers.ts";
@@ -26,15 +27,6 @@ function filesHolding(dir: string, needle: string): string[] {
     else if (e.isFile() && readFileSync(p).includes(needle)) out.push(p);
   }
   return out;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** Whether `ancestor` is `pid`'s parent, grandparent, … */
@@ -108,16 +100,7 @@ describe("nothing unwatched", () => {
 
     const runs = catalogRuns();
     const byCommand = (c: string) => runs.filter((r) => r.command === c);
-    for (const c of [
-      "backup",
-      "binlog-archive",
-      "verify",
-      "restore-test",
-      "restore",
-      "copy",
-      "prune",
-      "key-rotate",
-    ]) {
+    for (const c of RUN_COMMANDS) {
       const rs = byCommand(c);
       assert.ok(rs.length >= 1, `${c} recorded`);
       for (const r of rs) {
@@ -256,7 +239,7 @@ describe("nothing unwatched", () => {
     assert.equal(JSON.parse((await run("list", "--json")).stdout).backups.length, before);
     assert.equal(partsInFlight(), false, "the stalled run's parts were removed");
     const pid = Number(readFileSync(pidFile, "utf8"));
-    await until("the stalled tool is gone", () => !alive(pid), 10_000);
+    await until("the stalled tool is gone", () => !pidAlive(pid), 10_000);
     const last = catalogRuns().find((x) => x.command === "backup")!;
     assert.equal(last.result, "failed");
     assert.match(last.error ?? "", /mariabackup stalled/);
@@ -384,7 +367,7 @@ describe("nothing unwatched", () => {
     await first.result;
     assert.deepEqual(scan(), [], "after kill -9 of strongbox");
     process.kill(toolPid, "SIGKILL");
-    await until("the orphaned tool is gone", () => !alive(toolPid), 10_000);
+    await until("the orphaned tool is gone", () => !pidAlive(toolPid), 10_000);
 
     // 2..4. The real mariabackup (throttled): right after the lock is taken, while parts are
     //       written, and the tool itself killed.
