@@ -13,8 +13,9 @@ import { RUN_COMMANDS, type Run } from "../../src/monitor/catalog-types.ts";
 import { metricsOf } from "../../src/monitor/monitor.ts";
 import { loadDataset } from "../../src/sandbox/dataset.ts";
 import { pidAlive } from "../../src/util/liveness.ts";
-import { cli, editConfig, FIXTURES, startCli } from "../helpers/cli.ts";
+import { BIN, cli, editConfig, FIXTURES, startCli } from "../helpers/cli.ts";
 import { useCluster } from "../helpers/cluster.ts";
+import { startSshd } from "../helpers/sshd.ts";
 import { startHttpReceiver, startSmtpReceiver } from "./receivers.ts";
 
 /** Every regular file under `dir` whose bytes contain `needle`. */
@@ -420,5 +421,58 @@ describe("nothing unwatched", () => {
     const ok = await cli(["--config", cfg, "backup", "--full"], env);
     assert.equal(ok.code, 0, ok.stderr);
     assert.deepEqual(scan(), []);
+  });
+
+  it("through a node's agent: a stalled mariabackup is stopped; kill -9 of the backup host leaves no secret on the node", async () => {
+    const password = cluster.backup.password!;
+    const agentTmp = join(cluster.dir, "agent-tmp");
+    mkdirSync(agentTmp, { mode: 0o700 });
+    const pidFile = join(cluster.dir, "agent-stall.pid");
+    const sshd = await startSshd({
+      forcedCommand: `STALL_PIDFILE=${pidFile} TMPDIR=${agentTmp} STRONGBOX_NODE=${process.execPath} exec ${BIN} agent`,
+    });
+    await sshd.start();
+    const agentCfg = (name: string, stallTimeout: string) =>
+      editConfig(cfg, join(cluster.dir, name), (c) => {
+        c.backup.mariabackupPath = join(FIXTURES, "mariabackup-stalls.sh");
+        c.backup.stallTimeout = stallTimeout;
+        for (const n of c.cluster.nodes) {
+          n.agent = {
+            host: "127.0.0.1",
+            port: sshd.port,
+            user: sshd.user,
+            privateKey: sshd.userKeyFile,
+            hostKey: sshd.hostKeyLine,
+          };
+        }
+      });
+    const toolPid = () =>
+      existsSync(pidFile) ? Number(readFileSync(pidFile, "utf8")) || undefined : undefined;
+    try {
+      const r = await cli(["--config", agentCfg("agent-stall.yaml", "2s"), "backup", "--full"]);
+      assert.equal(r.code, 2, r.stderr);
+      const lines = r.stderr.trim().split("\n");
+      assert.match(
+        lines[lines.length - 1]!,
+        /^strongbox: error: mariabackup on node1 stalled: no output for \d+ s/,
+      );
+      const stalled = toolPid()!;
+      await until("the agent stopped the stalled tool", () => !pidAlive(stalled), 30_000);
+      assert.equal(partsInFlight(), false, "nothing committed, no part left");
+
+      // kill -9 of the backup host while the node's tool runs: the agent stops it, nothing is left.
+      writeFileSync(pidFile, "");
+      const b = startCli(["--config", agentCfg("agent-long.yaml", "10m"), "backup", "--full"]);
+      await until("the node's tool started", () => toolPid() !== undefined);
+      const pid = toolPid()!;
+      assert.match(readlinkSync(`/proc/${pid}/fd/3`), /\(deleted\)$/, "the agent's option file has no name");
+      assert.deepEqual(filesHolding(agentTmp, password), []);
+      b.child.kill("SIGKILL");
+      await b.result;
+      await until("the agent stopped the tool", () => !pidAlive(pid), 30_000);
+      assert.deepEqual(filesHolding(agentTmp, password), []);
+    } finally {
+      await sshd.destroy();
+    }
   });
 });
