@@ -212,6 +212,22 @@ describe("nothing unwatched", () => {
     assert.equal(r.code, 64, r.stderr);
     assert.match(r.stderr, /^strongbox: error: no identity to decrypt with \(pass --identity FILE/m);
     assert.equal(catalogRuns().length, before, "no run recorded");
+    for (const [args, message] of [
+      [
+        ["backup", "--full", "--node", "node9"],
+        /^strongbox: error: no node named "node9" in the configuration/m,
+      ],
+      [["verify", "--sample", "250%"], /^strongbox: error: --sample must be a percentage between 0 and 100/m],
+      [
+        ["restore-test", "--to-time", "yesterday-ish"],
+        /^strongbox: error: --to-time "yesterday-ish" is not a time/m,
+      ],
+    ] as const) {
+      const u = await cli(["--config", cfg, ...args]);
+      assert.equal(u.code, 64, `${args.join(" ")}: ${u.stderr}`);
+      assert.match(u.stderr, message);
+    }
+    assert.equal(catalogRuns().length, before, "usage errors are no runs");
     const c = openCatalog(join(cluster.dir, "state", "catalog.db"));
     try {
       assert.deepEqual(
