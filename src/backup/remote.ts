@@ -5,10 +5,11 @@
 import { StrongboxError } from "../errors.ts";
 import type { ClusterNode, Credentials, NodeAgent, TlsOptions } from "../galera/connection.ts";
 import type { PhysicalPosition } from "../mariadb/backup-tools.ts";
-import type { StreamResult } from "../pipeline/stream.ts";
+import { type StreamResult, stallError } from "../pipeline/stream.ts";
 import { openAgent } from "../protocol/client.ts";
 import type { Hello } from "../protocol/messages.ts";
 import type { Storage } from "../storage/types.ts";
+import { watchStall } from "../util/stall.ts";
 
 export interface RemoteBackup {
   node: ClusterNode & { agent: NodeAgent };
@@ -28,6 +29,8 @@ export interface RemoteBackup {
   ready?: Promise<unknown>;
   signal?: AbortSignal | undefined;
   onProgress?: ((bytes: number) => void) | undefined;
+  /** Stop when no data came from the agent for this long (ms). */
+  stallTimeoutMs?: number | undefined;
   version: string;
 }
 
@@ -48,30 +51,53 @@ export async function streamViaAgent(
       return o.storage.put(key, data, options);
     },
   };
+  // The watchdog on this side: no data from the agent for stallTimeout ends the session, and the
+  // agent stops mariabackup when its channel closes.
+  const stall = new AbortController();
+  const watch = o.stallTimeoutMs
+    ? watchStall({
+        timeoutMs: o.stallTimeoutMs,
+        onStall: (idle) => stallError(`mariabackup on ${o.node.name}`, idle),
+      })
+    : undefined;
+  watch?.stalled.catch((e: unknown) => stall.abort(e));
+  const signal = o.signal ? AbortSignal.any([o.signal, stall.signal]) : stall.signal;
   try {
-    const { parts, result } = await session.backup(
-      {
-        mariabackupPath: o.mariabackupPath,
-        node: {
-          name: o.node.name,
-          host: o.node.host,
-          port: o.node.port,
-          socket: o.node.socket,
-          datadir: o.node.datadir,
-          defaultsFile: o.node.defaultsFile,
+    const { parts, result } = await session
+      .backup(
+        {
+          mariabackupPath: o.mariabackupPath,
+          node: {
+            name: o.node.name,
+            host: o.node.host,
+            port: o.node.port,
+            socket: o.node.socket,
+            datadir: o.node.datadir,
+            defaultsFile: o.node.defaultsFile,
+          },
+          creds: o.creds,
+          tls: o.tls,
+          parallel: o.parallel,
+          incrementalLsn: o.incrementalLsn,
+          partSize: o.partSize,
+          compressionLevel: o.compressionLevel,
+          compressionThreads: o.compressionThreads,
+          recipients: o.recipients.names,
+          account: o.account,
         },
-        creds: o.creds,
-        tls: o.tls,
-        parallel: o.parallel,
-        incrementalLsn: o.incrementalLsn,
-        partSize: o.partSize,
-        compressionLevel: o.compressionLevel,
-        compressionThreads: o.compressionThreads,
-        recipients: o.recipients.names,
-        account: o.account,
-      },
-      { storage, keyFor: o.keyFor, signal: o.signal, onProgress: o.onProgress },
-    );
+        {
+          storage,
+          keyFor: o.keyFor,
+          signal,
+          onProgress: (bytes) => {
+            watch?.touch();
+            o.onProgress?.(bytes);
+          },
+        },
+      )
+      .catch((e: unknown) => {
+        throw stall.signal.aborted ? stall.signal.reason : e;
+      });
     if (parts.length === 0)
       throw new StrongboxError("AGENT_PROTOCOL", `${o.node.name}: the agent sent no part`);
     return {
@@ -86,6 +112,7 @@ export async function streamViaAgent(
       position: result.position,
     };
   } finally {
+    watch?.stop();
     session.close();
   }
 }

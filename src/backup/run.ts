@@ -62,6 +62,8 @@ export interface BackupSettings extends PlanPolicy {
   partSize: number;
   compressionLevel: number;
   compressionThreads: number;
+  /** backup.stallTimeout: stop a tool whose output does not move for this long (ms). */
+  stallTimeoutMs?: number | undefined;
 }
 
 export interface BackupDeps {
@@ -222,6 +224,7 @@ async function attempt(
           ready: Promise.resolve(deps.committed),
           signal: req.signal,
           onProgress: req.onProgress,
+          stallTimeoutMs: deps.settings.stallTimeoutMs,
           version: VERSION,
         });
         return { ...remote, inventory, tool: undefined };
@@ -244,6 +247,8 @@ async function attempt(
         onProgress: req.onProgress,
         keepEnds: plan.kind === "logical",
         ready: Promise.resolve(deps.committed),
+        stallTimeoutMs: deps.settings.stallTimeoutMs,
+        label: plan.kind === "logical" ? "mariadb-dump" : "mariabackup",
       });
       return { tool, inventory, streamed, position: undefined };
     });

@@ -25,7 +25,7 @@ import {
   type TlsOptions,
 } from "../galera/connection.ts";
 import { probeNode, rankDonors } from "../galera/health.ts";
-import { formatGtid, parseGtid } from "../mariadb/gtid.ts";
+import { formatGtid, gtidInList, parseGtid } from "../mariadb/gtid.ts";
 import {
   appendEntry,
   type BinlogEntry,
@@ -34,7 +34,7 @@ import {
   signEntry,
 } from "../repository/binlog-index.ts";
 import type { Repository } from "../repository/repository.ts";
-import { privateTempDir, writeOptionFile } from "../util/optionfile.ts";
+import { OPTION_FILE, optionFileFd, privateTempDir } from "../util/optionfile.ts";
 import { run, sleep } from "../util/proc.ts";
 import { scanBinlogFile } from "./scan.ts";
 
@@ -63,6 +63,11 @@ export interface ArchiveResult {
   gaps: BinlogEntry[];
   /** The newest GTID of the cluster domain in the archive after this run. */
   lastGtid: string | null;
+  /**
+   * Measured after a flushing pass: the newest transaction on the archiving node and its event
+   * time (null when the archive already holds it, or when it could not be read).
+   */
+  head?: { gtid: string | null; at: string | null } | undefined;
 }
 
 interface BinaryLog {
@@ -99,7 +104,7 @@ async function listBinaryLogs(conn: Connection): Promise<BinaryLog[]> {
   }
 }
 
-/** Copies one binlog file from the server with the replication protocol; credentials via a 0600 file. */
+/** Copies one binlog file from the server with the replication protocol; credentials via an unnamed file. */
 async function fetchBinlog(
   node: ClusterNode,
   creds: Credentials,
@@ -108,7 +113,6 @@ async function fetchBinlog(
   dir: string,
   o: { mariadbBinlog?: string | undefined; signal?: AbortSignal | undefined },
 ): Promise<string> {
-  const opt = `fetch-${file}.cnf`;
   const client: Record<string, string | number | boolean | undefined> = {
     user: creds.user,
     password: creds.password,
@@ -117,11 +121,15 @@ async function fetchBinlog(
       ? { "ssl-ca": tls.ca, "ssl-cert": tls.cert, "ssl-key": tls.key, "ssl-verify-server-cert": true }
       : {}),
   };
-  const optPath = await writeOptionFile(dir, opt, { client });
   await run(
     o.mariadbBinlog ?? "mariadb-binlog",
-    [`--defaults-file=${optPath}`, "--read-from-remote-server", "--raw", `--result-file=${dir}/`, file],
-    { signal: o.signal, label: `mariadb-binlog --read-from-remote-server ${file}`, timeoutMs: 3_600_000 },
+    [`--defaults-file=${OPTION_FILE}`, "--read-from-remote-server", "--raw", `--result-file=${dir}/`, file],
+    {
+      signal: o.signal,
+      label: `mariadb-binlog --read-from-remote-server ${file}`,
+      timeoutMs: 3_600_000,
+      optionFd: optionFileFd({ client }),
+    },
   );
   return join(dir, file);
 }
@@ -199,7 +207,37 @@ export async function archiveOnce(o: ArchiveOptions): Promise<ArchiveResult> {
     }
     if (pass.blocked) merge(await archiveFromNode(primary, { ...o, flush: false }, false));
   }
+  if (o.flush) result.head = await clusterHead(primary, o, result.lastGtid);
   return result;
+}
+
+/**
+ * The newest transaction on the node, for the archive's lag: when the archive does not hold it
+ * yet, its event time is read from the open binlog (small right after a flush).
+ */
+async function clusterHead(
+  node: ClusterNode,
+  o: ArchiveOptions,
+  archived: string | null,
+): Promise<{ gtid: string | null; at: string | null }> {
+  const conn = await connectNode(node, o.creds, { tls: o.tls });
+  const tmp = await privateTempDir("strongbox-binlog-");
+  try {
+    const domain = await clusterDomain(conn);
+    const [row] = await queryRows<{ pos: string | null }>(conn, "SELECT @@global.gtid_binlog_pos AS pos");
+    const g = gtidInList(row?.pos ?? "", domain);
+    if (!g) return { gtid: null, at: null };
+    if (archived && parseGtid(archived).seq >= g.seq) return { gtid: formatGtid(g), at: null };
+    const open = (await listBinaryLogs(conn)).at(-1);
+    if (!open) return { gtid: formatGtid(g), at: null };
+    const path = await fetchBinlog(node, o.creds, o.tls, open.name, tmp.path, o);
+    const scan = await scanBinlogFile(path, domain, { mariadbBinlog: o.mariadbBinlog, signal: o.signal });
+    const last = scan.events.at(-1);
+    return { gtid: formatGtid(g), at: last ? new Date(last.at).toISOString() : null };
+  } finally {
+    await conn.end().catch(() => {});
+    await tmp.remove();
+  }
 }
 
 async function archiveFromNode(node: ClusterNode, o: ArchiveOptions, stopAtGap: boolean): Promise<NodePass> {
@@ -356,6 +394,8 @@ export interface FollowOptions extends Omit<ArchiveOptions, "flush"> {
   signal: AbortSignal;
   onPass?: (r: ArchiveResult) => void;
   onError?: (e: unknown) => void;
+  /** Runs each pass (the caller records it); by default the pass is just run. */
+  runPass?: (flush: boolean, pass: () => Promise<ArchiveResult>) => Promise<ArchiveResult>;
 }
 
 /**
@@ -368,15 +408,24 @@ export async function archiveFollow(o: FollowOptions): Promise<BinlogEntry[]> {
   let lastFlush = 0;
   while (!o.signal.aborted) {
     const flush = Date.now() - lastFlush >= o.flushIntervalMs;
+    let result: ArchiveResult | undefined;
+    const pass = async () => {
+      result = await archiveOnce({ ...o, flush });
+      return result;
+    };
     try {
-      const r = await archiveOnce({ ...o, flush });
+      await (o.runPass ? o.runPass(flush, pass) : pass());
+    } catch (e) {
+      if (o.signal.aborted) break;
+      // A pass that found a gap throws it (when recorded): the gap is still counted below.
+      if (!result || result.gaps.length === 0) o.onError?.(e);
+    }
+    if (result) {
+      const r: ArchiveResult = result;
       if (flush) lastFlush = Date.now();
       gaps.push(...r.gaps);
       if (r.gaps.length > 0) o.onError?.(gapError(r.gaps));
       o.onPass?.(r);
-    } catch (e) {
-      if (o.signal.aborted) break;
-      o.onError?.(e);
     }
     try {
       await sleep(poll, o.signal);

@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { globals, type Session } from "./args.ts";
+import { globals, intArg, type Session } from "./args.ts";
 
 export function registerMonitor(program: Command, s: Session): void {
   program
@@ -13,5 +13,19 @@ export function registerMonitor(program: Command, s: Session): void {
     )
     .action(async (_o, cmd: Command) =>
       s.run((await import("../commands/status.ts")).status(globals(cmd), s.out)),
+    );
+
+  program
+    .command("history")
+    .description(
+      "the run catalog, newest first: every backup, verify, restore-test, restore, copy, prune, key rotate, binlog archive pass",
+    )
+    .option("--command <name>", 'only runs of this command (e.g. backup, "binlog archive", restore-test)')
+    .option("--repo <name>", "only runs of this repository")
+    .option("--result <result>", "only runs with this result: ok, failed, aborted, killed, running")
+    .option("--since <time>", "only runs started since a time (ISO 8601) or an age (90m, 12h, 7d)")
+    .option("--limit <n>", "at most this many runs (default 50)", intArg("--limit"))
+    .action(async (o, cmd: Command) =>
+      s.run((await import("../commands/history.ts")).history(globals(cmd), o, s.out)),
     );
 }

@@ -150,5 +150,6 @@ function backupSettings(config: StrongboxConfig): BackupSettings {
     partSize: parseSize(backup.partSize),
     compressionLevel: backup.compressionLevel,
     compressionThreads: backup.compressionThreads,
+    stallTimeoutMs: parseDuration(backup.stallTimeout),
   };
 }

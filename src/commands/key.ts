@@ -3,12 +3,14 @@ import { readFile, rename, writeFile } from "node:fs/promises";
 import { identitiesOf, recipientsOf, signingKeyOf } from "../config/context.ts";
 import { changeRecipients } from "../config/edit-recipients.ts";
 import { type LoadedConfig, loadConfig } from "../config/load.ts";
+import { monitorSettingsOf } from "../config/monitoring.ts";
 import { type AgeIdentity, generateX25519Identity } from "../crypto/age-keys.ts";
 import type { RecipientSet } from "../crypto/recipient-set.ts";
 import type { SigningKey } from "../crypto/sign.ts";
 import { generateSigningKey, publicKeyFromPrivate } from "../crypto/sign.ts";
 import { StrongboxError } from "../errors.ts";
 import { resignAll, rotateRecipients } from "../keys/rotate.ts";
+import { runMonitored } from "../monitor/monitor.ts";
 import type { Repository } from "../repository/repository.ts";
 import { asWriter } from "../repository/writer.ts";
 import type { CommandResult, GlobalOptions } from "../terminal/options.ts";
@@ -164,26 +166,32 @@ export async function rotate(
   const identities = o.signing && !o.identity ? undefined : await identitiesOf(loaded, o.identity);
   const results: { repository: string; backups: number; parts: number; resigned: number }[] = [];
   for (const name of names) {
-    const repo = await openRepository(loaded, name);
-    try {
-      if (!accepted.some((k) => k === repo.info.signingPublicKey)) repo.verifyInfo(accepted[0]!);
-      const command = `key rotate${o.signing ? " --signing" : ""}`;
-      const ttlMs = parseDuration(loaded.config.backup.lockTtl);
-      const r = await asWriter(repo, { command, ttlMs }, () =>
-        rotateOne({
-          repo,
-          identities,
-          recipients,
-          accepted,
-          signing,
-          resign: o.signing ?? false,
-          log: (m) => out.log(m),
-        }),
-      );
-      results.push({ repository: name, ...r });
-    } finally {
-      await repo.storage.close();
-    }
+    // Each repository's rotation is a run of its own in the catalog.
+    const meta = { command: "key-rotate", repository: name, kind: o.signing ? "signing" : "recipients" };
+    const r = await runMonitored(monitorSettingsOf(loaded), meta, async (run) => {
+      const repo = await openRepository(loaded, name);
+      try {
+        if (!accepted.some((k) => k === repo.info.signingPublicKey)) repo.verifyInfo(accepted[0]!);
+        const command = `key rotate${o.signing ? " --signing" : ""}`;
+        const ttlMs = parseDuration(loaded.config.backup.lockTtl);
+        const done = await asWriter(repo, { command, ttlMs }, () =>
+          rotateOne({
+            repo,
+            identities,
+            recipients,
+            accepted,
+            signing,
+            resign: o.signing ?? false,
+            log: (m) => out.log(m),
+          }),
+        );
+        run.details = { ...done };
+        return done;
+      } finally {
+        await repo.storage.close();
+      }
+    });
+    results.push({ repository: name, ...r });
   }
   if (newKeyPath) {
     const retired = `${keyPath}.retired-${new Date()

@@ -1,7 +1,9 @@
 // list and show: what is in the repository. show decrypts the details when an identity is at hand.
 
+import { readArchiveState } from "../binlog/state.ts";
 import { identitiesOf } from "../config/context.ts";
 import { decryptBuffer } from "../crypto/age.ts";
+import { pitrLine } from "../monitor/health.ts";
 import type { ManifestDetails } from "../repository/manifest.ts";
 import { verifyManifest } from "../repository/manifest.ts";
 import { pinnedIds } from "../repository/pins.ts";
@@ -12,9 +14,12 @@ import { formatBytes } from "../util/size.ts";
 import { openConfiguredRepository, trustedPublicKey } from "./repo.ts";
 
 export async function list(g: GlobalOptions, o: { repo?: string }, out: Output): Promise<CommandResult> {
-  const { repo, close } = await openConfiguredRepository(g.config, o.repo);
+  const { loaded, repo, close } = await openConfiguredRepository(g.config, o.repo);
   try {
     const [manifests, pinned] = await Promise.all([repo.list(), pinnedIds(repo)]);
+    // Where the repository archives binlogs: the recoverable window.
+    const pointInTime =
+      (await readArchiveState(repo, await trustedPublicKey(loaded), manifests))?.state ?? null;
     const rows = manifests.map((m) => ({
       id: m.id,
       type: m.type,
@@ -28,10 +33,10 @@ export async function list(g: GlobalOptions, o: { repo?: string }, out: Output):
       gtid: m.gtid,
       pinned: pinned.has(m.id),
     }));
-    return reply(out, { repository: repo.name, backups: rows }, () =>
+    return reply(out, { repository: repo.name, backups: rows, pointInTime }, () =>
       rows.length === 0
         ? `repository ${repo.name}: no backups yet`
-        : table([
+        : `${table([
             ["id", "type", "parent", "node", "started", "raw", "stored", "parts", "gtid", "pinned"],
             ...rows.map((r) => [
               r.id,
@@ -45,7 +50,7 @@ export async function list(g: GlobalOptions, o: { repo?: string }, out: Output):
               r.gtid ?? "-",
               r.pinned ? "pinned" : "",
             ]),
-          ]),
+          ])}${pointInTime ? `\n${pitrLine({ ...pointInTime, lagSeconds: null, openGaps: pointInTime.window ? [] : pointInTime.gaps })}` : ""}`,
     );
   } finally {
     await close();

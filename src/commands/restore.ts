@@ -2,9 +2,18 @@
 
 import { chooseBackupFor } from "../binlog/plan.ts";
 import { restoreToPoint } from "../binlog/replay.ts";
-import { clusterNodes, clusterTls, credentialsFor, identitiesOf } from "../config/context.ts";
-import type { LoadedConfig } from "../config/load.ts";
+import {
+  clusterNodes,
+  clusterTls,
+  credentialsFor,
+  identitiesOf,
+  repositoryConfig,
+} from "../config/context.ts";
+import { type LoadedConfig, loadConfig } from "../config/load.ts";
+import { monitorSettingsOf } from "../config/monitoring.ts";
 import { UsageError } from "../errors.ts";
+import { runMonitored } from "../monitor/monitor.ts";
+import type { RunHandle } from "../monitor/record-run.ts";
 import { resolveChain } from "../repository/chain.ts";
 import type { Repository } from "../repository/repository.ts";
 import { loadLogical } from "../restore/logical.ts";
@@ -17,21 +26,36 @@ import { interruptible } from "../terminal/signals.ts";
 import { agentNode } from "./nodes.ts";
 import { openConfiguredRepository, trustedPublicKey } from "./repo.ts";
 
-export async function restore(
+export interface RestoreOptions {
+  id?: string;
+  toTime?: string;
+  toGtid?: string;
+  targetDir?: string;
+  intoNode?: string;
+  onto?: string;
+  force?: boolean;
+  prepare?: boolean;
+  identity?: string;
+  repo?: string;
+}
+
+/** Every restore is a run in the catalog: its kind, the raw bytes restored, the backups used. */
+export async function restore(g: GlobalOptions, o: RestoreOptions, out: Output): Promise<CommandResult> {
+  const loaded = await loadConfig(g.config);
+  const meta = {
+    command: "restore",
+    repository: repositoryConfig(loaded, o.repo).name,
+    kind: o.toTime || o.toGtid ? "point-in-time" : undefined,
+    node: o.onto ?? o.intoNode,
+  };
+  return runMonitored(monitorSettingsOf(loaded), meta, (run) => restoreRecorded(g, o, out, run));
+}
+
+async function restoreRecorded(
   g: GlobalOptions,
-  o: {
-    id?: string;
-    toTime?: string;
-    toGtid?: string;
-    targetDir?: string;
-    intoNode?: string;
-    onto?: string;
-    force?: boolean;
-    prepare?: boolean;
-    identity?: string;
-    repo?: string;
-  },
+  o: RestoreOptions,
   out: Output,
+  run: RunHandle,
 ): Promise<CommandResult> {
   const { loaded, repo, close } = await openConfiguredRepository(g.config, o.repo);
   const abort = interruptible((sig) => `restore aborted by ${sig}`);
@@ -41,7 +65,11 @@ export async function restore(
         throw new UsageError(
           "--onto does not replay binlogs yet: restore --to-time/--to-gtid on the host that will run the server",
         );
-      return await restoreToPointCommand(o, out, { loaded, repo, signal: abort.signal });
+      const done = await restoreToPointCommand(o, out, { loaded, repo, signal: abort.signal });
+      const r = done.result as { restore: { rawBytes: number; backups: string[] } };
+      run.bytes = r.restore.rawBytes;
+      run.details = { chain: r.restore.backups };
+      return done;
     }
     if (!o.id) throw new UsageError("give a backup ID, or --to-time / --to-gtid for point-in-time recovery");
     const chain = await resolveChain(repo, o.id, await trustedPublicKey(loaded));
@@ -64,6 +92,9 @@ export async function restore(
         tls: clusterTls(loaded),
         signal: abort.signal,
       });
+      run.kind = "logical";
+      run.bytes = r.rawBytes;
+      run.details = { backupId: target.id, seconds: r.seconds };
       return reply(
         out,
         { id: target.id, node: node.name, ...r },
@@ -84,6 +115,9 @@ export async function restore(
     const r = o.onto
       ? await restoreOntoNode({ ...settings, node: agentNode(loaded, o.onto, "--onto") })
       : await restorePhysical(settings);
+    run.kind = target.type;
+    run.bytes = r.rawBytes;
+    run.details = { backupId: target.id, chain: r.backups, seconds: r.timings.total };
     return reply(out, r, () =>
       [
         `restored ${r.backups.join(" + ")} into ${o.onto ? `${o.onto}:` : ""}${r.targetDir} in ${r.timings.total?.toFixed(1)} s${o.prepare === false ? " (not prepared)" : " (prepared)"}`,

@@ -141,7 +141,7 @@ export async function identitiesOf(
   }
   const path = explicit ?? (k?.identity ? loaded!.resolvePath(k.identity) : undefined);
   if (!path) {
-    throw new StrongboxError("IDENTITY_MISSING", "no identity to decrypt with", {
+    throw new StrongboxError("IDENTITY_NEEDED", "no identity to decrypt with", {
       hint: "pass --identity FILE (the age identity kept off the backup host)",
     });
   }

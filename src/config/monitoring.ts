@@ -36,6 +36,7 @@ export function ruleSettings(monitoring?: MonitoringConfig): RuleSettings {
     maxVerifyAgeMs: optionalAge(r.maxVerifyAge),
     maxRestoreTestAgeMs: optionalAge(r.maxRestoreTestAge),
     maxCopyAgeMs: optionalAge(r.maxCopyAge),
+    binlogLagMaxMs: optionalAge(r.binlogLagMax),
     longRun: {
       k: r.longRun.k,
       minHistory: r.longRun.minHistory,

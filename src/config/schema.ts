@@ -340,6 +340,11 @@ export const backupSchema = z
       .default("2h")
       .describe("a writer lock whose holder stopped refreshing it this long ago is stale"),
     timeout: duration.default("24h").describe("abort a backup that runs longer than this"),
+    stallTimeout: duration
+      .default("5m")
+      .describe(
+        "stop a backup whose tool (mariabackup, mariadb-dump, or the node's agent) sent no output for this long",
+      ),
     copyTo: z
       .array(z.string())
       .default([])
@@ -449,6 +454,11 @@ const monitoringRulesSchema = z
     maxCopyAge: durationOrOff
       .default("off")
       .describe("WARNING when a repository that receives copies got none for this long"),
+    binlogLagMax: durationOrOff
+      .default("15m")
+      .describe(
+        "CRITICAL when the binlog archive is this far behind the cluster's newest transaction, or no archive pass succeeded for this long (only for repositories that archive binlogs)",
+      ),
     longRun: longRunSchema.default(longRunSchema.parse({})).describe("the unusually-long-run rule"),
     size: sizeRuleSchema.default(sizeRuleSchema.parse({})).describe("the unusual-backup-size rule"),
     repositories: z

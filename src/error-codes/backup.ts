@@ -9,6 +9,12 @@ export const BACKUP_ERRORS = {
       meaning: "the backup account lacks a privilege the backup needs; the message names the GRANT",
       hint: "run the GRANT shown, or strongbox user create",
     },
+    BACKUP_STALLED: {
+      exit: FAIL,
+      meaning:
+        "the backup tool sent no output for backup.stallTimeout and was stopped; nothing was committed",
+      hint: "look at the donor (locks, I/O, a stopped process); raise backup.stallTimeout if it is legitimately slow",
+    },
     BACKUP_TOOL_FAILED: {
       exit: FAIL,
       meaning: "mariabackup or mariadb-dump failed; the message has the end of its output",

@@ -1,12 +1,12 @@
 // Error codes of the cluster and its nodes.
-import { type ErrorSpec, FAIL } from "./spec.ts";
+import { type ErrorSpec, ExitCode, FAIL } from "./spec.ts";
 
 export const CLUSTER_ERRORS = {
   title: "The cluster and its nodes",
   codes: {
     NODE_UNKNOWN: {
-      exit: FAIL,
-      meaning: "no node of that name in cluster.nodes",
+      exit: ExitCode.usage,
+      meaning: "no node of that name in cluster.nodes (a usage error: nothing is attempted or recorded)",
       hint: "use one of the configured node names",
     },
     NODE_UNREACHABLE: {

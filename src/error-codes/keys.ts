@@ -1,5 +1,5 @@
 // Error codes of keys and encryption.
-import { type ErrorSpec, FAIL } from "./spec.ts";
+import { type ErrorSpec, ExitCode, FAIL } from "./spec.ts";
 
 export const KEY_ERRORS = {
   title: "Keys and encryption",
@@ -36,9 +36,14 @@ export const KEY_ERRORS = {
       meaning: "the passphrase is shorter than 12 characters",
       hint: "use a long random passphrase",
     },
+    IDENTITY_NEEDED: {
+      exit: ExitCode.usage,
+      meaning: "decryption needs an age identity (private key) and none was given or configured",
+      hint: "pass --identity FILE; the identity is kept off the backup host",
+    },
     IDENTITY_MISSING: {
       exit: FAIL,
-      meaning: "decryption needs an age identity (private key) and none was given",
+      meaning: "the identity file given or configured does not exist",
       hint: "pass --identity FILE; the identity is kept off the backup host",
     },
     WRONG_KEY: {

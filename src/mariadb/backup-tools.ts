@@ -1,5 +1,5 @@
 // The backup tools as supervised child processes: mariabackup (physical) and mariadb-dump (logical).
-// Credentials reach them only through a 0600 option file; argv carries none.
+// Credentials reach them only through an unnamed 0600 option file on fd 3; argv carries none.
 import { spawn } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -7,7 +7,7 @@ import { StrongboxError } from "../errors.ts";
 import type { Credentials, NodeEndpoint, TlsOptions } from "../galera/connection.ts";
 import type { StreamSource } from "../pipeline/stream.ts";
 import { explainPrivilegeError } from "../security/privilege-errors.ts";
-import { type OptionSections, writeOptionFile } from "../util/optionfile.ts";
+import { closeOptionFd, OPTION_FILE, type OptionSections, optionFileFd } from "../util/optionfile.ts";
 import { TailBuffer } from "../util/proc.ts";
 
 export interface ToolRun extends StreamSource {
@@ -39,8 +39,20 @@ export function tlsClientOptions(tls?: TlsOptions): Record<string, string | bool
   };
 }
 
-function spawnTool(cmd: string, args: string[], label: string, mustSay?: RegExp, account?: string): ToolRun {
-  const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"] });
+function spawnTool(
+  cmd: string,
+  args: string[],
+  label: string,
+  optionFd: number,
+  mustSay?: RegExp,
+  account?: string,
+): ToolRun {
+  let child: ReturnType<typeof spawn>;
+  try {
+    child = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe", optionFd] });
+  } finally {
+    closeOptionFd(optionFd);
+  }
   const stderr = new TailBuffer(16 * 1024);
   child.stderr!.on("data", (c: Buffer) => stderr.push(c));
   const done = new Promise<void>((resolve, reject) => {
@@ -98,15 +110,10 @@ export async function startMariabackup(o: MariabackupOptions): Promise<ToolRun &
     mariabackup: { ...clientOptions(o.node, o.creds, o.tls), datadir: o.node.datadir },
   };
   // --defaults-file must come first and only once, so the node's own my.cnf is included from ours.
-  const cnf = await writeOptionFile(
-    o.workDir,
-    "mariabackup.cnf",
-    sections,
-    o.node.defaultsFile ? [o.node.defaultsFile] : [],
-  );
+  const fd = optionFileFd(sections, o.node.defaultsFile ? [o.node.defaultsFile] : []);
   const lsnDir = join(o.workDir, "lsn");
   const args = [
-    `--defaults-file=${cnf}`,
+    `--defaults-file=${OPTION_FILE}`,
     "--backup",
     "--stream=xbstream",
     "--galera-info",
@@ -115,7 +122,7 @@ export async function startMariabackup(o: MariabackupOptions): Promise<ToolRun &
     `--parallel=${o.parallel}`,
   ];
   if (o.incrementalLsn !== undefined) args.push(`--incremental-lsn=${o.incrementalLsn}`);
-  return { ...spawnTool(o.path, args, "mariabackup", /completed OK!/, o.account), lsnDir };
+  return { ...spawnTool(o.path, args, "mariabackup", fd, /completed OK!/, o.account), lsnDir };
 }
 
 export interface DumpOptions {
@@ -128,9 +135,9 @@ export interface DumpOptions {
 }
 
 export async function startDump(o: DumpOptions): Promise<ToolRun> {
-  const cnf = await writeOptionFile(o.workDir, "dump.cnf", { client: clientOptions(o.node, o.creds, o.tls) });
+  const fd = optionFileFd({ client: clientOptions(o.node, o.creds, o.tls) });
   const args = [
-    `--defaults-file=${cnf}`,
+    `--defaults-file=${OPTION_FILE}`,
     "--single-transaction",
     "--routines",
     "--events",
@@ -142,7 +149,7 @@ export async function startDump(o: DumpOptions): Promise<ToolRun> {
     "--quick",
     "--add-drop-database",
   ];
-  return spawnTool(o.path, args, "mariadb-dump", undefined, o.account);
+  return spawnTool(o.path, args, "mariadb-dump", fd, undefined, o.account);
 }
 
 export interface PhysicalPosition {

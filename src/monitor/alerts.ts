@@ -19,6 +19,8 @@ const RULE_TITLES: Record<string, (subject: string) => string> = {
   "copy-too-old": () => "no recent copy",
   "long-run": (s) => `${s} unusually long`,
   "size-anomaly": (s) => `${s} unusual size`,
+  "binlog-lag": () => "binlog archive behind",
+  "binlog-gap": () => "gap in the binlog archive",
   test: () => "test alert",
 };
 
@@ -63,7 +65,9 @@ export interface IncidentChanges {
 
 /**
  * Brings the incident table in line with the current findings, in one write transaction, and
- * queues a notification per channel for each incident opened or resolved. Only incidents of the
+ * queues a notification per channel for each incident opened or resolved. The alert state is
+ * judged per channel: an incident still open is announced to every channel that has not heard of
+ * it yet (one added to the configuration since), and a recovery goes to those that heard of it. Only incidents of the
  * repositories in `scope` are closed: another process may judge other repositories.
  */
 export function applyFindings(
@@ -82,6 +86,9 @@ export function applyFindings(
       const open = catalog.openIncident(f);
       if (open) {
         catalog.touchIncident(open.id, { severity: f.severity, message: f.message, details: f.details });
+        // A channel configured after the problem appeared is told about it now, once.
+        const told = catalog.notifiedChannels(open.id, "open");
+        for (const c of channelNames) if (!told.has(c)) catalog.enqueueNotification(open.id, "open", c);
         changes.ongoing.push(catalog.getIncident(open.id)!);
         continue;
       }
@@ -93,7 +100,9 @@ export function applyFindings(
     for (const i of catalog.openIncidents()) {
       if (!inScope.has(i.repository) || seen.has(findingKey(i))) continue;
       const closed = catalog.closeIncident(i.id);
-      for (const c of channelNames) catalog.enqueueNotification(i.id, "resolved", c);
+      // Only a channel that was told of the problem hears that it is over.
+      const told = catalog.notifiedChannels(i.id, "open");
+      for (const c of channelNames) if (told.has(c)) catalog.enqueueNotification(i.id, "resolved", c);
       changes.resolved.push(closed);
     }
     return changes;

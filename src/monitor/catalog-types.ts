@@ -3,6 +3,18 @@ export type RunResult = "running" | "ok" | "failed" | "aborted" | "killed";
 export type FinishedResult = "ok" | "failed" | "aborted";
 export const RUN_RESULTS: readonly RunResult[] = ["running", "ok", "failed", "aborted", "killed"];
 
+/** The commands recorded as runs: every one that changes or proves something. */
+export const RUN_COMMANDS = [
+  "backup",
+  "verify",
+  "restore-test",
+  "restore",
+  "copy",
+  "prune",
+  "key-rotate",
+  "binlog-archive",
+] as const;
+
 export interface RunMeta {
   /** The command: "backup", "verify", "restore-test", "copy", "prune", … */
   command: string;

@@ -113,6 +113,11 @@ export class Catalog {
     return this.getRun(id)!;
   }
 
+  /** Forgets a run that never was one (a usage error: nothing was attempted). */
+  deleteRun(id: number): void {
+    this.#db.prepare("DELETE FROM runs WHERE id = ?").run(id);
+  }
+
   /**
    * Rows still "running" whose process on this host is gone (kill -9, power loss, OOM) become
    * "killed". Rows of other hosts are left alone: their pids mean nothing here.
@@ -189,10 +194,21 @@ export class Catalog {
 
   /** Runs started at or after `since` (all when omitted), newest first. */
   runs(
-    q: { since?: number; limit?: number; repository?: string; command?: string; result?: RunResult } = {},
+    q: {
+      since?: number;
+      limit?: number;
+      repository?: string;
+      command?: string;
+      excludeCommand?: string;
+      result?: RunResult;
+    } = {},
   ): Run[] {
     let sql = "SELECT * FROM runs WHERE started_at >= ?";
     const params: SQLInputValue[] = [q.since ?? 0];
+    if (q.excludeCommand !== undefined) {
+      sql += " AND command <> ?";
+      params.push(q.excludeCommand);
+    }
     for (const [col, v] of [
       ["repository", q.repository],
       ["command", q.command],
@@ -364,6 +380,16 @@ export class Catalog {
       )
       .run(this.now(), id, staleBefore);
     return num(r.changes) > 0;
+  }
+
+  /** The channels an incident's `event` was queued for (whatever became of the delivery). */
+  notifiedChannels(incidentId: number, event: NotificationEvent): Set<string> {
+    return new Set(
+      this.#db
+        .prepare("SELECT DISTINCT channel FROM notifications WHERE incident_id = ? AND event = ?")
+        .all(incidentId, event)
+        .map((r) => str(r.channel)),
+    );
   }
 
   notifications(q: { incidentId?: number } = {}): Notification[] {

@@ -10,7 +10,8 @@
 import { errorMessage } from "../errors.ts";
 import { formatDuration } from "../util/duration.ts";
 import type { Catalog } from "./catalog.ts";
-import type { Run, Severity } from "./catalog-types.ts";
+import { RUN_COMMANDS, type Run, type Severity } from "./catalog-types.ts";
+import { pitrStatus } from "./pitr.ts";
 import { evaluateRules, type Finding, humanDuration } from "./rules.ts";
 import type { RuleSettings } from "./settings.ts";
 
@@ -62,10 +63,24 @@ export interface CheckStatus {
   problems: string[];
 }
 
+/** Point-in-time recovery of a repository, from its binlog archive passes. */
+export interface PitrHealth {
+  /** Earliest and latest second a point-in-time restore can reach (ISO), and the backup it starts from. */
+  window: { from: string; to: string; backupId: string } | null;
+  archiveEnd: { gtid: string; at: string | null } | null;
+  lagSeconds: number | null;
+  openGaps: { after: string; before: string; archivedAt: string }[];
+  lastPass: RunSummary;
+}
+
 export interface RepositoryHealth {
   repository: string;
   level: HealthLevel;
   checks: Record<CheckedCommand, CheckStatus>;
+  /** The newest finished run of each other recorded command (restore, prune, key-rotate, binlog-archive). */
+  otherRuns: RunSummary[];
+  /** null when the repository has no binlog archive passes. */
+  pitr: PitrHealth | null;
   running: RunSummary[];
   problems: Finding[];
 }
@@ -141,10 +156,25 @@ export function computeHealth(catalog: Catalog, o: HealthOptions): HealthReport 
         problems: problems.map((p) => p.message),
       };
     }
+    const otherRuns = RUN_COMMANDS.filter((c) => !(CHECKED_COMMANDS as readonly string[]).includes(c))
+      .map((c) => catalog.history(c, repository, 50).find((r) => r.result !== "running"))
+      .filter((r) => r !== undefined)
+      .map((r) => summarize(r, now));
+    const p = pitrStatus(catalog, repository);
     return {
       repository,
       level: worst(mine.map((f) => levelOf(f.severity))),
       checks,
+      otherRuns,
+      pitr: p
+        ? {
+            window: p.window,
+            archiveEnd: p.archiveEnd,
+            lagSeconds: p.lagSeconds,
+            openGaps: p.openGaps,
+            lastPass: summarize(p.lastPass, now),
+          }
+        : null,
       running: running.filter((r) => r.repository === repository).map((r) => summarize(r, now)),
       problems: mine,
     };
@@ -177,6 +207,10 @@ function nagiosLine(level: HealthLevel, repos: RepositoryHealth[]): string {
       return s ? `'${r.repository}_backup_age'=${s.ageSeconds}s;;${crit ?? ""}` : undefined;
     })
     .filter((p) => p !== undefined);
+  for (const r of repos) {
+    if (r.pitr?.lagSeconds !== null && r.pitr?.lagSeconds !== undefined)
+      perf.push(`'${r.repository}_binlog_lag'=${r.pitr.lagSeconds}s`);
+  }
   return `STRONGBOX ${level} - ${text.replace(/\|/g, "/")}${perf.length ? ` | ${perf.join(" ")}` : ""}`;
 }
 
@@ -207,6 +241,16 @@ function describe(c: CheckStatus): string {
   return line;
 }
 
+/** The recoverable window in one line, for `status` and `list`. */
+export function pitrLine(p: Pick<PitrHealth, "window" | "lagSeconds" | "openGaps">): string {
+  const w = p.window
+    ? `point-in-time window ${p.window.from.replace(/\.\d+Z$/, "Z")} .. ${p.window.to.replace(/\.\d+Z$/, "Z")} (from backup ${p.window.backupId})`
+    : "point-in-time window: none (no backup with an unbroken binlog archive after it)";
+  const lag = p.lagSeconds === null ? "" : `; archive lag ${humanDuration(p.lagSeconds * 1000)}`;
+  const gaps = p.openGaps.length ? `; ${p.openGaps.length} GAP(s) in the archive` : "";
+  return `${w}${lag}${gaps}`;
+}
+
 /** The report for people: one block per repository. */
 export function formatHealth(report: HealthReport): string {
   const lines = [report.summary, ""];
@@ -217,6 +261,13 @@ export function formatHealth(report: HealthReport): string {
       const mark = c.level === "OK" ? "  " : c.level === "WARNING" ? "! " : "!!";
       lines.push(`  ${mark} ${command.padEnd(13)}${describe(c)}`);
     }
+    for (const run of r.otherRuns) {
+      const mark = run.result === "ok" ? "  " : "! ";
+      lines.push(
+        `  ${mark} ${run.command.padEnd(14)} ${run.result} ${formatDuration(run.ageSeconds * 1000)} ago (run ${run.id}${run.kind ? `, ${run.kind}` : ""}${run.durationSeconds === null ? "" : `, took ${humanDuration(run.durationSeconds * 1000)}`})`,
+      );
+    }
+    if (r.pitr) lines.push(`     ${pitrLine(r.pitr)}`);
     for (const run of r.running) {
       lines.push(
         `  ▶  ${run.command}${run.kind ? `/${run.kind}` : ""} running for ${formatDuration(run.ageSeconds * 1000)} (run ${run.id} on ${run.host})`,

@@ -4,6 +4,7 @@
 import { Counter, Gauge, Registry } from "prom-client";
 import type { Catalog } from "./catalog.ts";
 import { RUN_RESULTS } from "./catalog-types.ts";
+import { pitrStatus } from "./pitr.ts";
 
 export const METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
 
@@ -139,12 +140,73 @@ export function buildRegistry(catalog: Catalog, o: MetricsOptions = {}): Registr
   for (const i of incidents) {
     incidentOpen.set({ repository: i.repository, rule: i.rule, subject: i.subject, severity: i.severity }, 1);
   }
+  addRecoveryMetrics(catalog, [...repos], gauge, now);
   const failed = new Map<string, number>();
   for (const n of catalog.unsentNotifications(now - 86_400_000)) {
     if (n.status === "failed") failed.set(n.channel, (failed.get(n.channel) ?? 0) + 1);
   }
   for (const [channel, count] of failed) undelivered.set({ channel }, count);
   return registry;
+}
+
+type GaugeMaker = (name: string, help: string, labelNames: readonly "repository"[]) => Gauge<"repository">;
+
+/** Point-in-time recovery, time to restore and offsite freshness, per repository. */
+function addRecoveryMetrics(catalog: Catalog, repos: string[], gauge: GaugeMaker, now: number): void {
+  const lag = gauge(
+    "strongbox_binlog_archive_lag_seconds",
+    "Seconds between the newest binlog event on the cluster and the newest archived one (last measuring pass)",
+    ["repository"],
+  );
+  const gaps = gauge(
+    "strongbox_binlog_archive_gaps",
+    "Gaps in the binlog archive that no later backup bridges (point-in-time recovery cannot cross them)",
+    ["repository"],
+  );
+  const lastEvent = gauge(
+    "strongbox_binlog_archive_last_event_timestamp_seconds",
+    "Event time of the newest archived transaction (Unix time)",
+    ["repository"],
+  );
+  const windowStart = gauge(
+    "strongbox_pitr_window_start_timestamp_seconds",
+    "Earliest second a point-in-time restore can reach (Unix time)",
+    ["repository"],
+  );
+  const windowEnd = gauge(
+    "strongbox_pitr_window_end_timestamp_seconds",
+    "Latest second a point-in-time restore can reach (Unix time)",
+    ["repository"],
+  );
+  const rto = gauge(
+    "strongbox_restore_test_rto_seconds",
+    "Time to restore (RTO) measured by the last passing restore-test",
+    ["repository"],
+  );
+  const copyAge = gauge(
+    "strongbox_offsite_copy_age_seconds",
+    "Seconds since the newest successful copy into this repository ended",
+    ["repository"],
+  );
+  for (const repository of repos) {
+    const labels = { repository };
+    const p = pitrStatus(catalog, repository);
+    if (p) {
+      if (p.lagSeconds !== null) lag.set(labels, p.lagSeconds);
+      gaps.set(labels, p.openGaps.length);
+      if (p.archiveEnd?.at) lastEvent.set(labels, seconds(Date.parse(p.archiveEnd.at)));
+      if (p.window) {
+        windowStart.set(labels, seconds(Date.parse(p.window.from)));
+        windowEnd.set(labels, seconds(Date.parse(p.window.to)));
+      }
+    }
+    const test = catalog
+      .history("restore-test", repository, 50, { result: "ok" })
+      .find((r) => typeof r.details?.rtoSeconds === "number");
+    if (test) rto.set(labels, test.details!.rtoSeconds as number);
+    const copy = catalog.lastRun("copy", repository, { result: "ok" });
+    if (copy) copyAge.set(labels, Math.max(0, seconds(now - (copy.endedAt ?? copy.startedAt))));
+  }
 }
 
 /** The Prometheus text exposition of the catalog. */

@@ -91,23 +91,37 @@ export async function runMonitored<T>(
   }
   if (!catalog)
     return fn({ id: undefined, bytes: undefined, details: undefined, node: undefined, kind: undefined });
+  let handle: RunHandle | undefined;
   try {
-    return await recordRun(catalog, meta, fn, {
-      ...(o.summarize ? { summarize: o.summarize } : {}),
-      onCatalogError: (e) => warn(`the run catalog could not be written: ${oneLineError(e)}`),
-    });
+    return await recordRun(
+      catalog,
+      meta,
+      (run) => {
+        handle = run;
+        return fn(run);
+      },
+      {
+        ...(o.summarize ? { summarize: o.summarize } : {}),
+        onCatalogError: (e) => warn(`the run catalog could not be written: ${oneLineError(e)}`),
+      },
+    );
   } finally {
-    try {
-      const report = await checkAndAlertConfigured(settings, catalog, {
-        signal: AbortSignal.timeout(o.alertTimeoutMs ?? 120_000),
-      });
-      for (const d of report.deliveries) {
-        if (!d.ok) warn(`alert via ${d.channel} not delivered after ${d.attempts} attempt(s): ${d.error}`);
-      }
-    } catch (e) {
-      warn(`alerts were not checked: ${oneLineError(e)}`);
-    }
+    // A discarded run (an idle poll) changed nothing worth judging.
+    if (handle?.discard !== true) await alertAfterRun(settings, catalog, warn, o.alertTimeoutMs);
     catalog.close();
+  }
+}
+
+async function alertAfterRun(settings: MonitorSettings, catalog: Catalog, warn: Warn, timeoutMs = 120_000) {
+  try {
+    const report = await checkAndAlertConfigured(settings, catalog, {
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+    for (const d of report.deliveries) {
+      if (!d.ok) warn(`alert via ${d.channel} not delivered after ${d.attempts} attempt(s): ${d.error}`);
+    }
+  } catch (e) {
+    warn(`alerts were not checked: ${oneLineError(e)}`);
   }
 }
 

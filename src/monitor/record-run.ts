@@ -1,4 +1,5 @@
 // Recording a run around a piece of work: a "running" row before it starts, the result after.
+import { ERRORS } from "../error-codes.ts";
 import { StrongboxError } from "../errors.ts";
 import { oneLineError } from "../util/redact.ts";
 import type { Catalog } from "./catalog.ts";
@@ -13,6 +14,8 @@ export interface RunHandle {
   /** Set by the work when decided during the run: the donor node, full or incremental. */
   node: string | undefined;
   kind: string | undefined;
+  /** Set by the work when this run turned out not worth keeping (an idle poll): its row is removed. */
+  discard?: boolean;
 }
 
 export interface RecordRunOptions<T> {
@@ -28,6 +31,11 @@ export function isAbort(error: unknown): boolean {
   if (!(error instanceof Error) || error.name !== "AbortError") return false;
   // An AbortError caused by AbortSignal.timeout() is a time limit that was hit.
   return (error.cause as { name?: unknown } | undefined)?.name !== "TimeoutError";
+}
+
+/** True for an error that says the command was given wrongly (exit status 64). */
+export function isUsageError(error: unknown): boolean {
+  return error instanceof StrongboxError && error.exitCode === ERRORS.USAGE.exit;
 }
 
 function defaultCatalogError(error: unknown): void {
@@ -60,10 +68,28 @@ export async function recordRun<T>(
       onCatalogError(e);
     }
   };
+  const forget = () => {
+    if (id === undefined) return;
+    try {
+      catalog.deleteRun(id);
+    } catch (err) {
+      onCatalogError(err);
+    }
+  };
   let result: T;
   try {
     result = await fn(handle);
   } catch (e) {
+    if (handle.discard) {
+      forget();
+      throw e;
+    }
+    if (isUsageError(e)) {
+      // A mistake on the command line (exit 64) is not a run that failed: nothing was attempted,
+      // so nothing is recorded and no alert fires.
+      forget();
+      throw e;
+    }
     finish({
       result: isAbort(e) ? "aborted" : "failed",
       error: oneLineError(e),
@@ -73,6 +99,10 @@ export async function recordRun<T>(
       kind: handle.kind,
     });
     throw e;
+  }
+  if (handle.discard) {
+    forget();
+    return result;
   }
   let summary: { bytes?: number; details?: Record<string, unknown> } = {};
   try {

@@ -5,6 +5,7 @@
 import { formatDuration } from "../util/duration.ts";
 import type { Catalog } from "./catalog.ts";
 import type { Run, Severity } from "./catalog-types.ts";
+import { pitrFindings } from "./pitr.ts";
 import type { LongRunSettings, RuleSettings } from "./settings.ts";
 import { longRunThreshold, median, sizeAnomaly } from "./stats.ts";
 
@@ -16,6 +17,8 @@ export const RULES = [
   "copy-too-old",
   "long-run",
   "size-anomaly",
+  "binlog-lag",
+  "binlog-gap",
 ] as const;
 export type RuleId = (typeof RULES)[number];
 
@@ -389,6 +392,7 @@ export function evaluateRules(catalog: Catalog, o: EvaluateOptions): Finding[] {
         o.rules,
       ),
     );
+    out.push(...pitrFindings(catalog, repository, o.rules.binlogLagMaxMs, now));
   }
   return out;
 }

@@ -24,6 +24,8 @@ export interface RuleSettings {
   maxVerifyAgeMs: number | undefined;
   maxRestoreTestAgeMs: number | undefined;
   maxCopyAgeMs: number | undefined;
+  /** The binlog archive's lag limit; undefined: the check is off. */
+  binlogLagMaxMs: number | undefined;
   longRun: LongRunSettings;
   size: SizeSettings;
   /** Repositories the age rules apply to; undefined: all that are evaluated. */

@@ -5,8 +5,10 @@ import type { ChildProcess } from "node:child_process";
 import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { AgeRecipient } from "../crypto/age-keys.ts";
+import { StrongboxError } from "../errors.ts";
 import type { Storage } from "../storage/types.ts";
 import { terminate } from "../util/proc.ts";
+import { watchStall } from "../util/stall.ts";
 import { zstdCompress } from "./compress.ts";
 import { allOrFirstError } from "./failfast.ts";
 import { type PartRecord, writeParts } from "./parts.ts";
@@ -34,6 +36,19 @@ export interface StreamOptions {
   keepEnds?: boolean;
   /** The first part is created only once this settles; a rejection fails the stream. */
   ready?: Promise<unknown>;
+  /** Stop with BACKUP_STALLED when the tool's output does not move for this long (ms). */
+  stallTimeoutMs?: number | undefined;
+  /** The tool's name, for messages. */
+  label?: string | undefined;
+}
+
+/** The one-line error of a tool whose output stopped moving. */
+export function stallError(label: string, idleMs: number): StrongboxError {
+  return new StrongboxError(
+    "BACKUP_STALLED",
+    `${label} stalled: no output for ${Math.round(idleMs / 1000)} s (backup.stallTimeout); stopped it, nothing was committed`,
+    { stage: label },
+  );
 }
 
 export interface StreamResult {
@@ -101,7 +116,17 @@ export async function streamToParts(source: StreamSource, o: StreamOptions): Pro
       })
     : undefined;
   if (sealing) zstd.child.stdout!.destroy();
+  // The watchdog reads the bytes the tool wrote: zstd's input count when the tool feeds zstd
+  // directly, else what passed through here.
+  const watch = o.stallTimeoutMs
+    ? watchStall({
+        timeoutMs: o.stallTimeoutMs,
+        progress: () => (direct ? (zstd.bytesRead() ?? rawBytes) : rawBytes),
+        onStall: (idle) => stallError(o.label ?? "the backup tool", idle),
+      })
+    : undefined;
   const stop = async () => {
+    watch?.stop();
     abort.abort(new Error("pipeline stopped"));
     await Promise.all([
       terminate(source.child, 3000),
@@ -138,8 +163,19 @@ export async function streamToParts(source: StreamSource, o: StreamOptions): Pro
         ready: o.ready,
       }),
   ] as [Promise<void>, Promise<void>, Promise<void>, Promise<PartRecord[]>];
+  if (watch) void Promise.allSettled(tasks).then(() => watch.stop());
   try {
-    const results = await allOrFirstError(tasks, stop, o.signal);
+    const results = await allOrFirstError(
+      [...tasks, watch?.stalled ?? Promise.resolve()] as [
+        Promise<void>,
+        Promise<void>,
+        Promise<void>,
+        Promise<PartRecord[]>,
+        Promise<void>,
+      ],
+      stop,
+      o.signal,
+    );
     const parts = results[3];
     if (direct) rawBytes = await zstd.totalIn;
     return {
@@ -151,6 +187,7 @@ export async function streamToParts(source: StreamSource, o: StreamOptions): Pro
       storedBytes: parts.reduce((s, p) => s + p.size, 0),
     };
   } finally {
+    watch?.stop();
     if (poll) clearInterval(poll);
     o.signal?.removeEventListener("abort", onAbort);
   }

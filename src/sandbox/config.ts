@@ -76,6 +76,7 @@ export function sandboxConfig(state: SandboxState, hostKeys = new Map<string, st
       exactCountMaxRows: 1_000_000,
       lockTtl: "2h",
       timeout: "24h",
+      stallTimeout: "5m",
       copyTo: [],
     },
     restoreTest: {

@@ -1,5 +1,6 @@
 // Supervised child processes: timeouts, graceful-then-forced kill, stderr tail kept for errors.
 import { type ChildProcess, type SpawnOptions, spawn } from "node:child_process";
+import { closeSync } from "node:fs";
 import { StrongboxError } from "../errors.ts";
 
 export interface RunOptions {
@@ -15,6 +16,8 @@ export interface RunOptions {
   /** Run as this OS account (needs root; supplementary groups are dropped). */
   uid?: number;
   gid?: number;
+  /** An option file descriptor (optionfile.ts) given to the child as fd 3; closed here once it started. */
+  optionFd?: number;
 }
 
 export interface RunResult {
@@ -79,11 +82,17 @@ export async function run(cmd: string, args: string[], options: RunOptions = {})
   const spawnOptions: SpawnOptions = {
     env: options.env ?? process.env,
     cwd: options.cwd,
-    stdio: ["pipe", "pipe", "pipe"],
+    stdio:
+      options.optionFd === undefined ? ["pipe", "pipe", "pipe"] : ["pipe", "pipe", "pipe", options.optionFd],
     ...(options.uid !== undefined ? { uid: options.uid } : {}),
     ...(options.gid !== undefined ? { gid: options.gid } : {}),
   };
-  const child = spawn(cmd, args, spawnOptions);
+  let child: ChildProcess;
+  try {
+    child = spawn(cmd, args, spawnOptions);
+  } finally {
+    if (options.optionFd !== undefined) closeSync(options.optionFd);
+  }
   const out: Buffer[] = [];
   const err = new TailBuffer(64 * 1024);
   child.stdout?.on("data", (c: Buffer) => out.push(c));

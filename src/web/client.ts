@@ -72,10 +72,10 @@ export const CLIENT_SCRIPT = `(function () {
     svg.appendChild(sv("text", { x: width / 2, y: height / 2, "text-anchor": "middle", class: "empty" }, text));
   }
 
-  function lineChart(svg, points, fmt, color) {
+  function lineChart(svg, points, fmt, color, none) {
     clear(svg);
     svg.setAttribute("viewBox", "0 0 " + W + " " + H);
-    if (points.length === 0) return empty(svg, "no successful backups yet", W, H);
+    if (points.length === 0) return empty(svg, none || "no successful backups yet", W, H);
     var range = timeRange(points.map(function (p) { return p.t; }));
     var yMax = Math.max.apply(null, points.map(function (p) { return p.v; })) * 1.15 || 1;
     var x = xScale(range, M.l, W);
@@ -99,7 +99,7 @@ export const CLIENT_SCRIPT = `(function () {
 
   function timeline(svg, runs) {
     clear(svg);
-    var rows = ["backup", "verify", "restore-test", "copy", "prune"];
+    var rows = ["backup", "verify", "restore-test", "restore", "copy", "prune", "key-rotate", "binlog-archive"];
     runs.forEach(function (r) { if (rows.indexOf(r.command) < 0) rows.push(r.command); });
     var TW = 1280, rowH = 24, h = M.t + rows.length * rowH + M.b, left = 96;
     svg.setAttribute("viewBox", "0 0 " + TW + " " + h);
@@ -141,6 +141,18 @@ export const CLIENT_SCRIPT = `(function () {
         tr.appendChild(el("td", {}, c.problems.join("; ")));
         body.appendChild(tr);
       });
+      (repo.otherRuns || []).forEach(function (r) {
+        var tr = el("tr", { class: "other-run", "data-command": r.command });
+        tr.appendChild(el("td", {}, repo.repository));
+        tr.appendChild(el("td", {}, r.command));
+        var lv = el("td", {}, r.result === "ok" ? "OK" : r.result.toUpperCase());
+        lv.className = "lv " + (r.result === "ok" ? "ok" : "warn");
+        tr.appendChild(lv);
+        tr.appendChild(el("td", {}, r.result + " " + ago(r.ageSeconds)));
+        tr.appendChild(el("td", {}, "-"));
+        tr.appendChild(el("td", {}, r.error || ""));
+        body.appendChild(tr);
+      });
     });
   }
 
@@ -164,12 +176,13 @@ export const CLIENT_SCRIPT = `(function () {
     var checks = runs.filter(function (r) { return r.command === "verify" || r.command === "restore-test"; }).reverse().slice(0, 50);
     if (checks.length === 0) {
       var tr0 = el("tr");
-      tr0.appendChild(el("td", { colspan: "6" }, "no verify or restore-test recorded yet"));
+      tr0.appendChild(el("td", { colspan: "7" }, "no verify or restore-test recorded yet"));
       body.appendChild(tr0);
     }
     checks.forEach(function (r) {
-      var tr = el("tr", { class: "check-run", "data-result": r.result });
+      var tr = el("tr", { class: "check-run", "data-result": r.result, "data-repository": r.repository });
       tr.appendChild(el("td", {}, fmtTime(r.startedAt)));
+      tr.appendChild(el("td", { class: "repo" }, r.repository));
       tr.appendChild(el("td", {}, r.command + (r.kind ? " (" + r.kind + ")" : "")));
       var res = el("td", {}, r.result === "ok" ? "PASS" : r.result === "running" ? "running" : "FAIL");
       res.className = r.result === "ok" ? "lv ok" : r.result === "running" ? "lv" : "lv crit";
@@ -180,6 +193,31 @@ export const CLIENT_SCRIPT = `(function () {
       tr.appendChild(el("td", {}, r.error || (r.details && r.details.backupId) || ""));
       body.appendChild(tr);
     });
+  }
+
+  function pitrPanel(status) {
+    var body = $("pitr-body");
+    clear(body);
+    var any = false;
+    status.repositories.forEach(function (repo) {
+      var p = repo.pitr;
+      if (!p) return;
+      any = true;
+      var tr = el("tr", { class: "pitr", "data-repository": repo.repository });
+      tr.appendChild(el("td", {}, repo.repository));
+      tr.appendChild(el("td", { class: "window" }, p.window ? fmtTime(Date.parse(p.window.from)) + " .. " + fmtTime(Date.parse(p.window.to)) : "none"));
+      tr.appendChild(el("td", { class: "lag" }, p.lagSeconds === null ? "-" : fmtSecs(p.lagSeconds)));
+      var g = el("td", { class: "gaps" }, String(p.openGaps.length));
+      if (p.openGaps.length) g.className = "gaps lv crit";
+      tr.appendChild(g);
+      tr.appendChild(el("td", {}, p.lastPass.result + " " + ago(p.lastPass.ageSeconds)));
+      body.appendChild(tr);
+    });
+    if (!any) {
+      var tr0 = el("tr");
+      tr0.appendChild(el("td", { colspan: "5" }, "no binlog archive passes recorded"));
+      body.appendChild(tr0);
+    }
   }
 
   function render(d) {
@@ -196,6 +234,11 @@ export const CLIENT_SCRIPT = `(function () {
     lineChart($("chart-size"), backups.filter(function (r) { return r.bytes !== null; }).map(function (r) {
       return { t: r.startedAt, v: r.bytes, id: r.id, kind: r.kind, label: label(r, fmtBytes(r.bytes)) };
     }), fmtBytes, "#8250df");
+    var tests = d.runs.filter(function (r) { return r.command === "restore-test" && r.result === "ok" && r.details && typeof r.details.rtoSeconds === "number"; });
+    lineChart($("chart-rto"), tests.map(function (r) {
+      return { t: r.startedAt, v: r.details.rtoSeconds, id: r.id, kind: "full", label: r.repository + " " + fmtTime(r.startedAt) + ": RTO " + fmtSecs(r.details.rtoSeconds) };
+    }), fmtSecs, "#1a7f37", "no passing restore-test yet");
+    pitrPanel(d.status);
     recordPanel(d.runs);
     document.body.setAttribute("data-rendered", "true");
   }

@@ -5,6 +5,7 @@ import type { Incident, Run, RunResult } from "../monitor/catalog-types.ts";
 import { RUN_RESULTS } from "../monitor/catalog-types.ts";
 import type { HealthReport } from "../monitor/health.ts";
 import { openMonitorCatalog, statusOf } from "../monitor/monitor.ts";
+import { BINLOG_COMMAND } from "../monitor/pitr.ts";
 import type { MonitorSettings } from "../monitor/settings.ts";
 
 export const MAX_RUNS = 5000;
@@ -69,6 +70,21 @@ export function incidentsOf(
   }
 }
 
+/** Binlog archive passes shown at most (one every few minutes would crowd out everything else). */
+export const MAX_BINLOG_PASSES = 300;
+
+/** The runs of the window, oldest first: every other run, and the newest binlog archive passes. */
+function windowRuns(monitor: MonitorSettings, since: number): Run[] {
+  const catalog = openMonitorCatalog(monitor);
+  try {
+    const passes = catalog.runs({ since, limit: MAX_BINLOG_PASSES, command: BINLOG_COMMAND });
+    const others = catalog.runs({ since, limit: MAX_RUNS, excludeCommand: BINLOG_COMMAND });
+    return [...passes, ...others].sort((a, b) => a.startedAt - b.startedAt || a.id - b.id);
+  } finally {
+    catalog.close();
+  }
+}
+
 export interface DashboardData {
   generatedAt: string;
   /** Start of the window shown (epoch ms). */
@@ -89,7 +105,7 @@ export function dashboardData(monitor: MonitorSettings, now = Date.now()): Dashb
       generatedAt: new Date(now).toISOString(),
       since,
       status,
-      runs: runsOf(monitor, { since, limit: MAX_RUNS }).reverse(),
+      runs: windowRuns(monitor, since),
       incidents: incidentsOf(monitor, { since }),
     };
   } catch (e) {

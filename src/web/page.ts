@@ -80,9 +80,18 @@ export function dashboardPage(data: DashboardData, nonce: string): string {
   <h2>Stored size per backup</h2>
   <svg id="chart-size" role="img" aria-label="stored backup size over time"></svg>
 </section>
+<section>
+  <h2>Time to restore (RTO) per restore-test</h2>
+  <svg id="chart-rto" role="img" aria-label="time to restore measured by restore-tests over time"></svg>
+</section>
+<section>
+  <h2>Point-in-time recovery</h2>
+  <table><thead><tr><th>Repository</th><th>Recoverable window</th><th>Archive lag</th><th>Gaps</th><th>Last pass</th></tr></thead>
+  <tbody id="pitr-body"></tbody></table>
+</section>
 <section class="wide">
   <h2>Verify and restore-test record</h2>
-  <table><thead><tr><th>Started</th><th>Check</th><th>Result</th><th>Duration</th><th>RTO</th><th>Backup / error</th></tr></thead>
+  <table><thead><tr><th>Started</th><th>Repository</th><th>Check</th><th>Result</th><th>Duration</th><th>RTO</th><th>Backup / error</th></tr></thead>
   <tbody id="record-body"></tbody></table>
 </section>
 </main>

@@ -10,11 +10,18 @@ import { processAlerts } from "../../src/monitor/alerts.ts";
 import { type Catalog, openCatalog } from "../../src/monitor/catalog.ts";
 import { type AlertChannel, emailChannel, webhookChannel } from "../../src/monitor/channels.ts";
 import { checkAndAlert } from "../../src/monitor/monitor.ts";
+import { BINLOG_COMMAND } from "../../src/monitor/pitr.ts";
 import { recordRun } from "../../src/monitor/record-run.ts";
 import { evaluateRules, watchRunInCatalog } from "../../src/monitor/rules.ts";
 import type { RuleSettings } from "../../src/monitor/settings.ts";
 import { Clock, DAY, rulesWith, seedRun, tempCatalog, tempDir } from "./helpers.ts";
-import { type HttpReceiver, type SmtpReceiver, startHttpReceiver, startSmtpReceiver } from "./receivers.ts";
+import {
+  type HttpReceiver,
+  type SmtpReceiver,
+  startHttpReceiver,
+  startSmtpReceiver,
+  until,
+} from "./receivers.ts";
 
 const TOKEN = "hook-token-0123456789";
 const FAST = { attempts: 3, backoffMs: 30 };
@@ -411,6 +418,198 @@ describe("alerts: backup size", () => {
       const report = await processAlerts(catalog, findings, { channels: [], scope: ["main"], ...FAST });
       assert.equal(report.opened.length, 1);
       assert.deepEqual(catalog.notifications(), []);
+    } finally {
+      await cleanup();
+    }
+  });
+});
+
+function checkAt(catalog: Catalog, channels: AlertChannel[], clock: Clock, lagMax?: number) {
+  return checkAndAlert(catalog, {
+    repositories: ["main"],
+    rules: rulesWith({ binlogLagMaxMs: lagMax }),
+    channels,
+    now: clock.now(),
+    ...FAST,
+  });
+}
+
+describe("alert state follows the channels", () => {
+  it("a problem open before any channel existed is alerted once a channel exists, once, then resolved", async () => {
+    const clock = new Clock();
+    const { catalog, cleanup } = await tempCatalog(clock);
+    try {
+      const meta = { command: "backup", repository: "main", kind: "full" };
+      seedRun(catalog, clock, meta, { result: "failed", error: "mariabackup exited with code 1" });
+      let report = await checkAt(catalog, [], clock);
+      assert.equal(report.opened.length, 1, "the incident opens without channels");
+      assert.deepEqual(catalog.notifications(), []);
+
+      // The operator configures the webhook: the open problem reaches it.
+      report = await checkAt(catalog, [webhook()], clock);
+      assert.equal(report.opened.length, 0);
+      assert.equal(http.accepted().length, 1);
+      assert.equal(http.accepted()[0]!.body.event, "open");
+      assert.match(
+        String(http.accepted()[0]!.body.text),
+        /^CRITICAL .*backup \(full\) of repository "main" failed/,
+      );
+      // Then e-mail too: only the new channel hears of it.
+      await checkAt(catalog, [webhook(), email()], clock);
+      assert.equal(http.accepted().length, 1);
+      assert.equal(smtp.mails.length, 1);
+      assert.equal(smtp.mails[0]!.subject, "[strongbox] CRITICAL main: backup failed");
+      // Nothing more while it lasts.
+      await checkAt(catalog, [webhook(), email()], clock);
+      assert.equal(http.accepted().length + smtp.mails.length, 2);
+
+      seedRun(catalog, clock, meta);
+      report = await checkAt(catalog, [webhook(), email()], clock);
+      assert.equal(report.resolved.length, 1);
+      assert.equal(http.accepted()[1]!.body.event, "resolved");
+      await until(() => smtp.mails.length === 2, 5000, "the recovery mail");
+      assert.match(smtp.mails[1]!.subject, /^\[strongbox\] RESOLVED main: backup failed/);
+    } finally {
+      await cleanup();
+    }
+  });
+
+  it("a recovery goes only to channels that heard of the problem", async () => {
+    const clock = new Clock();
+    const { catalog, cleanup } = await tempCatalog(clock);
+    try {
+      const meta = { command: "verify", repository: "main" };
+      seedRun(catalog, clock, meta, { result: "failed" });
+      await checkAt(catalog, [], clock);
+      seedRun(catalog, clock, meta);
+      const report = await checkAt(catalog, [webhook()], clock);
+      assert.equal(report.resolved.length, 1);
+      assert.deepEqual(http.requests, [], "no RESOLVED for a problem never announced");
+    } finally {
+      await cleanup();
+    }
+  });
+});
+
+describe("point-in-time recovery alerts", () => {
+  const pass = (
+    catalog: Catalog,
+    clock: Clock,
+    details: Record<string, unknown>,
+    result: "ok" | "failed" = "ok",
+  ) => {
+    const id = catalog.startRun({ command: BINLOG_COMMAND, repository: "main", kind: "flush" });
+    clock.advance(2000);
+    return catalog.finishRun(id, {
+      result,
+      details,
+      ...(result === "failed" ? { error: "binlog archive has 1 gap(s)" } : {}),
+    });
+  };
+  const window = { from: "2025-02-28T23:00:00.000Z", to: "2025-03-01T00:00:00.000Z", backupId: "x" };
+
+  it("alerts when the measured lag passes binlogLagMax, and when no pass succeeds for that long", async () => {
+    const clock = new Clock();
+    const { catalog, cleanup } = await tempCatalog(clock);
+    try {
+      seedRun(catalog, clock, { command: "backup", repository: "main", kind: "full" });
+      pass(catalog, clock, {
+        lagSeconds: 3,
+        window,
+        openGaps: [],
+        archiveEnd: { gtid: "1-1-9", at: window.to },
+      });
+      let report = await checkAt(catalog, [webhook()], clock, 60_000);
+      assert.deepEqual(report.opened, []);
+
+      pass(catalog, clock, {
+        lagSeconds: 600,
+        window,
+        openGaps: [],
+        archiveEnd: { gtid: "1-1-9", at: window.to },
+      });
+      report = await checkAt(catalog, [webhook()], clock, 60_000);
+      assert.deepEqual(
+        report.opened.map((i) => i.rule),
+        ["binlog-lag"],
+      );
+      assert.match(
+        String(http.accepted()[0]!.body.text),
+        /binlog archive of repository "main" is 10m00s behind the cluster .*the limit is 1m00s/,
+      );
+
+      pass(catalog, clock, {
+        lagSeconds: 0,
+        window,
+        openGaps: [],
+        archiveEnd: { gtid: "1-1-12", at: window.to },
+      });
+      report = await checkAt(catalog, [webhook()], clock, 60_000);
+      assert.deepEqual(
+        report.resolved.map((i) => i.rule),
+        ["binlog-lag"],
+      );
+
+      // Archiving stopped: after the limit without a successful pass, the lag is unknown, and alerted.
+      clock.advance(61_000);
+      report = await checkAt(catalog, [webhook()], clock, 60_000);
+      assert.deepEqual(
+        report.opened.map((i) => i.rule),
+        ["binlog-lag"],
+      );
+      assert.match(report.opened[0]!.message, /no successful pass for 1m\d+s/);
+      // binlogLagMax: off turns the rule off.
+      assert.deepEqual(
+        evaluateRules(catalog, {
+          repositories: ["main"],
+          rules: rulesWith({ binlogLagMaxMs: undefined }),
+        }).filter((f) => f.rule === "binlog-lag"),
+        [],
+      );
+    } finally {
+      await cleanup();
+    }
+  });
+
+  it("alerts on a gap until a backup bridges it; repositories without archiving are not judged", async () => {
+    const clock = new Clock();
+    const { catalog, cleanup } = await tempCatalog(clock);
+    try {
+      seedRun(catalog, clock, { command: "backup", repository: "main", kind: "full" });
+      assert.deepEqual(
+        evaluateRules(catalog, {
+          repositories: ["main"],
+          rules: rulesWith({ binlogLagMaxMs: 60_000 }),
+        }).filter((f) => f.rule.startsWith("binlog")),
+        [],
+      );
+      const gap = { after: "1-1-40", before: "1-1-77", archivedAt: "2025-03-01T00:00:00.000Z" };
+      pass(
+        catalog,
+        clock,
+        { lagSeconds: 0, gaps: [gap], openGaps: [gap], window: null, archiveEnd: null },
+        "failed",
+      );
+      let report = await checkAt(catalog, [webhook()], clock, 60_000);
+      assert.deepEqual(report.opened.map((i) => i.rule).sort(), ["binlog-gap", "run-failed"]);
+      const text = http
+        .accepted()
+        .map((r) => String(r.body.text))
+        .join("\n");
+      assert.match(text, /CRITICAL .*gap after 1-1-40 up to 1-1-77/);
+      // The next pass succeeds, but the gap stays open until a backup after it gives a window.
+      pass(catalog, clock, { lagSeconds: 0, gaps: [], openGaps: [gap], window: null, archiveEnd: null });
+      report = await checkAt(catalog, [webhook()], clock, 60_000);
+      assert.deepEqual(
+        report.resolved.map((i) => i.rule),
+        ["run-failed"],
+      );
+      pass(catalog, clock, { lagSeconds: 0, gaps: [], openGaps: [], window, archiveEnd: null });
+      report = await checkAt(catalog, [webhook()], clock, 60_000);
+      assert.deepEqual(
+        report.resolved.map((i) => i.rule),
+        ["binlog-gap"],
+      );
     } finally {
       await cleanup();
     }

@@ -78,6 +78,7 @@ describe("dashboard (serve) in headless Chromium", () => {
     await run("backup", "--incremental");
     await run("verify");
     await run("restore-test");
+    await run("binlog", "archive");
   });
 
   it("draws one point per backup in the catalog, the record and the status, without errors", async () => {
@@ -85,9 +86,12 @@ describe("dashboard (serve) in headless Chromium", () => {
     const catalog = openCatalog(catalogPathOf(loaded));
     const backups = catalog.runs({ command: "backup", result: "ok" });
     const checks = catalog.runs().filter((r) => r.command === "verify" || r.command === "restore-test");
+    const passes = catalog.runs({ command: "binlog-archive" });
+    const tests = catalog.runs({ command: "restore-test", result: "ok" });
     catalog.close();
     assert.equal(backups.length, 3);
     assert.equal(checks.length, 2);
+    assert.equal(passes.length, 1);
 
     server = await startServer({ monitor: monitorSettingsOf(loaded), host: "127.0.0.1", port: 0 });
     const page = await browser!.newPage();
@@ -123,8 +127,35 @@ describe("dashboard (serve) in headless Chromium", () => {
       .locator("#chart-size circle.point")
       .evaluateAll((els) => els.map((e) => Number(e.getAttribute("data-value"))));
     assert.deepEqual(sizes.sort(), backups.map((b) => b.bytes).sort());
-    assert.equal(await page.locator("#timeline circle.tl-run").count(), backups.length + checks.length);
+    assert.equal(
+      await page.locator("#timeline circle.tl-run").count(),
+      backups.length + checks.length + passes.length,
+    );
     assert.equal(await page.locator("#record-body tr.check-run[data-result=ok]").count(), 2);
+    // The record names the repository of each check.
+    assert.deepEqual(await page.locator("#record-body tr.check-run td.repo").allTextContents(), [
+      "local",
+      "local",
+    ]);
+    // RTO over time: one point per passing restore-test, at its measured value.
+    const rto = page.locator("#chart-rto circle.point");
+    assert.equal(await rto.count(), tests.length);
+    assert.deepEqual(
+      await rto.evaluateAll((els) => els.map((e) => Number(e.getAttribute("data-value")))),
+      tests.map((t) => t.details!.rtoSeconds as number),
+    );
+    // Point-in-time recovery: the window from the pass, no gaps.
+    const pitr = page.locator("#pitr-body tr.pitr[data-repository=local]");
+    assert.match(
+      (await pitr.locator("td.window").textContent()) ?? "",
+      /^\d{4}-\d\d-\d\d \d\d:\d\d \.\. \d{4}-/,
+    );
+    assert.equal(await pitr.locator("td.gaps").textContent(), "0");
+    // The status table shows the other commands' last runs too.
+    assert.match(
+      (await page.locator("#checks-body tr.other-run[data-command=binlog-archive]").textContent()) ?? "",
+      /binlog-archive.*ok/,
+    );
     assert.match(
       (await page.locator("#record-body").textContent()) ?? "",
       /restore-test[\s\S]*PASS[\s\S]*\d s/,
@@ -149,7 +180,7 @@ describe("dashboard (serve) in headless Chromium", () => {
     assert.equal(status.repositories.length, 1);
     const runs = (await (await fetch(`${base}api/runs?limit=2`)).json()) as { command: string }[];
     assert.equal(runs.length, 2);
-    assert.equal(runs[0]!.command, "restore-test");
+    assert.equal(runs[0]!.command, "binlog-archive");
     const future = (await (
       await fetch(`${base}api/runs?since=${Date.now() + 3_600_000}`)
     ).json()) as unknown[];
