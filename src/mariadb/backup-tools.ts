@@ -14,7 +14,7 @@ export interface ToolRun extends StreamSource {
   stderr: TailBuffer;
 }
 
-function clientOptions(
+export function clientOptions(
   node: NodeEndpoint,
   creds: Credentials,
   tls?: TlsOptions,
@@ -39,7 +39,13 @@ export function tlsClientOptions(tls?: TlsOptions): Record<string, string | bool
   };
 }
 
-function spawnTool(cmd: string, args: string[], label: string, mustSay?: RegExp, account?: string): ToolRun {
+export function spawnTool(
+  cmd: string,
+  args: string[],
+  label: string,
+  mustSay?: RegExp,
+  account?: string,
+): ToolRun {
   const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"] });
   const stderr = new TailBuffer(16 * 1024);
   child.stderr!.on("data", (c: Buffer) => stderr.push(c));

@@ -6,7 +6,7 @@ import { mkdir, readFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { StrongboxError } from "../errors.ts";
-import { type Connection, connectNode } from "../galera/connection.ts";
+import { type Connection, type Credentials, connectNode } from "../galera/connection.ts";
 import { pidAlive } from "../util/liveness.ts";
 import { sleep, terminate } from "../util/proc.ts";
 
@@ -15,6 +15,8 @@ export interface ScratchServer {
   socket: string;
   port: number;
   errorLog: string;
+  /** Who logs in (root without grant tables; else the OS user by unix_socket): for option files. */
+  account: Credentials;
   connect(options?: { multipleStatements?: boolean }): Promise<Connection>;
   stop(): Promise<void>;
 }
@@ -89,6 +91,7 @@ export async function startScratchServer(
     socket,
     port,
     errorLog,
+    account: { user: o.socketUser ?? "root" },
     connect: (opts = {}) =>
       connectNode(
         { name: "scratch", host: "127.0.0.1", port, socket },

@@ -1,12 +1,8 @@
 // Loading a logical backup into a running server through the mariadb client (credentials in a
 // 0600 option file, never argv).
-import { spawn } from "node:child_process";
-import { StrongboxError } from "../errors.ts";
 import type { Credentials, NodeEndpoint, TlsOptions } from "../galera/connection.ts";
-import { tlsClientOptions } from "../mariadb/backup-tools.ts";
+import { startSqlClient } from "../mariadb/client.ts";
 import type { Manifest } from "../repository/manifest.ts";
-import { privateTempDir, writeOptionFile } from "../util/optionfile.ts";
-import { TailBuffer } from "../util/proc.ts";
 import { decodeBackup } from "./extract.ts";
 import type { PlaintextSource } from "./read.ts";
 
@@ -16,53 +12,23 @@ export async function loadLogical(o: {
   node: NodeEndpoint;
   creds: Credentials;
   tls?: TlsOptions | undefined;
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
 }): Promise<{ rawBytes: number; seconds: number }> {
   const t0 = performance.now();
-  const work = await privateTempDir("strongbox-load-");
+  const client = await startSqlClient({ node: o.node, creds: o.creds, tls: o.tls });
+  let r: Awaited<ReturnType<typeof decodeBackup>>;
   try {
-    const cnf = await writeOptionFile(work.path, "client.cnf", {
-      client: {
-        user: o.creds.user,
-        password: o.creds.password,
-        ...(o.node.socket ? { socket: o.node.socket } : { host: o.node.host, port: o.node.port }),
-        ...tlsClientOptions(o.tls),
-      },
+    r = await decodeBackup(o.source, o.manifest, {
+      sink: "consumer",
+      consumer: client.stdin,
+      signal: o.signal,
     });
-    const child = spawn("mariadb", [`--defaults-file=${cnf}`, "--binary-mode"], {
-      stdio: ["pipe", "ignore", "pipe"],
-    });
-    const err = new TailBuffer();
-    child.stderr!.on("data", (c: Buffer) => err.push(c));
-    const done = new Promise<void>((resolve, reject) =>
-      child.once("close", (code) =>
-        code === 0
-          ? resolve()
-          : reject(
-              new StrongboxError(
-                "LOAD_FAILED",
-                `mariadb exited with code ${code} while loading: ${err.lastLines()}`,
-              ),
-            ),
-      ),
-    );
-    done.catch(() => {});
-    let r: Awaited<ReturnType<typeof decodeBackup>>;
-    try {
-      r = await decodeBackup(o.source, o.manifest, {
-        sink: "consumer",
-        consumer: child.stdin!,
-        signal: o.signal,
-      });
-    } catch (e) {
-      // EPIPE here means the client died first: its own message says why.
-      if (child.exitCode === null) child.kill("SIGTERM");
-      await done;
-      throw e;
-    }
-    await done;
-    return { rawBytes: r.rawBytes, seconds: (performance.now() - t0) / 1000 };
-  } finally {
-    await work.remove();
+  } catch (e) {
+    // EPIPE here means the client died first: its own message says why.
+    client.kill();
+    await client.done;
+    throw e;
   }
+  await client.done;
+  return { rawBytes: r.rawBytes, seconds: (performance.now() - t0) / 1000 };
 }
