@@ -10,7 +10,7 @@ import {
   columnSignature,
   describeTables,
   missingTable,
-  renameWithTriggers,
+  readyForDump,
   schemaCharset,
   type TableFacts,
   type TableRef,
@@ -78,12 +78,15 @@ export async function extractTables(
       found = await findTables(conn, o.selection, o.at);
       if (o.selection.kind === "schema") charset = await schemaCharset(conn, o.selection.schema);
       for (const f of found) {
-        const sel = o.selection;
         // A renamed table keeps its schema; its triggers get the suffix too (unique per schema).
-        const here =
-          sel.kind === "tables" && sel.suffix
-            ? await renameWithTriggers(conn, f.facts, f.target.table, sel.suffix)
-            : f.facts;
+        // A schema keeps its tables' and triggers' names: it is loaded into another schema.
+        const sel = o.selection;
+        const here = await readyForDump(
+          conn,
+          f.facts,
+          f.target.table,
+          sel.kind === "tables" ? sel.suffix : "",
+        );
         tables.push({
           source: { db: f.facts.db, table: f.facts.table },
           target: f.target,
@@ -99,7 +102,7 @@ export async function extractTables(
       await conn.end().catch(() => {});
     }
     for (const [i, x] of tables.entries()) {
-      const inScratch = o.selection.kind === "tables" ? x.target.table : x.source.table;
+      const inScratch = x.target.table;
       for (const part of ["definition", "rows", "triggers"] as const) {
         const file = join(o.outDir, `${String(i).padStart(4, "0")}-${part}.sql`);
         await dumpTables({

@@ -182,32 +182,36 @@ function definer(d: string): string {
 }
 
 /**
- * On the scratch server only: renames a table to `to` and each of its triggers to its name plus
- * `suffix` (trigger names are unique per schema, so the restored copy's must not collide with the
- * live table's). A trigger cannot be renamed: it is re-created, in order, from its definition.
+ * On the scratch server only, before the dump: renames a table to `to` (when it differs) and
+ * re-creates each of its triggers, in order, as `name + suffix` with unqualified names. Trigger
+ * names are unique per schema, so a restored copy's must not collide with the live table's; and
+ * mariadb-dump writes a trigger as it was written: `CREATE TRIGGER crm.t_ai … ON crm.t` would
+ * land in the live schema when a schema is loaded under another name. A trigger cannot be renamed
+ * or requalified: it is dropped and created again from its definition.
  */
-export async function renameWithTriggers(
+export async function readyForDump(
   conn: Connection,
   from: TableFacts,
   to: string,
   suffix: string,
 ): Promise<TableFacts> {
   const target = { db: from.db, table: to };
-  await conn.query(`RENAME TABLE ${qualified(from)} TO ${qualified(target)}`);
+  if (to !== from.table) await conn.query(`RENAME TABLE ${qualified(from)} TO ${qualified(target)}`);
   const [defs] = (await conn.query(
     "SELECT TRIGGER_NAME, ACTION_TIMING, EVENT_MANIPULATION, ACTION_STATEMENT, DEFINER, SQL_MODE, CHARACTER_SET_CLIENT, COLLATION_CONNECTION FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ? AND EVENT_OBJECT_TABLE = ? ORDER BY ACTION_TIMING, EVENT_MANIPULATION, ACTION_ORDER",
     [from.db, to],
   )) as unknown as Rows<TriggerDef>;
-  const renamed: string[] = [];
+  await conn.query(`USE ${ident(from.db)}`);
+  const names: string[] = [];
   for (const d of defs) {
     const name = withSuffix(d.TRIGGER_NAME, suffix, "trigger");
-    await conn.query(`DROP TRIGGER ${ident(from.db)}.${ident(d.TRIGGER_NAME)}`);
+    await conn.query(`DROP TRIGGER ${ident(d.TRIGGER_NAME)}`);
     await conn.query("SET SESSION sql_mode = ?", [d.SQL_MODE]);
     await conn.query(`SET NAMES ${d.CHARACTER_SET_CLIENT} COLLATE ${d.COLLATION_CONNECTION}`);
     await conn.query(
-      `CREATE DEFINER=${definer(d.DEFINER)} TRIGGER ${ident(from.db)}.${ident(name)} ${d.ACTION_TIMING} ${d.EVENT_MANIPULATION} ON ${qualified(target)} FOR EACH ROW ${d.ACTION_STATEMENT}`,
+      `CREATE DEFINER=${definer(d.DEFINER)} TRIGGER ${ident(name)} ${d.ACTION_TIMING} ${d.EVENT_MANIPULATION} ON ${ident(to)} FOR EACH ROW ${d.ACTION_STATEMENT}`,
     );
-    renamed.push(name);
+    names.push(name);
   }
-  return { ...target, engine: from.engine, triggers: renamed };
+  return { ...target, engine: from.engine, triggers: names };
 }
