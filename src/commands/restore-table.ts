@@ -273,7 +273,7 @@ export async function restoreTableCommand(
             timings: x.timings,
           };
           run.details = { backupId: r.backup, tables: tables.map((t) => t.target), timings: r.timings };
-          run.bytes = tables.reduce((s, t) => s + t.scratch.rows, 0);
+          run.bytes = x.tables.reduce((s, t) => s + t.dumpBytes, 0);
           out.result(r, () => render(r));
           const bad = tables.find((t) => t.match === false);
           if (bad) {

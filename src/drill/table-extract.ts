@@ -2,6 +2,7 @@
 // (scratch-restore.ts), the chosen tables found there as they were at the target, renamed to
 // what they will be called in the cluster, counted and checksummed, and dumped to private files.
 // The scratch server is gone when this returns: only the dumps are left for the load.
+import { stat } from "node:fs/promises";
 import { join } from "node:path";
 import type { RestoreToPointResult } from "../binlog/replay.ts";
 import { type DumpPart, dumpTables } from "../mariadb/table-dump.ts";
@@ -37,6 +38,8 @@ export interface ExtractedTable {
   columns: string;
   scratch: TableSum;
   files: Record<DumpPart, string>;
+  /** The size of those files: what the load reads. */
+  dumpBytes: number;
 }
 
 export interface ExtractResult {
@@ -95,6 +98,7 @@ export async function extractTables(
           columns: await columnSignature(conn, here),
           scratch: await checksumTable(conn, here),
           files: { definition: "", rows: "", triggers: "" },
+          dumpBytes: 0,
         });
         o.log?.(`found ${tableName(f.facts)}: ${tables[tables.length - 1]!.scratch.rows} row(s)`);
       }
@@ -120,6 +124,7 @@ export async function extractTables(
           signal: o.signal,
         });
         x.files[part] = file;
+        x.dumpBytes += (await stat(file)).size;
       }
     }
     timings.extract = since(t);
