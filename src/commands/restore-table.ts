@@ -5,11 +5,9 @@
 // then the chain is restored and rolled forward on a throw-away server (drill/table-extract.ts),
 // and only then is the live cluster touched: the node is asked again, names are checked again (now
 // with the triggers), each table loaded in one session and checked against the scratch server.
-
-import { createWriteStream, existsSync } from "node:fs";
-import { link, mkdir, unlink } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { mkdir } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { pipeline } from "node:stream/promises";
 import { chooseBackupFor } from "../binlog/plan.ts";
 import { checkRecoverable } from "../binlog/replay.ts";
 import {
@@ -22,36 +20,33 @@ import {
 } from "../config/context.ts";
 import type { LoadedConfig } from "../config/load.ts";
 import { monitorSettingsOf } from "../config/monitoring.ts";
-import { createEncryptStream } from "../crypto/age.ts";
 import {
-  type ExtractedTable,
   type ExtractResult,
   extractTables,
+  plannedTargets,
+  selectTables,
   type TableSelection,
 } from "../drill/table-extract.ts";
 import { StrongboxError, UsageError } from "../errors.ts";
-import { type ClusterNode, type Connection, type Credentials, connectNode } from "../galera/connection.ts";
-import { describeHealth, isEligible, probeNode } from "../galera/health.ts";
-import { ident } from "../mariadb/sql.ts";
-import { checkTargets, loadTable, sqlStream, tableSql } from "../mariadb/table-load.ts";
-import {
-  checksumTable,
-  parseSchemaName,
-  parseTableList,
-  type TableRef,
-  type TableSum,
-  tableName,
-} from "../mariadb/tables.ts";
 import { runMonitored } from "../monitor/monitor.ts";
 import { resolveChain } from "../repository/chain.ts";
 import type { Manifest } from "../repository/manifest.ts";
 import { repositorySource } from "../restore/read.ts";
+import {
+  checkNodeBeforeRestore,
+  type LiveNode,
+  loadIntoNode,
+  type RestoredTable,
+  writeDumpFile,
+} from "../restore/tables.ts";
 import type { CommandResult, GlobalOptions } from "../terminal/options.ts";
 import type { Output } from "../terminal/output.ts";
 import { interruptible } from "../terminal/signals.ts";
 import { table } from "../terminal/table.ts";
 import { privateTempDir } from "../util/optionfile.ts";
 import { openConfiguredRepository, trustedPublicKey } from "./repo.ts";
+
+export type { RestoredTable };
 
 export interface RestoreTableOptions {
   /** "db.t1,db.t2" (or --schema). */
@@ -67,18 +62,6 @@ export interface RestoreTableOptions {
   replace?: boolean;
   identity?: string;
   repo?: string;
-}
-
-export interface RestoredTable {
-  source: string;
-  target: string;
-  engine: string;
-  triggers: string[];
-  scratch: TableSum;
-  /** What the node holds after the load (--into-node). */
-  loaded: TableSum | null;
-  replaced: boolean;
-  match: boolean | null;
 }
 
 export interface RestoreTableResult {
@@ -133,26 +116,11 @@ export function planRestoreTable(o: RestoreTableOptions, now = new Date()): Plan
   if (o.out !== undefined && existsSync(o.out)) {
     throw new StrongboxError("RESTORE_OUT_EXISTS", `${o.out} already exists`);
   }
-  const selection: TableSelection =
-    o.schema !== undefined
-      ? { kind: "schema", schema: parseSchemaName(o.schema), suffix }
-      : { kind: "tables", tables: parseTableList(o.tables!), suffix };
+  const selection = selectTables({ tables: o.tables, schema: o.schema, suffix });
   return { selection, toTime, toGtid: o.toGtid, out: o.out ? resolve(o.out) : undefined };
 }
 
-/** The names the load creates, as far as they are known before the restore. */
-function plannedTargets(s: TableSelection): { tables: { target: TableRef }[]; schema?: string } {
-  if (s.kind === "schema") return { tables: [], schema: `${s.schema}${s.suffix}` };
-  return { tables: s.tables.map((t) => ({ target: { db: t.db, table: `${t.table}${s.suffix}` } })) };
-}
-
-interface Live {
-  node: ClusterNode;
-  creds: Credentials;
-  tls: ReturnType<typeof clusterTls>;
-}
-
-async function liveNode(loaded: LoadedConfig, name: string): Promise<Live> {
+async function liveNode(loaded: LoadedConfig, name: string): Promise<LiveNode> {
   const node = clusterNodes(loaded).find((n) => n.name === name);
   if (!node) {
     throw new StrongboxError("NODE_UNKNOWN", `no node named "${name}" in the configuration`, {
@@ -165,22 +133,6 @@ async function liveNode(loaded: LoadedConfig, name: string): Promise<Live> {
   if (!creds)
     throw new StrongboxError("NO_ADMIN", "restore-table --into-node needs cluster.credentials.admin");
   return { node, creds, tls: clusterTls(loaded) };
-}
-
-/** The node must be Synced in a Primary component: what is loaded there is replicated to all. */
-async function syncedConnection(live: Live): Promise<{ conn: Connection; clusterSize: number }> {
-  const h = await probeNode(live.node, live.creds, { tls: live.tls });
-  if (!isEligible(h)) {
-    throw new StrongboxError(
-      "NODE_NOT_SYNCED",
-      `node ${live.node.name} is not usable: ${describeHealth(h)}`,
-      {
-        hint: "load through a node that is Synced in the Primary component",
-      },
-    );
-  }
-  const conn = await connectNode(live.node, live.creds, { tls: live.tls });
-  return { conn, clusterSize: h.clusterSize };
 }
 
 async function chooseChain(
@@ -222,14 +174,7 @@ export async function restoreTableCommand(
         const key = await trustedPublicKey(loaded);
         const chain = await chooseChain(repo, o, plan, key);
         const live = o.intoNode ? await liveNode(loaded, o.intoNode) : undefined;
-        if (live) {
-          const { conn } = await syncedConnection(live);
-          try {
-            await checkTargets(conn, { ...plannedTargets(plan.selection), replace: o.replace === true });
-          } finally {
-            await conn.end().catch(() => {});
-          }
-        }
+        if (live) await checkNodeBeforeRestore(live, plannedTargets(plan.selection), o.replace === true);
         const cfg = loaded.config.restoreTest;
         const scratchRoot = cfg.scratchDir
           ? loaded.resolvePath(cfg.scratchDir)
@@ -258,9 +203,12 @@ export async function restoreTableCommand(
             signal: abort.signal,
             log: (m) => out.log(m),
           });
-          const tables = live
-            ? await loadIntoCluster(x, live, plan, o.replace === true, abort.signal, (m) => out.log(m))
-            : await writeOut(x, plan.out!, recipients, abort.signal);
+          const tables = await deliver(
+            x,
+            { live, plan, replace: o.replace === true, recipients },
+            abort.signal,
+            out,
+          );
           x.timings.total = Math.round(performance.now() - t0) / 1000;
           const r: RestoreTableResult = {
             backup: chain[chain.length - 1]!.id,
@@ -294,103 +242,34 @@ export async function restoreTableCommand(
   }
 }
 
-async function loadIntoCluster(
+/** --into-node: load and check; --out: the encrypted file. Adds their steps to the timings. */
+async function deliver(
   x: ExtractResult,
-  live: Live,
-  plan: Plan,
-  replace: boolean,
+  o: {
+    live: LiveNode | undefined;
+    plan: Plan;
+    replace: boolean;
+    recipients: Parameters<typeof writeDumpFile>[0]["recipients"];
+  },
   signal: AbortSignal,
-  log: (m: string) => void,
+  out: Output,
 ): Promise<RestoredTable[]> {
-  // Asked again: the restore took a while, and the node may have left the cluster since.
-  const { conn, clusterSize } = await syncedConnection(live);
-  try {
-    if (clusterSize > 1) {
-      const other = x.tables.find((t) => t.engine.toLowerCase() !== "innodb");
-      if (other) {
-        throw new StrongboxError(
-          "RESTORE_TABLE_ENGINE",
-          `${tableName(other.source)} uses ${other.engine}, whose rows Galera does not replicate`,
-          { hint: "restore it with --out FILE, convert it to InnoDB and load it yourself" },
-        );
-      }
-    }
-    const schema = plan.selection.kind === "schema" ? x.tables[0]!.target.db : undefined;
-    const replaced = await checkTargets(conn, { tables: x.tables, schema, replace });
-    let t = performance.now();
-    if (schema !== undefined && x.charset) {
-      await conn.query(
-        `CREATE DATABASE ${replace ? "IF NOT EXISTS " : ""}${ident(schema)} CHARACTER SET ${x.charset.charset} COLLATE ${x.charset.collation}`,
-      );
-    }
-    for (const tb of x.tables) {
-      const isReplaced = replaced.has(tableName(tb.target));
-      log(
-        `${isReplaced ? "replacing rows of" : "loading"} ${tableName(tb.target)} through ${live.node.name}`,
-      );
-      await loadTable({ ...live, target: tb.target, files: tb.files, replace: isReplaced, signal });
-    }
-    x.timings.load = Math.round(performance.now() - t) / 1000;
-    t = performance.now();
-    const results: RestoredTable[] = [];
-    for (const tb of x.tables) {
-      const loaded = await checksumTable(conn, tb.target);
-      results.push({
-        ...summary(tb),
-        loaded,
-        replaced: replaced.has(tableName(tb.target)),
-        match: loaded.rows === tb.scratch.rows && loaded.checksum === tb.scratch.checksum,
-      });
-    }
-    x.timings.verify = Math.round(performance.now() - t) / 1000;
-    return results;
-  } finally {
-    await conn.end().catch(() => {});
+  if (!o.live) {
+    const w = await writeDumpFile({ tables: x.tables, file: o.plan.out!, recipients: o.recipients, signal });
+    x.timings.load = w.seconds;
+    return w.tables;
   }
-}
-
-function summary(
-  tb: ExtractedTable,
-): Pick<RestoredTable, "source" | "target" | "engine" | "triggers" | "scratch"> {
-  return {
-    source: tableName(tb.source),
-    target: tableName(tb.target),
-    engine: tb.engine,
-    triggers: tb.triggers,
-    scratch: tb.scratch,
-  };
-}
-
-/** --out: one SQL file (USE per table) encrypted to the recipients; written aside, then linked. */
-async function writeOut(
-  x: ExtractResult,
-  file: string,
-  recipients: Parameters<typeof createEncryptStream>[0],
-  signal: AbortSignal,
-): Promise<RestoredTable[]> {
-  const t = performance.now();
-  const tmp = `${file}.tmp-${process.pid}`;
-  const parts = [
-    `-- strongbox restore-table: ${x.tables.map((tb) => tableName(tb.target)).join(", ")}\n`,
-    ...x.tables.flatMap((tb) => tableSql(tb.target, tb.files, { replace: false, use: true })),
-  ];
-  try {
-    await pipeline(
-      sqlStream(parts),
-      createEncryptStream(recipients),
-      createWriteStream(tmp, { mode: 0o600, flags: "wx" }),
-      { signal },
-    );
-    // link refuses an existing name: a file that appeared meanwhile is not overwritten.
-    await link(tmp, file).catch((e: NodeJS.ErrnoException) => {
-      if (e.code === "EEXIST") throw new StrongboxError("RESTORE_OUT_EXISTS", `${file} already exists`);
-      throw e;
-    });
-  } finally {
-    await unlink(tmp).catch(() => {});
-  }
-  x.timings.load = Math.round(performance.now() - t) / 1000;
-  return x.tables.map((tb) => ({ ...summary(tb), loaded: null, replaced: false, match: null }));
+  const db = x.tables[0]?.target.db;
+  const r = await loadIntoNode({
+    live: o.live,
+    tables: x.tables,
+    schema: o.plan.selection.kind === "schema" && x.charset && db ? { name: db, ...x.charset } : undefined,
+    replace: o.replace,
+    signal,
+    log: (m) => out.log(m),
+  });
+  Object.assign(x.timings, r.timings);
+  return r.tables;
 }
 
 function render(r: RestoreTableResult): string {

@@ -5,17 +5,19 @@
 import { stat } from "node:fs/promises";
 import { join } from "node:path";
 import type { RestoreToPointResult } from "../binlog/replay.ts";
-import { type DumpPart, dumpTables } from "../mariadb/table-dump.ts";
+import { dumpTables } from "../mariadb/table-dump.ts";
+import type { TableDump } from "../mariadb/table-load.ts";
 import {
   checksumTable,
   columnSignature,
   describeTables,
   missingTable,
+  parseSchemaName,
+  parseTableList,
   readyForDump,
   schemaCharset,
   type TableFacts,
   type TableRef,
-  type TableSum,
   tableName,
   withSuffix,
 } from "../mariadb/tables.ts";
@@ -26,20 +28,23 @@ export type TableSelection =
   /** A whole schema, restored into `schema + suffix` under the tables' own names. */
   | { kind: "schema"; schema: string; suffix: string };
 
-export interface ExtractedTable {
-  /** Its name at the target time. */
-  source: TableRef;
-  /** The name it is loaded (or written) under. */
-  target: TableRef;
-  engine: string;
-  /** Trigger names as they will be created. */
-  triggers: string[];
-  /** Column names and types, for --replace into an existing table. */
-  columns: string;
-  scratch: TableSum;
-  files: Record<DumpPart, string>;
-  /** The size of those files: what the load reads. */
-  dumpBytes: number;
+export type ExtractedTable = TableDump;
+
+/** The tables (or the schema) named on the command line, and the suffix of their restored names. */
+export function selectTables(o: {
+  tables?: string | undefined;
+  schema?: string | undefined;
+  suffix: string;
+}): TableSelection {
+  return o.schema !== undefined
+    ? { kind: "schema", schema: parseSchemaName(o.schema), suffix: o.suffix }
+    : { kind: "tables", tables: parseTableList(o.tables ?? ""), suffix: o.suffix };
+}
+
+/** The names the load creates, as far as they are known before the restore. */
+export function plannedTargets(s: TableSelection): { tables: { target: TableRef }[]; schema?: string } {
+  if (s.kind === "schema") return { tables: [], schema: `${s.schema}${s.suffix}` };
+  return { tables: s.tables.map((t) => ({ target: { db: t.db, table: `${t.table}${s.suffix}` } })) };
 }
 
 export interface ExtractResult {

@@ -17,8 +17,26 @@ import {
   existingNames,
   schemaExists,
   type TableRef,
+  type TableSum,
   tableName,
 } from "./tables.ts";
+
+/** One table as extracted from the scratch server: its dump files and what it held there. */
+export interface TableDump {
+  /** Its name at the target time. */
+  source: TableRef;
+  /** The name it is loaded (or written) under. */
+  target: TableRef;
+  engine: string;
+  /** Trigger names as they will be created. */
+  triggers: string[];
+  /** Column names and types, for --replace into an existing table. */
+  columns: string;
+  scratch: TableSum;
+  files: Record<DumpPart, string>;
+  /** The size of those files: what the load reads. */
+  dumpBytes: number;
+}
 
 export interface TargetCheck {
   target: TableRef;
