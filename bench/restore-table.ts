@@ -70,7 +70,7 @@ async function main(): Promise<void> {
       // ~250 bytes a row: 40 000 rows are ~10 MB of InnoDB data.
       await conn.query(
         `CREATE DATABASE bench; CREATE TABLE bench.victim (id INT PRIMARY KEY, n INT NOT NULL, payload VARCHAR(255) NOT NULL, KEY (n));
-         INSERT INTO bench.victim SELECT seq, seq % 977, REPEAT(SHA2(seq, 256), 3) FROM seq_1_to_${Number(args["table-rows"])}`,
+         INSERT INTO bench.victim SELECT seq, seq % 977, REPEAT(SHA2(seq, 256), 3) FROM bench.seq_1_to_${Number(args["table-rows"])}`,
       );
       await conn.query("ANALYZE TABLE bench.victim");
       const [[size]] = (await conn.query(

@@ -10,14 +10,7 @@ import { mkdir } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { chooseBackupFor } from "../binlog/plan.ts";
 import { checkRecoverable } from "../binlog/replay.ts";
-import {
-  clusterNodes,
-  clusterTls,
-  credentialsFor,
-  identitiesOf,
-  recipientsOf,
-  stateDirOf,
-} from "../config/context.ts";
+import { clusterTls, credentialsFor, identitiesOf, recipientsOf, stateDirOf } from "../config/context.ts";
 import type { LoadedConfig } from "../config/load.ts";
 import { monitorSettingsOf } from "../config/monitoring.ts";
 import {
@@ -44,6 +37,7 @@ import type { Output } from "../terminal/output.ts";
 import { interruptible } from "../terminal/signals.ts";
 import { table } from "../terminal/table.ts";
 import { privateTempDir } from "../util/optionfile.ts";
+import { configuredNode } from "./nodes.ts";
 import { openConfiguredRepository, trustedPublicKey } from "./repo.ts";
 
 export type { RestoredTable };
@@ -121,17 +115,11 @@ export function planRestoreTable(o: RestoreTableOptions, now = new Date()): Plan
 }
 
 async function liveNode(loaded: LoadedConfig, name: string): Promise<LiveNode> {
-  const node = clusterNodes(loaded).find((n) => n.name === name);
-  if (!node) {
-    throw new StrongboxError("NODE_UNKNOWN", `no node named "${name}" in the configuration`, {
-      hint: `configured: ${clusterNodes(loaded)
-        .map((n) => n.name)
-        .join(", ")}`,
-    });
-  }
+  const node = configuredNode(loaded, name, "--into-node");
   const creds = await credentialsFor(loaded, "admin");
-  if (!creds)
+  if (!creds) {
     throw new StrongboxError("NO_ADMIN", "restore-table --into-node needs cluster.credentials.admin");
+  }
   return { node, creds, tls: clusterTls(loaded) };
 }
 
