@@ -363,6 +363,13 @@ describe("restore-table", () => {
       execFileSync("umount", [tiny]);
     }
 
+    // --replace into a table whose own triggers would fire on every replaced row.
+    const triggers = await refused(
+      ["shop.orders", "--to-time", now, "--into-node", "node1", "--rename", suffix1, "--replace"],
+      "RESTORE_TABLE_REPLACE",
+    );
+    assert.match(triggers, new RegExp(`has trigger\\(s\\) orders_ai${suffix1} that would fire`));
+
     // An existing --out file is never overwritten.
     const exists = await refused(
       ["shop.orders", "--to-time", now, "--out", cluster.configPath],
@@ -419,6 +426,31 @@ describe("restore-table", () => {
         await summary(k, "shop.stock_back"),
         { n: 20, distinct: 20, lo: 1, hi: 20 },
         `node${k}`,
+      );
+    }
+
+    // Someone edits the restored copy; --replace puts the restored rows back into it, in place.
+    await writer.query(
+      "DELETE FROM shop.stock_back WHERE seq > 10; UPDATE shop.stock_back SET seq = seq + 100",
+    );
+    const again = await restoreTable([
+      "shop.stock",
+      "--to-time",
+      to,
+      "--into-node",
+      "node2",
+      "--rename",
+      "_back",
+      "--replace",
+    ]);
+    assert.equal(again.code, 0, again.stderr + JSON.stringify(again.error));
+    assert.equal(again.result.tables[0]!.replaced, true);
+    assert.equal(again.result.tables[0]!.match, true);
+    for (const k of [1, 2]) {
+      assert.deepEqual(
+        await summary(k, "shop.stock_back"),
+        { n: 20, distinct: 20, lo: 1, hi: 20 },
+        `node${k}: replaced`,
       );
     }
   });
