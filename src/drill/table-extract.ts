@@ -70,9 +70,12 @@ export async function extractTables(
   const scratch = await restoreToScratch({ ...o, prefix: "restore-table-" });
   const steps = scratch.timings;
   const timings: Record<string, number> = {
-    restore: Object.entries(steps)
-      .filter(([k]) => /^(extract |prepare$|apply |load$)/.test(k))
-      .reduce((s, [, v]) => s + v, 0),
+    restore:
+      Math.round(
+        Object.entries(steps)
+          .filter(([k]) => /^(extract |prepare$|apply |load$)/.test(k))
+          .reduce((s, [, v]) => s + v, 0) * 1000,
+      ) / 1000,
     rollForward: steps.replay ?? 0,
     start: steps.start ?? 0,
   };
