@@ -400,6 +400,9 @@ describe("restore-table", () => {
     await writer.query(
       "CREATE TABLE shop.stock (id INT AUTO_INCREMENT PRIMARY KEY, seq INT NOT NULL); INSERT INTO shop.stock (seq) VALUES (1), (2), (3)",
     );
+    const inc = await sb(["backup", "--incremental", "--json"]);
+    assert.equal(inc.code, 0, inc.stderr);
+    const atBackup = JSON.parse(inc.stdout) as { id: string; gtid: string };
     assert.equal((await archive()).node, "node3", "the backup node archives");
     await stopNode(cluster.dir, 3);
     for (let seq = 4; seq <= 20; seq++) await writer.query("INSERT INTO shop.stock (seq) VALUES (?)", [seq]);
@@ -421,6 +424,8 @@ describe("restore-table", () => {
     ]);
     assert.equal(r.code, 0, r.stderr + JSON.stringify(r.error));
     assert.equal(r.result.tables[0]!.match, true);
+    assert.equal(r.result.chain.length, 3, "the full and two incrementals");
+    assert.equal(r.result.backup, atBackup.id);
     for (const k of [1, 2]) {
       assert.deepEqual(
         await summary(k, "shop.stock_back"),
@@ -452,6 +457,22 @@ describe("restore-table", () => {
         { n: 20, distinct: 20, lo: 1, hi: 20 },
         `node${k}: replaced`,
       );
+    }
+
+    // By backup ID: the table as that backup holds it, no roll-forward.
+    const byId = await restoreTable([
+      "shop.stock",
+      atBackup.id,
+      "--into-node",
+      "node1",
+      "--rename",
+      "_at_backup",
+    ]);
+    assert.equal(byId.code, 0, byId.stderr + JSON.stringify(byId.error));
+    assert.equal(byId.result.transactions, 0);
+    assert.equal(byId.result.lastGtid, atBackup.gtid);
+    for (const k of [1, 2]) {
+      assert.deepEqual(await summary(k, "shop.stock_at_backup"), { n: 3, distinct: 3, lo: 1, hi: 3 });
     }
   });
 });
