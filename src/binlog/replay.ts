@@ -25,6 +25,7 @@ import {
   describeEnd,
   findStop,
   type PlannedFile,
+  type PointTarget,
   planReplay,
 } from "./plan.ts";
 import { type GtidEvent, scanBinlogFile } from "./scan.ts";
@@ -76,7 +77,9 @@ interface FetchedFile {
 }
 
 /** The trusted index, the cluster's GTID domain, where the backup's data ends and the target. */
-async function startingPoint(o: RestoreToPointOptions): Promise<Start> {
+async function startingPoint(
+  o: Pick<RestoreToPointOptions, "repo" | "trustedPublicKey" | "fromGtid" | "toGtid" | "toTime">,
+): Promise<Start> {
   const entries = await readTrustedIndex(o.repo, o.trustedPublicKey);
   const domain = entries.find((e) => e.kind === "file")?.domain;
   if (domain === undefined) {
@@ -173,6 +176,42 @@ async function applyAll(
   return { files, transactions };
 }
 
+function notCovered(t: PointTarget, end: string, lastAt: number | null): StrongboxError {
+  return new StrongboxError(
+    "PITR_NOT_COVERED",
+    `the binlog archive ends at ${end}${lastAt ? ` (${new Date(lastAt).toISOString()})` : ""}, before the target ${t.toGtid ?? t.toTime?.toISOString()}`,
+    {
+      hint: "run `strongbox binlog archive` (it flushes and archives the open binlog) and restore again",
+      details: { archiveEnd: end },
+    },
+  );
+}
+
+/**
+ * Whether the archive can reach the target from the backup, from the signed index alone (nothing
+ * fetched): for checking a target before a long restore starts. restoreToPoint decides exactly,
+ * on the events themselves. Throws what restoreToPoint would (PITR_NO_BINLOGS, PITR_GAP,
+ * PITR_NOT_COVERED, PITR_TARGET).
+ */
+export async function checkRecoverable(
+  o: Pick<RestoreToPointOptions, "repo" | "trustedPublicKey" | "fromGtid" | "toTime" | "toGtid">,
+): Promise<void> {
+  checkTarget(o);
+  const { entries, domain, from, stopGtid, stopAtMs } = await startingPoint(o);
+  const plan = planReplay(entries, domain, from.seq, { stopSeq: stopGtid?.seq, stopAtMs });
+  const last = plan[plan.length - 1];
+  const end = last ? last.entry.gtidLast! : formatGtid(from);
+  const lastAt = last?.entry.lastEventAt ? Date.parse(last.entry.lastEventAt) : null;
+  if (stopGtid) {
+    if ((last?.last ?? from.seq) < stopGtid.seq) throw notCovered(o, end, lastAt);
+    return;
+  }
+  const reached =
+    (lastAt !== null && stopAtMs !== undefined && lastAt >= stopAtMs) ||
+    archiveCompleteAt(entries, domain, plan, from.seq) >= o.toTime!.getTime() + 1000;
+  if (!reached) throw notCovered(o, end, lastAt);
+}
+
 /**
  * Applies archived binlogs to a prepared data directory up to the target, on a throw-away server
  * (wsrep off, binlog off). Afterwards grastate.dat says "position unknown": the data has left the
@@ -191,17 +230,7 @@ export async function restoreToPoint(o: RestoreToPointOptions): Promise<RestoreT
     const reached =
       found.reached ||
       (!!o.toTime && archiveCompleteAt(entries, domain, plan, from.seq) >= o.toTime.getTime() + 1000);
-    if (!reached) {
-      const end = describeEnd(found, from);
-      throw new StrongboxError(
-        "PITR_NOT_COVERED",
-        `the binlog archive ends at ${end}${found.lastAt ? ` (${new Date(found.lastAt).toISOString()})` : ""}, before the target ${o.toGtid ?? o.toTime?.toISOString()}`,
-        {
-          hint: "run `strongbox binlog archive` (it flushes and archives the open binlog) and restore again",
-          details: { archiveEnd: end },
-        },
-      );
-    }
+    if (!reached) throw notCovered(o, describeEnd(found, from), found.lastAt);
     let applied: Awaited<ReturnType<typeof applyAll>> = { files: [], transactions: 0 };
     if (found.stop) {
       try {

@@ -59,4 +59,32 @@ export function registerRestore(program: Command, s: Session): void {
         (await import("../commands/restore-test.ts")).restoreTestCommand(globals(cmd), { ...o, id }, s.out),
       ),
     );
+
+  program
+    .command("restore-table")
+    .description(
+      "restore tables (or a schema) as they were at a point in time, through a scratch server, into a node under new names or to an encrypted file",
+    )
+    .argument("[tables]", "DB.TABLE[,DB.TABLE…] (with --schema: the backup ID)")
+    .argument("[id]", "backup ID: the tables as that backup holds them (instead of --to-time/--to-gtid)")
+    .option("--schema <db>", "every table of this schema (restored into DB<suffix> with --into-node)")
+    .option("--to-time <time>", "as of this time (ISO 8601): the newest backup before it, rolled forward")
+    .option("--to-gtid <gtid>", "as of this GTID (inclusive)")
+    .option("--into-node <name>", "load into the cluster through this Synced node (admin account)")
+    .option("--out <file>", "write an age-encrypted SQL dump to the recipients instead")
+    .option("--rename <suffix>", "suffix of the restored names (default with --into-node: _restored_<time>)")
+    .option("--replace", "load into an existing table of the restored name: DELETE + rows in one transaction")
+    .option("--identity <file>", "age identity (default: keys.identity)")
+    .option("--repo <name>", "repository")
+    .action(async (a: string | undefined, b: string | undefined, o, cmd: Command) => {
+      // With --schema the one positional is the backup ID; two are tables and an ID (refused).
+      const names = o.schema === undefined || b !== undefined ? { tables: a, id: b } : { id: a };
+      await s.run(
+        (await import("../commands/restore-table.ts")).restoreTableCommand(
+          globals(cmd),
+          { ...o, ...names },
+          s.out,
+        ),
+      );
+    });
 }

@@ -14,7 +14,7 @@ export interface ToolRun extends StreamSource {
   stderr: TailBuffer;
 }
 
-function clientOptions(
+export function clientOptions(
   node: NodeEndpoint,
   creds: Credentials,
   tls?: TlsOptions,
@@ -39,7 +39,8 @@ export function tlsClientOptions(tls?: TlsOptions): Record<string, string | bool
   };
 }
 
-function spawnTool(
+/** A tool whose credentials come in the unnamed option file `optionFd` (fd 3 of the child). */
+export function spawnTool(
   cmd: string,
   args: string[],
   label: string,

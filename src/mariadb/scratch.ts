@@ -6,8 +6,9 @@ import { mkdir, readFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { StrongboxError } from "../errors.ts";
-import { type Connection, connectNode } from "../galera/connection.ts";
+import { type Connection, type Credentials, connectNode } from "../galera/connection.ts";
 import { pidAlive } from "../util/liveness.ts";
+import { privateTempDir } from "../util/optionfile.ts";
 import { sleep, terminate } from "../util/proc.ts";
 
 export interface ScratchServer {
@@ -15,9 +16,14 @@ export interface ScratchServer {
   socket: string;
   port: number;
   errorLog: string;
+  /** Who logs in (root without grant tables; else the OS user by unix_socket): for option files. */
+  account: Credentials;
   connect(options?: { multipleStatements?: boolean }): Promise<Connection>;
   stop(): Promise<void>;
 }
+
+/** sun_path holds 108 bytes with the terminating NUL. */
+const MAX_SOCKET_PATH = 107;
 
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -56,7 +62,13 @@ export async function startScratchServer(
 ): Promise<ScratchServer> {
   const tmp = join(workDir, "tmp");
   await mkdir(tmp, { recursive: true, mode: 0o700 });
-  const socket = join(workDir, "mysqld.sock");
+  // A unix socket path has at most 107 bytes: a deep scratch directory gets its socket in a
+  // private directory under the system's temp dir instead, removed when the server stops.
+  const sockDir =
+    Buffer.byteLength(join(workDir, "mysqld.sock")) <= MAX_SOCKET_PATH
+      ? undefined
+      : await privateTempDir("sb-sock-");
+  const socket = join(sockDir?.path ?? workDir, "mysqld.sock");
   const errorLog = join(workDir, "error.log");
   const port = await freePort();
   const args = [
@@ -78,8 +90,10 @@ export async function startScratchServer(
   ];
   const child = spawn("/usr/sbin/mariadbd", args, { stdio: "ignore" });
   const pid = child.pid;
-  if (pid === undefined)
+  if (pid === undefined) {
+    await sockDir?.remove();
     throw new StrongboxError("SCRATCH_START_FAILED", "the scratch mariadbd did not start");
+  }
   let exited = false;
   child.once("exit", () => {
     exited = true;
@@ -89,6 +103,7 @@ export async function startScratchServer(
     socket,
     port,
     errorLog,
+    account: { user: o.socketUser ?? "root" },
     connect: (opts = {}) =>
       connectNode(
         { name: "scratch", host: "127.0.0.1", port, socket },
@@ -101,11 +116,13 @@ export async function startScratchServer(
       ),
     stop: async () => {
       if (!exited && pidAlive(pid)) await terminate(child, 60_000);
+      await sockDir?.remove();
     },
   };
   const deadline = Date.now() + (o.timeoutMs ?? 180_000);
   for (;;) {
     if (exited) {
+      await sockDir?.remove();
       throw new StrongboxError(
         "SCRATCH_START_FAILED",
         `the scratch mariadbd exited while starting: ${await logTail(errorLog)}`,

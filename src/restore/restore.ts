@@ -64,18 +64,25 @@ export async function prepareTarget(targetDir: string, needBytes: number, force:
     }
     for (const f of await readdir(targetDir)) await rm(join(targetDir, f), { recursive: true, force: true });
   }
-  const fs = await statfs(await nearestExisting(targetDir));
+  await checkFreeSpace(targetDir, needBytes);
+  await mkdir(targetDir, { recursive: true, mode: 0o700 });
+}
+
+/**
+ * Refuses to start a restore into `dir` (or the nearest existing parent) when its filesystem has
+ * less free space than `needBytes` and a 5% margin (incremental deltas are extracted beside the full).
+ */
+export async function checkFreeSpace(dir: string, needBytes: number, what = "the restore"): Promise<void> {
+  const fs = await statfs(await nearestExisting(dir));
   const free = fs.bavail * fs.bsize;
-  // Incremental deltas are extracted beside the full before they are applied; keep a 5% margin.
   const need = Math.ceil(needBytes * 1.05);
   if (free < need) {
     throw new StrongboxError(
       "TARGET_NO_SPACE",
-      `target ${targetDir} has ${formatBytes(free)} free; the restore needs about ${formatBytes(need)}`,
+      `target ${dir} has ${formatBytes(free)} free; ${what} needs about ${formatBytes(need)}`,
       { hint: "free space or choose a target on a larger filesystem" },
     );
   }
-  await mkdir(targetDir, { recursive: true, mode: 0o700 });
 }
 
 export async function restorePhysical(o: RestoreOptions): Promise<RestoreResult> {
