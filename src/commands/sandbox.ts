@@ -1,5 +1,7 @@
 // sandbox up/status/load/write/stop-node/start-node/down.
+import { existsSync } from "node:fs";
 import { dirname, resolve } from "node:path";
+import { StrongboxError } from "../errors.ts";
 import { connectNode } from "../galera/connection.ts";
 import {
   readSecret,
@@ -10,6 +12,7 @@ import {
   startNode,
   stopNode,
 } from "../sandbox/cluster.ts";
+import { sandboxPaths } from "../sandbox/layout.ts";
 import { createSandbox } from "../sandbox/setup.ts";
 import type { CommandResult, GlobalOptions } from "../terminal/options.ts";
 import { type Output, reply } from "../terminal/output.ts";
@@ -18,10 +21,31 @@ import { formatBytes, parseSize } from "../util/size.ts";
 
 export const DEFAULT_SANDBOX_DIR = ".sandbox";
 
-/** --dir, else the directory of --config (sandbox up writes its config there), else the default. */
-function dirOf(g: GlobalOptions, o: { dir?: string }): string {
-  const configDir = g.config ? dirname(resolve(g.config)) : undefined;
-  return resolve(o.dir ?? configDir ?? process.env.STRONGBOX_SANDBOX_DIR ?? DEFAULT_SANDBOX_DIR);
+/**
+ * The sandbox directory: --dir; else the directory of --config; else $STRONGBOX_SANDBOX_DIR; else,
+ * except for `up`, the directory of $STRONGBOX_CONFIG (sandbox up writes its strongbox.yaml there,
+ * so the README's `export STRONGBOX_CONFIG=DIR/strongbox.yaml` is enough); else ./.sandbox.
+ */
+function dirOf(g: GlobalOptions, o: { dir?: string }, creating = false): string {
+  if (o.dir) return resolve(o.dir);
+  if (g.config) return configDir(g.config, "--config", creating);
+  if (process.env.STRONGBOX_SANDBOX_DIR) return resolve(process.env.STRONGBOX_SANDBOX_DIR);
+  if (!creating && process.env.STRONGBOX_CONFIG) {
+    return configDir(process.env.STRONGBOX_CONFIG, "$STRONGBOX_CONFIG", creating);
+  }
+  return resolve(DEFAULT_SANDBOX_DIR);
+}
+
+function configDir(config: string, how: string, creating: boolean): string {
+  const dir = dirname(resolve(config));
+  if (!creating && !existsSync(sandboxPaths(dir).state)) {
+    throw new StrongboxError(
+      "SANDBOX_NOT_FOUND",
+      `the configuration in use (${how} ${config}) is not a sandbox's: no sandbox in ${dir}`,
+      { hint: "pass --dir DIR, the directory given to sandbox up" },
+    );
+  }
+  return dir;
 }
 
 export async function up(
@@ -29,7 +53,7 @@ export async function up(
   o: { dir?: string; nodes: number; basePort?: number; bufferPool: string; tls?: boolean },
   out: Output,
 ): Promise<CommandResult> {
-  const dir = dirOf(g, o);
+  const dir = dirOf(g, o, true);
   const started = Date.now();
   const { state, configPath } = await createSandbox({
     dir,
@@ -44,7 +68,7 @@ export async function up(
     [
       `sandbox: ${state.nodes} node(s) Synced in ${seconds.toFixed(1)} s (ports from ${state.basePort})`,
       `config:  ${configPath}`,
-      `next:    strongbox --config ${configPath} sandbox status`,
+      `next:    export STRONGBOX_CONFIG=${configPath}; strongbox sandbox status`,
     ].join("\n"),
   );
 }
