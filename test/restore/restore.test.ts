@@ -124,7 +124,8 @@ describe("verify, restore, restore-test", () => {
     assert.match(
       v.stderr,
       new RegExp(
-        `strongbox: error: backup ${bad}: backup ${bad} part 0 \\(backups/${bad}/part-000000.age\\) fails its SHA-256 check`,
+        `^strongbox: error: backup ${bad} part 0 \\(backups/${bad}/part-000000.age\\) fails its SHA-256 check`,
+        "m",
       ),
     );
     const t = await cli(["--config", cfg(), "restore-test", bad]);
