@@ -8,7 +8,6 @@
 // event time is at or after T rounded down to the second. Planning is in plan.ts, the per-file
 // work in apply.ts; this file runs the steps in order.
 
-import { readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { AgeIdentity } from "../crypto/age-keys.ts";
 import { StrongboxError } from "../errors.ts";
@@ -176,7 +175,9 @@ async function applyAll(
 /**
  * Applies archived binlogs to a prepared data directory up to the target, on a throw-away server
  * (wsrep off, binlog off). Afterwards grastate.dat says "position unknown": the data has left the
- * history of the cluster it came from, so it must bootstrap a NEW cluster (docs/pitr.md).
+ * history of the cluster it came from, so it must bootstrap a NEW cluster (docs/pitr.md). On
+ * failure the directory is left as it is: the caller empties it (restore) or throws it away
+ * (restore-test).
  */
 export async function restoreToPoint(o: RestoreToPointOptions): Promise<RestoreToPointResult> {
   checkTarget(o);
@@ -203,17 +204,7 @@ export async function restoreToPoint(o: RestoreToPointOptions): Promise<RestoreT
       );
     }
     let applied: Awaited<ReturnType<typeof applyAll>> = { files: [], transactions: 0 };
-    if (found.stop) {
-      try {
-        applied = await applyAll(o, local, from, found.stop, join(work.path, "server"));
-      } catch (e) {
-        // Half rolled forward looks usable and is not: empty the directory, as restore does.
-        for (const f of await readdir(o.targetDir).catch(() => [])) {
-          await rm(join(o.targetDir, f), { recursive: true, force: true });
-        }
-        throw e;
-      }
-    }
+    if (found.stop) applied = await applyAll(o, local, from, found.stop, join(work.path, "server"));
     await writeGrastate(o.targetDir, null);
     return {
       targetDir: o.targetDir,

@@ -5,6 +5,7 @@ import { ExitCode } from "../error-codes/spec.ts";
 import { ERRORS } from "../error-codes.ts";
 import { StrongboxError } from "../errors.ts";
 import { type Output, terminalOutput } from "../terminal/output.ts";
+import { abortReason } from "../terminal/signals.ts";
 import { VERSION } from "../version.ts";
 import { registerAdmin } from "./admin.ts";
 import { newSession, type Session } from "./args.ts";
@@ -45,8 +46,9 @@ export function buildProgram(session: Session): Command {
   return program;
 }
 
-function report(error: unknown, out: Output, verbose: boolean): number {
+function report(thrown: unknown, out: Output, verbose: boolean): number {
   const json = out.json;
+  const error = abortReason(thrown);
   if (error instanceof StrongboxError) {
     if (json && !out.emitted) {
       process.stdout.write(

@@ -10,7 +10,7 @@ import type { Repository } from "../repository/repository.ts";
 import { loadLogical } from "../restore/logical.ts";
 import { restoreOntoNode } from "../restore/onto-node.ts";
 import { repositorySource } from "../restore/read.ts";
-import { nextSteps, restorePhysical } from "../restore/restore.ts";
+import { emptyTarget, nextSteps, restorePhysical } from "../restore/restore.ts";
 import type { CommandResult, GlobalOptions } from "../terminal/options.ts";
 import { type Output, reply } from "../terminal/output.ts";
 import { interruptible } from "../terminal/signals.ts";
@@ -124,26 +124,37 @@ async function restoreToPointCommand(
   const chain = await resolveChain(repo, base.id, key);
   const identities = await identitiesOf(loaded, o.identity);
   const log = (m: string) => out.log(m);
+  // Not bootable until the binlogs are applied: grastate.dat keeps safe_to_bootstrap: 0 meanwhile,
+  // so a restore killed here leaves nothing galera_new_cluster would start.
   const restored = await restorePhysical({
     source: repositorySource(repo, identities),
     chain,
     targetDir: o.targetDir,
     force: o.force,
     mariabackupPath: loaded.config.backup.mariabackupPath,
+    bootable: false,
     signal,
     log,
   });
-  const pitr = await restoreToPoint({
-    repo,
-    identities,
-    trustedPublicKey: key,
-    targetDir: o.targetDir,
-    fromGtid: chain[chain.length - 1]!.gtid!,
-    ...target,
-    bufferPool: loaded.config.restoreTest.bufferPool,
-    signal,
-    log,
-  });
+  let pitr: Awaited<ReturnType<typeof restoreToPoint>>;
+  try {
+    pitr = await restoreToPoint({
+      repo,
+      identities,
+      trustedPublicKey: key,
+      targetDir: restored.targetDir,
+      fromGtid: chain[chain.length - 1]!.gtid!,
+      ...target,
+      bufferPool: loaded.config.restoreTest.bufferPool,
+      signal,
+      log,
+    });
+  } catch (e) {
+    // The backup's data without the binlogs asked for is not the data asked for: a failed
+    // point-in-time restore empties its target like any failed restore (also on SIGTERM).
+    await emptyTarget(restored.targetDir);
+    throw e;
+  }
   return reply(out, { restore: restored, pointInTime: pitr }, () =>
     [
       `restored ${restored.backups.join(" + ")} into ${restored.targetDir}, then replayed archived binlogs up to ${o.toGtid ?? o.toTime}`,

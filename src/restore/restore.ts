@@ -3,7 +3,7 @@
 import { mkdir, readdir, rm, statfs } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { StrongboxError } from "../errors.ts";
-import { writeGrastate } from "../mariadb/grastate.ts";
+import { removeGrastate, writeGrastate, writeUnfinishedGrastate } from "../mariadb/grastate.ts";
 import type { Manifest } from "../repository/manifest.ts";
 import { run } from "../util/proc.ts";
 import { formatBytes } from "../util/size.ts";
@@ -18,6 +18,11 @@ export interface RestoreOptions {
   force?: boolean;
   prepare?: boolean;
   mariabackupPath?: string;
+  /**
+   * false: the directory is not finished (binlogs are applied next): grastate.dat keeps
+   * `safe_to_bootstrap: 0` until the caller writes the final one.
+   */
+  bootable?: boolean;
   signal?: AbortSignal;
   log?: (message: string) => void;
 }
@@ -62,7 +67,7 @@ export async function prepareTarget(targetDir: string, needBytes: number, force:
         hint: "choose an empty directory, or pass --force to replace its contents",
       });
     }
-    for (const f of await readdir(targetDir)) await rm(join(targetDir, f), { recursive: true, force: true });
+    await emptyTarget(targetDir);
   }
   const fs = await statfs(await nearestExisting(targetDir));
   const free = fs.bavail * fs.bsize;
@@ -88,8 +93,10 @@ export async function restorePhysical(o: RestoreOptions): Promise<RestoreResult>
   await prepareTarget(target, need, o.force ?? false);
   const incRoot = `${target}.strongbox-incremental`;
   let rawBytes = 0;
+  let state: RestoreResult["grastate"] = null;
   let ok = false;
   try {
+    await writeUnfinishedGrastate(target);
     for (const [i, m] of o.chain.entries()) {
       const dir = i === 0 ? target : join(incRoot, m.id);
       await mkdir(dir, { recursive: true, mode: 0o700 });
@@ -118,23 +125,29 @@ export async function restorePhysical(o: RestoreOptions): Promise<RestoreResult>
         timings[`apply ${m.id}`] = since(t);
       }
     }
+    const last = o.chain[o.chain.length - 1]!;
+    if (last.cluster.uuid && last.cluster.seqno !== null) {
+      state = { uuid: last.cluster.uuid, seqno: last.cluster.seqno };
+    }
+    if (o.bootable !== false) {
+      if (state) await writeGrastate(target, state);
+      else await removeGrastate(target);
+    }
     ok = true;
   } finally {
     await rm(incRoot, { recursive: true, force: true });
     // A half-restored directory looks usable and is not: the target was empty, so empty it again.
-    if (!ok) {
-      for (const f of await readdir(target).catch(() => []))
-        await rm(join(target, f), { recursive: true, force: true });
-    }
-  }
-  const last = o.chain[o.chain.length - 1]!;
-  let state: RestoreResult["grastate"] = null;
-  if (last.cluster.uuid && last.cluster.seqno !== null) {
-    state = { uuid: last.cluster.uuid, seqno: last.cluster.seqno };
-    await writeGrastate(target, state);
+    if (!ok) await emptyTarget(target);
   }
   timings.total = since(t0);
   return { targetDir: target, backups: o.chain.map((m) => m.id), rawBytes, timings, grastate: state };
+}
+
+/** Empties a restore's target after a failure (it was empty before: prepareTarget). */
+export async function emptyTarget(target: string): Promise<void> {
+  for (const f of await readdir(target).catch(() => [])) {
+    await rm(join(target, f), { recursive: true, force: true });
+  }
 }
 
 export function nextSteps(r: RestoreResult): string[] {
