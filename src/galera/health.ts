@@ -20,6 +20,8 @@ export interface NodeHealth {
   lastCommitted: number;
   desynced: boolean;
   error?: string;
+  /** Why the node could not be asked, when it could not (NODE_TLS, FILE_MISSING, NODE_UNREACHABLE…). */
+  failure?: StrongboxError;
 }
 
 export async function probeNode(
@@ -70,6 +72,7 @@ export async function probeNodeKeepingConnection(
       lastCommitted: -1,
       desynced: false,
       error: e instanceof StrongboxError ? e.message : (e as Error).message,
+      ...(e instanceof StrongboxError ? { failure: e } : {}),
     };
     return { health };
   }
@@ -94,6 +97,21 @@ export function rankDonors(
 ): NodeHealth[] {
   const eligible = health.filter(isEligible);
   if (eligible.length === 0) {
+    // Every node refused this host the same way (TLS, a file of the configuration, the password):
+    // that is the problem to fix here, not a cluster that needs to recover.
+    const first = health[0]?.failure;
+    if (
+      first &&
+      first.code !== "NODE_UNREACHABLE" &&
+      health.every((h) => !h.reachable && h.failure?.code === first.code)
+    ) {
+      const others = health.slice(1).map((h) => h.node.name);
+      throw new StrongboxError(
+        first.code,
+        `${first.message}${others.length > 0 ? ` (and the same on ${others.join(", ")})` : ""}`,
+        { stage: "choose-node", ...(first.hint ? { hint: first.hint } : {}), cause: first },
+      );
+    }
     throw new StrongboxError(
       "NO_SYNCED_NODE",
       `no node is Synced in a Primary component: ${health.map(describeHealth).join("; ")}`,
