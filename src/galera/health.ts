@@ -61,21 +61,25 @@ export async function probeNodeKeepingConnection(
     return { health, conn };
   } catch (e) {
     await conn?.end().catch(() => {});
-    const health: NodeHealth = {
-      node,
-      reachable: false,
-      clusterStatus: "",
-      state: "unreachable",
-      ready: false,
-      clusterSize: 0,
-      clusterUuid: "",
-      lastCommitted: -1,
-      desynced: false,
-      error: e instanceof StrongboxError ? e.message : (e as Error).message,
-      ...(e instanceof StrongboxError ? { failure: e } : {}),
-    };
-    return { health };
+    return { health: unreachable(node, e) };
   }
+}
+
+/** The health of a node that could not be asked, and why. */
+export function unreachable(node: NodeEndpoint, e: unknown): NodeHealth {
+  return {
+    node,
+    reachable: false,
+    clusterStatus: "",
+    state: "unreachable",
+    ready: false,
+    clusterSize: 0,
+    clusterUuid: "",
+    lastCommitted: -1,
+    desynced: false,
+    error: e instanceof StrongboxError ? e.message : (e as Error).message,
+    ...(e instanceof StrongboxError ? { failure: e } : {}),
+  };
 }
 
 export function isEligible(h: NodeHealth): boolean {

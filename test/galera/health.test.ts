@@ -3,25 +3,13 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { StrongboxError } from "../../src/errors.ts";
-import { type NodeHealth, rankDonors } from "../../src/galera/health.ts";
+import { type NodeHealth, rankDonors, unreachable } from "../../src/galera/health.ts";
 
 function failed(name: string, code: "NODE_TLS" | "NODE_UNREACHABLE" | "NODE_CONNECT_FAILED"): NodeHealth {
   const failure = new StrongboxError(code, `cannot connect to node ${name}: ${code}`, {
     hint: `fix ${code}`,
   });
-  return {
-    node: { name, host: "127.0.0.1", port: 3306 },
-    reachable: false,
-    clusterStatus: "",
-    state: "unreachable",
-    ready: false,
-    clusterSize: 0,
-    clusterUuid: "",
-    lastCommitted: -1,
-    desynced: false,
-    error: failure.message,
-    failure,
-  };
+  return unreachable({ name, host: "127.0.0.1", port: 3306 }, failure);
 }
 
 const synced = (name: string): NodeHealth => ({
