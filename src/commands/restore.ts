@@ -1,10 +1,10 @@
 // restore ID --target-dir D [--force] [--no-prepare] | restore ID --into-node NAME (logical)
 
-import { chooseBackupFor } from "../binlog/plan.ts";
+import { checkTarget, chooseBackupFor } from "../binlog/plan.ts";
 import { restoreToPoint } from "../binlog/replay.ts";
 import { clusterNodes, clusterTls, credentialsFor, identitiesOf } from "../config/context.ts";
 import type { LoadedConfig } from "../config/load.ts";
-import { UsageError } from "../errors.ts";
+import { StrongboxError, UsageError } from "../errors.ts";
 import { resolveChain } from "../repository/chain.ts";
 import type { Repository } from "../repository/repository.ts";
 import { loadLogical } from "../restore/logical.ts";
@@ -33,15 +33,16 @@ export async function restore(
   },
   out: Output,
 ): Promise<CommandResult> {
+  const point = pointTarget(o);
   const { loaded, repo, close } = await openConfiguredRepository(g.config, o.repo);
   const abort = interruptible((sig) => `restore aborted by ${sig}`);
   try {
-    if (o.toTime || o.toGtid) {
+    if (point.toTime || point.toGtid) {
       if (o.onto)
         throw new UsageError(
           "--onto does not replay binlogs yet: restore --to-time/--to-gtid on the host that will run the server",
         );
-      return await restoreToPointCommand(o, out, { loaded, repo, signal: abort.signal });
+      return await restoreToPointCommand(o, point, out, { loaded, repo, signal: abort.signal });
     }
     if (!o.id) throw new UsageError("give a backup ID, or --to-time / --to-gtid for point-in-time recovery");
     const chain = await resolveChain(repo, o.id, await trustedPublicKey(loaded));
@@ -106,19 +107,12 @@ async function restoreToPointCommand(
     force?: boolean;
     identity?: string;
   },
+  target: { toTime: Date | undefined; toGtid: string | undefined },
   out: Output,
   ctx: { loaded: LoadedConfig; repo: Repository; signal: AbortSignal },
 ): Promise<CommandResult> {
   const { loaded, repo, signal } = ctx;
   if (!o.targetDir) throw new UsageError("point-in-time recovery needs --target-dir DIR");
-  let toTime: Date | undefined;
-  if (o.toTime) {
-    toTime = new Date(o.toTime);
-    if (Number.isNaN(toTime.getTime())) {
-      throw new UsageError(`--to-time "${o.toTime}" is not a time (use e.g. 2026-11-26T15:01:00Z)`);
-    }
-  }
-  const target = { toTime, toGtid: o.toGtid };
   const key = await trustedPublicKey(loaded);
   const base = o.id ? await repo.get(o.id) : chooseBackupFor(await repo.list(), target);
   const chain = await resolveChain(repo, base.id, key);
@@ -163,4 +157,19 @@ async function restoreToPointCommand(
       `  chown -R mysql:mysql ${restored.targetDir}; point datadir at it; galera_new_cluster; then join the other nodes by SST`,
     ].join("\n"),
   );
+}
+
+/** --to-time / --to-gtid, checked before anything is restored (a typo must not cost a restore). */
+export function pointTarget(o: { toTime?: string | undefined; toGtid?: string | undefined }): {
+  toTime: Date | undefined;
+  toGtid: string | undefined;
+} {
+  const target = { toTime: o.toTime ? new Date(o.toTime) : undefined, toGtid: o.toGtid };
+  if (!target.toTime && !target.toGtid) return target;
+  try {
+    checkTarget(target);
+  } catch (e) {
+    throw new UsageError(e instanceof StrongboxError ? e.oneLine() : String(e));
+  }
+  return target;
 }

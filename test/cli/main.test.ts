@@ -1,12 +1,13 @@
 // The command line as a new user meets it: unknown commands, usage errors, the configuration's exit
 // status, one error line per failure. Runs the real bin/strongbox.
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
 import { chmod, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { ExitCode } from "../../src/error-codes/spec.ts";
-import { cli } from "../helpers/cli.ts";
+import { BIN, cli } from "../helpers/cli.ts";
 
 const CONFIG = `version: 1
 cluster:
@@ -112,6 +113,42 @@ describe("command line", () => {
       assert.ok(doc.error?.code, `${args.join(" ")}: ${r.stdout}`);
       assert.equal(errorLines(r.stderr).length, 1, `${args.join(" ")}: ${r.stderr}`);
       assert.equal(r.stderr.split("\n").filter(Boolean).length, 1, `${args.join(" ")}: ${r.stderr}`);
+    }
+  });
+
+  it("values are checked before any work: a port out of range, a bad --to-gtid or --to-time", async () => {
+    for (const [args, message] of [
+      [["serve", "--port", "99999"], "--port must be a TCP port, 0 to 65535 (got 99999)"],
+      [
+        ["restore", "--to-gtid", "bogus", "--target-dir", join(dir, "never")],
+        '"bogus" is not a GTID (expected domain-server-sequence, e.g. 1-1-194)',
+      ],
+      [["restore-test", "--to-time", "tomorrow"], "--to-time is not a valid time"],
+      [
+        ["restore", "--to-time", "2026-11-26T15:01:00Z", "--to-gtid", "1-1-1", "--target-dir", "x"],
+        "give exactly one",
+      ],
+    ] as const) {
+      const r = await cli(["--config", config, ...args]);
+      assert.equal(r.code, ExitCode.usage, `${args.join(" ")}: ${r.stderr}`);
+      assert.equal(errorLines(r.stderr).length, 1, r.stderr);
+      assert.ok(r.stderr.includes(message), `${args.join(" ")}: ${r.stderr}`);
+    }
+  });
+
+  it("a reader that goes away (| head) is no crash: help and output to a closed pipe exit 0", async () => {
+    for (const args of [["--help"], ["daemon", "--help"]]) {
+      const child = spawn(BIN, args, {
+        env: { ...process.env, STRONGBOX_NODE: process.execPath },
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+      // Closed before the CLI has started: its first write meets a pipe without a reader.
+      child.stdout.destroy();
+      let stderr = "";
+      child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
+      const code = await new Promise<number | null>((resolve) => child.once("close", resolve));
+      assert.equal(code, 0, stderr);
+      assert.doesNotMatch(stderr, /EPIPE|Unhandled/);
     }
   });
 });
