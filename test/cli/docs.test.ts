@@ -110,7 +110,10 @@ interface Mention {
 
 /** Shell words, quotes removed (good enough for command lines in docs). */
 function words(text: string): string[] {
-  return (text.match(/"[^"]*"|'[^']*'|\S+/g) ?? []).map((w) => w.replace(/^["']|["']$/g, ""));
+  // Quotes go; so do the backticks of inline code quoted inside a code block.
+  return (text.match(/"[^"]*"|'[^']*'|\S+/g) ?? []).map((w) =>
+    w.replace(/^["'`]+/, "").replace(/["'`]+([,.;:)]*)$/, "$1"),
+  );
 }
 
 /**

@@ -14,6 +14,7 @@ import { generateSigningKey } from "../../src/crypto/sign.ts";
 import { MANIFEST_FORMAT, type Manifest, newBackupId, signManifest } from "../../src/repository/manifest.ts";
 import { Repository } from "../../src/repository/repository.ts";
 import { decodeBackup } from "../../src/restore/extract.ts";
+import { repositorySource } from "../../src/restore/read.ts";
 import { XbstreamReader } from "../../src/restore/xbstream.ts";
 import { LocalStorage } from "../../src/storage/local.ts";
 import { cli } from "../helpers/cli.ts";
@@ -232,11 +233,15 @@ describe("crafted backups", () => {
       const identities = parseIdentities(readFileSync(join(dir, "keys/identity.txt"), "utf8"));
       const m = await repo.get(bad);
       for (let i = 0; i < 3; i++) {
-        await assert.rejects(decodeBackup(repo, m, identities, { sink: "scan" }), { code: "PART_CORRUPT" });
+        await assert.rejects(decodeBackup(repositorySource(repo, identities), m, { sink: "scan" }), {
+          code: "PART_CORRUPT",
+        });
       }
       // A part that is larger than recorded fails in the check itself.
       writeFileSync(partFile, Buffer.concat([readFileSync(partFile), Buffer.alloc(10)]));
-      await assert.rejects(decodeBackup(repo, m, identities, { sink: "scan" }), { code: "PART_CORRUPT" });
+      await assert.rejects(decodeBackup(repositorySource(repo, identities), m, { sink: "scan" }), {
+        code: "PART_CORRUPT",
+      });
       for (let i = 0; i < 3; i++) {
         gc();
         await new Promise((r) => setImmediate(r));
