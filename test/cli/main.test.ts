@@ -2,7 +2,7 @@
 // status, one error line per failure. Runs the real bin/strongbox.
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { chmod, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { chmod, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -150,5 +150,20 @@ describe("command line", () => {
       assert.equal(code, 0, stderr);
       assert.doesNotMatch(stderr, /EPIPE|Unhandled/);
     }
+  });
+
+  it("key generate --force replaces a file readable by others with a private one; a missing directory is named", async () => {
+    const open = join(dir, "open-identity.txt");
+    await writeFile(open, "old\n", { mode: 0o644 });
+    await chmod(open, 0o644);
+    const r = await cli(["key", "generate", "--out", open, "--force"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal((await stat(open)).mode & 0o777, 0o600);
+    assert.match(await readFile(open, "utf8"), /^AGE-SECRET-KEY-1/m);
+    const missing = await cli(["key", "generate", "--out", join(dir, "no-such-dir", "id.txt")]);
+    assert.equal(missing.code, 2);
+    assert.deepEqual(errorLines(missing.stderr), [
+      `strongbox: error: cannot write ${join(dir, "no-such-dir", "id.txt")}: directory ${join(dir, "no-such-dir")} does not exist`,
+    ]);
   });
 });
