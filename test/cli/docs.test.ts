@@ -122,7 +122,7 @@ function words(text: string): string[] {
  * such as an alert's text ("CRITICAL strongbox on backup1").
  */
 const COMMAND_POSITION =
-  /(^|[|;&=("'`]|\$\(|^\s*[$#]|\bsudo(\s+-u\s+\S+|\s+-\w+)*|\bexec|\bnohup|\benv|\b[A-Z_]+=\S*)\s*$/;
+  /(^|[|;&=("'`]|\$\(|^\s*[$#]|\bsudo(\s+-u\s+\S+|\s+-[a-tv-zA-Z]\w*)*|\bexec|\bnohup|\benv|\b[A-Z_]+=\S*)\s*$/;
 /** "strongbox", "bin/strongbox", "/usr/bin/strongbox", followed by a word. */
 const INVOCATION = /(?:(?:[\w.-]*\/)*bin\/)?strongbox[ \t]+(?=\S)/g;
 /** Sections about what is still to come name commands that do not exist yet, on purpose. */
@@ -192,6 +192,7 @@ describe("docs against the CLI", () => {
         "Run `strongbox check` then `sandbox up --hosts 3`, `strongbox --config x.yaml backup --ful`.",
         "```sh",
         "sudo -u strongbox strongbox key list",
+        "sudo -u strongbox mariadb -e 'SELECT 1'",
         "bin/strongbox restore ID --target-dir /d --to-time T | tee log   # --nothing here",
         "CRITICAL strongbox on backup1: backup failed; install -o strongbox -g strongbox /var/lib/strongbox --x",
         "ExecStart=/usr/bin/strongbox daemon --nosuch",
