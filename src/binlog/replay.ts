@@ -48,6 +48,51 @@ export interface RestoreToPointOptions {
   signal?: AbortSignal | undefined;
 }
 
+/** What the archive is asked before a restore: everything but where the data is. */
+export type ArchiveQuestion = Omit<RestoreToPointOptions, "targetDir">;
+
+/**
+ * Clock skew allowed between the database nodes (event times) and the backup host (archivedAt):
+ * a time target later than the newest archiving plus this cannot be covered.
+ */
+const CLOCK_SKEW_MS = 5 * 60_000;
+
+function notCovered(o: ArchiveQuestion, end: string, lastAt: number | null): StrongboxError {
+  return new StrongboxError(
+    "PITR_NOT_COVERED",
+    `the binlog archive ends at ${end}${lastAt ? ` (${new Date(lastAt).toISOString()})` : ""}, before the target ${o.toGtid ?? o.toTime?.toISOString()}`,
+    {
+      hint: "run `strongbox binlog archive` (it flushes and archives the open binlog) and restore again",
+      details: { archiveEnd: end },
+    },
+  );
+}
+
+/**
+ * What the signed index alone tells before anything is restored, so that a point-in-time restore
+ * the archive cannot serve fails in seconds, not after restoring and preparing the backup: no
+ * binlogs, a gap on the way, a GTID target past the archive's end, or a time target later than
+ * the newest archiving (plus clock skew). A time target near the end is decided by restoreToPoint,
+ * from the events themselves.
+ */
+export async function checkArchiveReaches(o: ArchiveQuestion): Promise<void> {
+  checkTarget(o);
+  const { entries, domain, from, stopGtid, stopAtMs } = await startingPoint(o);
+  const plan = planReplay(entries, domain, from.seq, { stopSeq: stopGtid?.seq, stopAtMs });
+  const last = plan[plan.length - 1];
+  const archivedUntil = Math.max(
+    0,
+    ...entries.filter((e) => e.domain === domain).map((e) => Date.parse(e.archivedAt)),
+  );
+  const short = stopGtid
+    ? (last?.last ?? from.seq) < stopGtid.seq
+    : stopAtMs !== undefined && stopAtMs > archivedUntil + CLOCK_SKEW_MS;
+  if (short) {
+    const end = last?.entry.gtidLast ?? formatGtid(from);
+    throw notCovered(o, end, last?.entry.lastEventAt ? Date.parse(last.entry.lastEventAt) : null);
+  }
+}
+
 export interface RestoreToPointResult {
   targetDir: string;
   fromGtid: string;
@@ -75,7 +120,7 @@ interface FetchedFile {
 }
 
 /** The trusted index, the cluster's GTID domain, where the backup's data ends and the target. */
-async function startingPoint(o: RestoreToPointOptions): Promise<Start> {
+async function startingPoint(o: ArchiveQuestion): Promise<Start> {
   const entries = await readTrustedIndex(o.repo, o.trustedPublicKey);
   const domain = entries.find((e) => e.kind === "file")?.domain;
   if (domain === undefined) {
@@ -192,17 +237,7 @@ export async function restoreToPoint(o: RestoreToPointOptions): Promise<RestoreT
     const reached =
       found.reached ||
       (!!o.toTime && archiveCompleteAt(entries, domain, plan, from.seq) >= o.toTime.getTime() + 1000);
-    if (!reached) {
-      const end = describeEnd(found, from);
-      throw new StrongboxError(
-        "PITR_NOT_COVERED",
-        `the binlog archive ends at ${end}${found.lastAt ? ` (${new Date(found.lastAt).toISOString()})` : ""}, before the target ${o.toGtid ?? o.toTime?.toISOString()}`,
-        {
-          hint: "run `strongbox binlog archive` (it flushes and archives the open binlog) and restore again",
-          details: { archiveEnd: end },
-        },
-      );
-    }
+    if (!reached) throw notCovered(o, describeEnd(found, from), found.lastAt);
     let applied: Awaited<ReturnType<typeof applyAll>> = { files: [], transactions: 0 };
     if (found.stop) applied = await applyAll(o, local, from, found.stop, join(work.path, "server"));
     await writeGrastate(o.targetDir, null);

@@ -1,7 +1,7 @@
 // restore ID --target-dir D [--force] [--no-prepare] | restore ID --into-node NAME (logical)
 
 import { checkTarget, chooseBackupFor } from "../binlog/plan.ts";
-import { restoreToPoint } from "../binlog/replay.ts";
+import { checkArchiveReaches, restoreToPoint } from "../binlog/replay.ts";
 import { clusterNodes, clusterTls, credentialsFor, identitiesOf } from "../config/context.ts";
 import type { LoadedConfig } from "../config/load.ts";
 import { StrongboxError, UsageError } from "../errors.ts";
@@ -118,6 +118,8 @@ async function restoreToPointCommand(
   const chain = await resolveChain(repo, base.id, key);
   const identities = await identitiesOf(loaded, o.identity);
   const log = (m: string) => out.log(m);
+  const fromGtid = chain[chain.length - 1]!.gtid!;
+  await checkArchiveReaches({ repo, identities, trustedPublicKey: key, fromGtid, ...target });
   // Not bootable until the binlogs are applied: grastate.dat keeps safe_to_bootstrap: 0 meanwhile,
   // so a restore killed here leaves nothing galera_new_cluster would start.
   const restored = await restorePhysical({
@@ -137,7 +139,7 @@ async function restoreToPointCommand(
       identities,
       trustedPublicKey: key,
       targetDir: restored.targetDir,
-      fromGtid: chain[chain.length - 1]!.gtid!,
+      fromGtid,
       ...target,
       bufferPool: loaded.config.restoreTest.bufferPool,
       signal,

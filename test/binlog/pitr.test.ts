@@ -205,13 +205,28 @@ describe("point-in-time recovery", () => {
 
   it("a failed or interrupted point-in-time restore leaves no bootable data directory", LONG, async () => {
     const cfg = opened.loaded.path;
-    // A target past the end of the archive: the backup was restored and prepared, then emptied.
+    // A target just past the end of the archive: only the events can tell, after the backup was
+    // restored and prepared; then the target is emptied.
     const late = join(work, "too-late");
-    const past = new Date(Date.now() + 3_600_000).toISOString();
-    const r = await cli(["--config", cfg, "restore", "--to-time", past, "--target-dir", late, "--json"]);
+    const soon = new Date(Date.now() + 60_000).toISOString();
+    let r = await cli(["--config", cfg, "restore", "--to-time", soon, "--target-dir", late, "--json"]);
     assert.equal(r.code, 2, r.stderr);
     assert.equal(JSON.parse(r.stdout).error.code, "PITR_NOT_COVERED");
     assert.deepEqual(readdirSync(late), [], "nothing left to bootstrap from");
+    // Far past the newest archiving (an hour, a typo'd year): refused from the index, before
+    // anything is restored.
+    const never = join(work, "far-too-late");
+    const hour = new Date(Date.now() + 3_600_000).toISOString();
+    r = await cli(["--config", cfg, "restore", "--to-time", hour, "--target-dir", never]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /^strongbox: error: the binlog archive ends at 1-\d+-\d+ .*before the target/m);
+    assert.doesNotMatch(r.stderr, /extracting/);
+    assert.equal(existsSync(never), false);
+    const gtidPast = `1-1-${Number((await writerGtid()).split("-")[2]) + 1000}`;
+    r = await cli(["--config", cfg, "restore", "--to-gtid", gtidPast, "--target-dir", never]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, new RegExp(`before the target ${gtidPast}`));
+    assert.equal(existsSync(never), false);
 
     // Stopped in the middle of the roll-forward (a mariadb-binlog that hangs once it applies).
     const bin = await mkdtemp(join(work, "bin-"));
