@@ -39,6 +39,11 @@ export function planBackup(
     }
     return [h];
   };
+  if (req.node && !health.some((x) => x.node.name === req.node)) {
+    throw new StrongboxError("NODE_UNKNOWN", `no node named "${req.node}" in the configuration`, {
+      hint: `configured: ${health.map((x) => x.node.name).join(", ")}`,
+    });
+  }
   if (req.kind === "logical") {
     return {
       kind: "logical",

@@ -9,6 +9,7 @@ import type { AgeIdentity } from "../crypto/age-keys.ts";
 import { StrongboxError } from "../errors.ts";
 import type { BinlogEntry } from "../repository/binlog-index.ts";
 import { readBinlogChecked } from "../repository/binlog-index.ts";
+import { checkedFailure } from "../repository/checked-read.ts";
 import type { Repository } from "../repository/repository.ts";
 import { TailBuffer } from "../util/proc.ts";
 
@@ -22,13 +23,17 @@ export async function fetchDecrypted(
   const key = e.key!;
   try {
     const stored = await readBinlogChecked(repo, { ...e, key }, signal);
-    await pipeline(
-      stored,
-      createDecryptStream(identities),
-      createZstdDecompress(),
-      createWriteStream(path, { mode: 0o600 }),
-      { signal },
-    );
+    const dec = createDecryptStream(identities);
+    stored.on("error", (x) => dec.destroy(x));
+    stored.pipe(dec);
+    try {
+      await pipeline(dec, createZstdDecompress(), createWriteStream(path, { mode: 0o600 }), { signal });
+    } catch (x) {
+      stored.unpipe(dec);
+      const error = await checkedFailure(stored, x);
+      stored.destroy();
+      throw error;
+    }
   } catch (err) {
     if (err instanceof StrongboxError) throw err;
     throw new StrongboxError(

@@ -8,7 +8,6 @@
 // event time is at or after T rounded down to the second. Planning is in plan.ts, the per-file
 // work in apply.ts; this file runs the steps in order.
 
-import { readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { AgeIdentity } from "../crypto/age-keys.ts";
 import { StrongboxError } from "../errors.ts";
@@ -50,6 +49,12 @@ export interface RestoreToPointOptions {
   signal?: AbortSignal | undefined;
 }
 
+/** What the archive is asked before a restore: where the backup ends and the target. */
+export type ArchiveQuestion = Pick<
+  RestoreToPointOptions,
+  "repo" | "trustedPublicKey" | "fromGtid" | "toTime" | "toGtid"
+>;
+
 export interface RestoreToPointResult {
   targetDir: string;
   fromGtid: string;
@@ -77,9 +82,7 @@ interface FetchedFile {
 }
 
 /** The trusted index, the cluster's GTID domain, where the backup's data ends and the target. */
-async function startingPoint(
-  o: Pick<RestoreToPointOptions, "repo" | "trustedPublicKey" | "fromGtid" | "toGtid" | "toTime">,
-): Promise<Start> {
+async function startingPoint(o: ArchiveQuestion): Promise<Start> {
   const entries = await readTrustedIndex(o.repo, o.trustedPublicKey);
   const domain = entries.find((e) => e.kind === "file")?.domain;
   if (domain === undefined) {
@@ -189,13 +192,12 @@ function notCovered(t: PointTarget, end: string, lastAt: number | null): Strongb
 
 /**
  * Whether the archive can reach the target from the backup, from the signed index alone (nothing
- * fetched): for checking a target before a long restore starts. restoreToPoint decides exactly,
- * on the events themselves. Throws what restoreToPoint would (PITR_NO_BINLOGS, PITR_GAP,
- * PITR_NOT_COVERED, PITR_TARGET).
+ * fetched), so that a point-in-time restore the archive cannot serve fails in seconds, not after
+ * restoring and preparing the backup. It asks what restoreToPoint asks of the events (an event
+ * at or after the target, or an archive complete past it), from the index entries' last event
+ * times. Throws what restoreToPoint would (PITR_NO_BINLOGS, PITR_GAP, PITR_NOT_COVERED, PITR_TARGET).
  */
-export async function checkRecoverable(
-  o: Pick<RestoreToPointOptions, "repo" | "trustedPublicKey" | "fromGtid" | "toTime" | "toGtid">,
-): Promise<void> {
+export async function checkRecoverable(o: ArchiveQuestion): Promise<void> {
   checkTarget(o);
   const { entries, domain, from, stopGtid, stopAtMs } = await startingPoint(o);
   const plan = planReplay(entries, domain, from.seq, { stopSeq: stopGtid?.seq, stopAtMs });
@@ -215,7 +217,9 @@ export async function checkRecoverable(
 /**
  * Applies archived binlogs to a prepared data directory up to the target, on a throw-away server
  * (wsrep off, binlog off). Afterwards grastate.dat says "position unknown": the data has left the
- * history of the cluster it came from, so it must bootstrap a NEW cluster (docs/pitr.md).
+ * history of the cluster it came from, so it must bootstrap a NEW cluster (docs/pitr.md). On
+ * failure the directory is left as it is: the caller empties it (restore) or throws it away
+ * (restore-test).
  */
 export async function restoreToPoint(o: RestoreToPointOptions): Promise<RestoreToPointResult> {
   checkTarget(o);
@@ -232,17 +236,7 @@ export async function restoreToPoint(o: RestoreToPointOptions): Promise<RestoreT
       (!!o.toTime && archiveCompleteAt(entries, domain, plan, from.seq) >= o.toTime.getTime() + 1000);
     if (!reached) throw notCovered(o, describeEnd(found, from), found.lastAt);
     let applied: Awaited<ReturnType<typeof applyAll>> = { files: [], transactions: 0 };
-    if (found.stop) {
-      try {
-        applied = await applyAll(o, local, from, found.stop, join(work.path, "server"));
-      } catch (e) {
-        // Half rolled forward looks usable and is not: empty the directory, as restore does.
-        for (const f of await readdir(o.targetDir).catch(() => [])) {
-          await rm(join(o.targetDir, f), { recursive: true, force: true });
-        }
-        throw e;
-      }
-    }
+    if (found.stop) applied = await applyAll(o, local, from, found.stop, join(work.path, "server"));
     await writeGrastate(o.targetDir, null);
     return {
       targetDir: o.targetDir,

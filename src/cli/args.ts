@@ -38,3 +38,13 @@ export function intArg(name: string): (v: string) => number {
     return n;
   };
 }
+
+/** A TCP port: a whole number from 0 (any free port) to 65535. */
+export function portArg(name: string): (v: string) => number {
+  const int = intArg(name);
+  return (v: string) => {
+    const n = int(v);
+    if (n < 0 || n > 65535) throw new UsageError(`${name} must be a TCP port, 0 to 65535 (got ${n})`);
+    return n;
+  };
+}

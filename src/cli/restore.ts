@@ -30,7 +30,7 @@ export function registerRestore(program: Command, s: Session): void {
     .option("--to-time <time>", "point-in-time recovery: replay archived binlogs up to this time (ISO 8601)")
     .option("--to-gtid <gtid>", "point-in-time recovery: replay archived binlogs up to this GTID (inclusive)")
     .option("--force", "replace the contents of a non-empty target")
-    .option("--prepare", "run mariabackup --prepare (the default)", true)
+    .option("--prepare", "run mariabackup --prepare", true)
     .option("--no-prepare", "only extract")
     .option("--into-node <name>", "logical backups: load into this configured node (admin account)")
     .option(

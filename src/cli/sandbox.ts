@@ -1,7 +1,9 @@
 import { type Command, Option } from "commander";
-import { globals, intArg, type Session } from "./args.ts";
+import { globals, intArg, portArg, type Session } from "./args.ts";
 
-const DIR_HELP = "sandbox directory (default: ./.sandbox)";
+const DIR_HELP =
+  "sandbox directory (default: the directory of --config or $STRONGBOX_CONFIG, else ./.sandbox)";
+const UP_DIR_HELP = "where to create it (default: the directory of --config, else ./.sandbox)";
 
 export function registerSandbox(program: Command, s: Session): void {
   const sandbox = program
@@ -15,11 +17,11 @@ export function registerSandbox(program: Command, s: Session): void {
       "start an N-node Galera cluster and write DIR/strongbox.yaml for it (with --hosts: DIR/backup/strongbox.yaml)",
     )
     .option("--nodes <n>", "number of nodes", intArg("--nodes"), 3)
-    .option("--dir <dir>", DIR_HELP)
+    .option("--dir <dir>", UP_DIR_HELP)
     .option(
       "--base-port <port>",
       "first of the loopback ports (10 per node; with --hosts 5, the same on every address); default: a free range",
-      intArg("--base-port"),
+      portArg("--base-port"),
     )
     .option("--buffer-pool <size>", "innodb_buffer_pool_size of each node", "256M")
     .option(

@@ -1,5 +1,6 @@
 // key generate | add-recipient | remove-recipient | rotate
-import { readFile, rename, writeFile } from "node:fs/promises";
+import { readFile, rename, rm, writeFile } from "node:fs/promises";
+import { basename, dirname, join, resolve } from "node:path";
 import { identitiesOf, recipientsOf, signingKeyOf } from "../config/context.ts";
 import { changeRecipients } from "../config/edit-recipients.ts";
 import { type LoadedConfig, loadConfig } from "../config/load.ts";
@@ -25,15 +26,22 @@ export async function generate(
 ): Promise<CommandResult> {
   const { identity, recipient } = generateX25519Identity();
   const text = `# created: ${new Date().toISOString()}\n# public key: ${recipient}\n${identity}\n`;
+  // --force replaces the file by rename: writing into an existing file would keep its mode, and an
+  // identity must never be readable by others (a 0644 file stayed 0644).
+  const temp = o.force ? join(dirname(resolve(o.out)), `.${basename(o.out)}.${process.pid}.tmp`) : o.out;
   try {
-    await writeFile(o.out, text, { mode: 0o600, flag: o.force ? "w" : "wx" });
+    await writeFile(temp, text, { mode: 0o600, flag: "wx" });
+    if (temp !== o.out) await rename(temp, o.out);
   } catch (e) {
+    if (temp !== o.out) await rm(temp, { force: true });
     const code = (e as NodeJS.ErrnoException).code;
     throw new StrongboxError(
       "KEY_WRITE",
       code === "EEXIST"
         ? `${o.out} already exists; refusing to overwrite a key`
-        : `cannot write ${o.out} (${code})`,
+        : code === "ENOENT"
+          ? `cannot write ${o.out}: directory ${dirname(resolve(o.out))} does not exist`
+          : `cannot write ${o.out} (${code})`,
       { hint: code === "EEXIST" ? "choose another --out, or --force if you really mean it" : undefined },
     );
   }

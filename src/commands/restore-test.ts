@@ -16,12 +16,14 @@ import type { Output } from "../terminal/output.ts";
 import { interruptible } from "../terminal/signals.ts";
 import { agentNode } from "./nodes.ts";
 import { openConfiguredRepository, trustedPublicKey } from "./repo.ts";
+import { pointTarget } from "./restore.ts";
 
 export async function restoreTestCommand(
   g: GlobalOptions,
   o: { id?: string; identity?: string; repo?: string; toTime?: string; toGtid?: string; on?: string },
   out: Output,
 ): Promise<CommandResult> {
+  const { toTime, toGtid } = pointTarget(o);
   const { loaded, repo, close } = await openConfiguredRepository(g.config, o.repo);
   const abort = interruptible((sig) => `restore-test aborted by ${sig}; scratch server stopped`);
   try {
@@ -30,12 +32,7 @@ export async function restoreTestCommand(
       { command: "restore-test", repository: repo.name },
       async (run) => {
         const key = await trustedPublicKey(loaded);
-        let toTime: Date | undefined;
-        if (o.toTime) {
-          toTime = new Date(o.toTime);
-          if (Number.isNaN(toTime.getTime())) throw new UsageError(`--to-time "${o.toTime}" is not a time`);
-        }
-        const point = toTime || o.toGtid ? { toTime, toGtid: o.toGtid } : undefined;
+        const point = toTime || toGtid ? { toTime, toGtid } : undefined;
         const onName = o.on ?? loaded.config.restoreTest.on;
         const on = onName ? agentNode(loaded, onName, o.on ? "--on" : "restoreTest.on") : undefined;
         if (on && point)

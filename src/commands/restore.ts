@@ -1,7 +1,7 @@
 // restore ID --target-dir D [--force] [--no-prepare] | restore ID --into-node NAME (logical)
 
-import { chooseBackupFor } from "../binlog/plan.ts";
-import { restoreToPoint } from "../binlog/replay.ts";
+import { checkTarget, chooseBackupFor } from "../binlog/plan.ts";
+import { checkRecoverable, restoreToPoint } from "../binlog/replay.ts";
 import {
   clusterNodes,
   clusterTls,
@@ -11,7 +11,7 @@ import {
 } from "../config/context.ts";
 import { type LoadedConfig, loadConfig } from "../config/load.ts";
 import { monitorSettingsOf } from "../config/monitoring.ts";
-import { UsageError } from "../errors.ts";
+import { StrongboxError, UsageError } from "../errors.ts";
 import { runMonitored } from "../monitor/monitor.ts";
 import type { RunHandle } from "../monitor/record-run.ts";
 import { resolveChain } from "../repository/chain.ts";
@@ -19,7 +19,7 @@ import type { Repository } from "../repository/repository.ts";
 import { loadLogical } from "../restore/logical.ts";
 import { restoreOntoNode } from "../restore/onto-node.ts";
 import { repositorySource } from "../restore/read.ts";
-import { nextSteps, restorePhysical } from "../restore/restore.ts";
+import { emptyTarget, nextSteps, restorePhysical } from "../restore/restore.ts";
 import type { CommandResult, GlobalOptions } from "../terminal/options.ts";
 import { type Output, reply } from "../terminal/output.ts";
 import { interruptible } from "../terminal/signals.ts";
@@ -57,15 +57,16 @@ async function restoreRecorded(
   out: Output,
   run: RunHandle,
 ): Promise<CommandResult> {
+  const point = pointTarget(o);
   const { loaded, repo, close } = await openConfiguredRepository(g.config, o.repo);
   const abort = interruptible((sig) => `restore aborted by ${sig}`);
   try {
-    if (o.toTime || o.toGtid) {
+    if (point.toTime || point.toGtid) {
       if (o.onto)
         throw new UsageError(
           "--onto does not replay binlogs yet: restore --to-time/--to-gtid on the host that will run the server",
         );
-      const done = await restoreToPointCommand(o, out, { loaded, repo, signal: abort.signal });
+      const done = await restoreToPointCommand(o, point, out, { loaded, repo, signal: abort.signal });
       const r = done.result as { restore: { rawBytes: number; backups: string[] } };
       run.bytes = r.restore.rawBytes;
       run.details = { chain: r.restore.backups };
@@ -140,44 +141,50 @@ async function restoreToPointCommand(
     force?: boolean;
     identity?: string;
   },
+  target: { toTime: Date | undefined; toGtid: string | undefined },
   out: Output,
   ctx: { loaded: LoadedConfig; repo: Repository; signal: AbortSignal },
 ): Promise<CommandResult> {
   const { loaded, repo, signal } = ctx;
   if (!o.targetDir) throw new UsageError("point-in-time recovery needs --target-dir DIR");
-  let toTime: Date | undefined;
-  if (o.toTime) {
-    toTime = new Date(o.toTime);
-    if (Number.isNaN(toTime.getTime())) {
-      throw new UsageError(`--to-time "${o.toTime}" is not a time (use e.g. 2026-11-26T15:01:00Z)`);
-    }
-  }
-  const target = { toTime, toGtid: o.toGtid };
   const key = await trustedPublicKey(loaded);
   const base = o.id ? await repo.get(o.id) : chooseBackupFor(await repo.list(), target);
   const chain = await resolveChain(repo, base.id, key);
   const identities = await identitiesOf(loaded, o.identity);
   const log = (m: string) => out.log(m);
+  const fromGtid = chain[chain.length - 1]!.gtid!;
+  await checkRecoverable({ repo, trustedPublicKey: key, fromGtid, ...target });
+  // Not bootable until the binlogs are applied: grastate.dat keeps safe_to_bootstrap: 0 meanwhile,
+  // so a restore killed here leaves nothing galera_new_cluster would start.
   const restored = await restorePhysical({
     source: repositorySource(repo, identities),
     chain,
     targetDir: o.targetDir,
     force: o.force,
     mariabackupPath: loaded.config.backup.mariabackupPath,
+    bootable: false,
     signal,
     log,
   });
-  const pitr = await restoreToPoint({
-    repo,
-    identities,
-    trustedPublicKey: key,
-    targetDir: o.targetDir,
-    fromGtid: chain[chain.length - 1]!.gtid!,
-    ...target,
-    bufferPool: loaded.config.restoreTest.bufferPool,
-    signal,
-    log,
-  });
+  let pitr: Awaited<ReturnType<typeof restoreToPoint>>;
+  try {
+    pitr = await restoreToPoint({
+      repo,
+      identities,
+      trustedPublicKey: key,
+      targetDir: restored.targetDir,
+      fromGtid,
+      ...target,
+      bufferPool: loaded.config.restoreTest.bufferPool,
+      signal,
+      log,
+    });
+  } catch (e) {
+    // The backup's data without the binlogs asked for is not the data asked for: a failed
+    // point-in-time restore empties its target like any failed restore (also on SIGTERM).
+    await emptyTarget(restored.targetDir);
+    throw e;
+  }
   return reply(out, { restore: restored, pointInTime: pitr }, () =>
     [
       `restored ${restored.backups.join(" + ")} into ${restored.targetDir}, then replayed archived binlogs up to ${o.toGtid ?? o.toTime}`,
@@ -186,4 +193,19 @@ async function restoreToPointCommand(
       `  chown -R mysql:mysql ${restored.targetDir}; point datadir at it; galera_new_cluster; then join the other nodes by SST`,
     ].join("\n"),
   );
+}
+
+/** --to-time / --to-gtid, checked before anything is restored (a typo must not cost a restore). */
+export function pointTarget(o: { toTime?: string | undefined; toGtid?: string | undefined }): {
+  toTime: Date | undefined;
+  toGtid: string | undefined;
+} {
+  const target = { toTime: o.toTime ? new Date(o.toTime) : undefined, toGtid: o.toGtid };
+  if (!target.toTime && !target.toGtid) return target;
+  try {
+    checkTarget(target);
+  } catch (e) {
+    throw new UsageError(e instanceof StrongboxError ? e.oneLine() : String(e));
+  }
+  return target;
 }

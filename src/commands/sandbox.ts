@@ -1,6 +1,7 @@
 // sandbox up/status/load/write/stop-node/start-node/down.
 import { existsSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
+import { StrongboxError } from "../errors.ts";
 import { connectNode } from "../galera/connection.ts";
 import {
   readSecret,
@@ -11,6 +12,7 @@ import {
   startNode,
   stopNode,
 } from "../sandbox/cluster.ts";
+import { sandboxPaths } from "../sandbox/layout.ts";
 import { createSandbox } from "../sandbox/setup.ts";
 import type { CommandResult, GlobalOptions } from "../terminal/options.ts";
 import { type Output, reply } from "../terminal/output.ts";
@@ -20,18 +22,34 @@ import { formatBytes, parseSize } from "../util/size.ts";
 export const DEFAULT_SANDBOX_DIR = ".sandbox";
 
 /**
- * --dir, else the directory of --config (sandbox up writes its config there; with --hosts into
- * DIR/backup, the backup account's home), else the default.
+ * The sandbox directory: --dir; else the directory of --config; else $STRONGBOX_SANDBOX_DIR; else,
+ * except for `up`, the directory of $STRONGBOX_CONFIG (sandbox up writes its strongbox.yaml there,
+ * or into DIR/backup with --hosts, so the README's `export STRONGBOX_CONFIG=DIR/strongbox.yaml` is
+ * enough); else ./.sandbox.
  */
-function dirOf(g: GlobalOptions, o: { dir?: string }): string {
-  let configDir = g.config ? dirname(resolve(g.config)) : undefined;
-  if (
-    configDir &&
-    !existsSync(join(configDir, "sandbox.json")) &&
-    existsSync(join(dirname(configDir), "sandbox.json"))
-  )
-    configDir = dirname(configDir);
-  return resolve(o.dir ?? configDir ?? process.env.STRONGBOX_SANDBOX_DIR ?? DEFAULT_SANDBOX_DIR);
+function dirOf(g: GlobalOptions, o: { dir?: string }, creating = false): string {
+  if (o.dir) return resolve(o.dir);
+  if (g.config) return configDir(g.config, "--config", creating);
+  if (process.env.STRONGBOX_SANDBOX_DIR) return resolve(process.env.STRONGBOX_SANDBOX_DIR);
+  if (!creating && process.env.STRONGBOX_CONFIG) {
+    return configDir(process.env.STRONGBOX_CONFIG, "$STRONGBOX_CONFIG", creating);
+  }
+  return resolve(DEFAULT_SANDBOX_DIR);
+}
+
+function configDir(config: string, how: string, creating: boolean): string {
+  let dir = dirname(resolve(config));
+  // With --hosts the config is in DIR/backup, the backup account's home.
+  if (!existsSync(sandboxPaths(dir).state) && existsSync(sandboxPaths(dirname(dir)).state))
+    dir = dirname(dir);
+  if (!creating && !existsSync(sandboxPaths(dir).state)) {
+    throw new StrongboxError(
+      "SANDBOX_NOT_FOUND",
+      `the configuration in use (${how} ${config}) is not a sandbox's: no sandbox in ${dir}`,
+      { hint: "pass --dir DIR, the directory given to sandbox up" },
+    );
+  }
+  return dir;
 }
 
 export async function up(
@@ -39,7 +57,7 @@ export async function up(
   o: { dir?: string; nodes: number; basePort?: number; bufferPool: string; tls?: boolean; hosts?: boolean },
   out: Output,
 ): Promise<CommandResult> {
-  const dir = dirOf(g, o);
+  const dir = dirOf(g, o, true);
   const started = Date.now();
   const { state, configPath } = await createSandbox({
     dir,
@@ -71,7 +89,7 @@ export async function up(
         `config:  ${configPath}${backupUser ? ` (the backup host's account ${backupUser})` : ""}`,
         backupUser
           ? `next:    runuser -u ${backupUser} -- strongbox --config ${configPath} init`
-          : `next:    strongbox --config ${configPath} sandbox status`,
+          : `next:    export STRONGBOX_CONFIG=${configPath}; strongbox sandbox status`,
       ].join("\n"),
   );
 }

@@ -78,9 +78,10 @@ export async function verify(
         }
         if (failed.length > 0) {
           const first = failed[0]!;
+          const problem = first.problems[0]?.message ?? "failed";
           throw new StrongboxError(
             "VERIFY_FAILED",
-            `backup ${first.id}: ${first.problems[0]?.message ?? "failed"}`,
+            problem.includes(`backup ${first.id}`) ? problem : `backup ${first.id}: ${problem}`,
             {
               details: { failed: failed.map((v) => v.id) },
             },

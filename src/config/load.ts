@@ -4,7 +4,7 @@ import { readFile } from "node:fs/promises";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { parseDocument } from "yaml";
 import type * as z from "zod";
-import { ConfigError } from "../errors.ts";
+import { ConfigError, StrongboxError } from "../errors.ts";
 import { assertPrivateFile } from "../util/private-file.ts";
 import { configSchema, type StrongboxConfig } from "./schema.ts";
 
@@ -65,16 +65,16 @@ export async function loadConfig(
     text = await readFile(path, "utf8");
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    throw new ConfigError(
+    throw new StrongboxError(
+      "CONFIG_NOT_FOUND",
       code === "ENOENT" ? `config file ${path} not found` : `config file ${path} cannot be read (${code})`,
-      [],
       {
         hint: `pass --config FILE or set STRONGBOX_CONFIG (without them: ./strongbox.yaml, else ${SYSTEM_CONFIG_PATH})`,
         cause: e,
       },
     );
   }
-  if (options.checkMode ?? true) assertPrivateFile(path, "config file");
+  if (options.checkMode ?? true) assertPrivateFile(path, "config file", "CONFIG_TOO_OPEN");
   const config = parseConfigText(text, path);
   const dir = dirname(path);
   return { path, dir, config, resolvePath: (p) => (isAbsolute(p) ? p : resolve(dir, p)) };

@@ -14,6 +14,16 @@ export const GENERAL_ERRORS = {
       meaning: "strongbox.yaml is not valid YAML or does not match the schema; every problem is listed",
       hint: "fix the listed fields; docs/configuration.md describes each one",
     },
+    CONFIG_NOT_FOUND: {
+      exit: ExitCode.config,
+      meaning: "the configuration file does not exist or cannot be read",
+      hint: "pass --config FILE or set STRONGBOX_CONFIG",
+    },
+    CONFIG_TOO_OPEN: {
+      exit: ExitCode.config,
+      meaning: "the configuration file is readable or writable by group or others (it points at secrets)",
+      hint: "chmod 600 FILE",
+    },
     INTERNAL: {
       exit: ExitCode.internal,
       meaning: "an unexpected error: a bug in strongbox",

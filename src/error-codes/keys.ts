@@ -19,7 +19,7 @@ export const KEY_ERRORS = {
     RECIPIENT_UNKNOWN: {
       exit: FAIL,
       meaning: "key rotation: the recipient to remove is not one",
-      hint: "list them with strongbox key list",
+      hint: "the recipients are keys.recipients and the lines of keys.recipientsFile",
     },
     RECIPIENT_LAST: {
       exit: FAIL,

@@ -17,7 +17,12 @@ export const SANDBOX_ERRORS = {
     SANDBOX_EXISTS: {
       exit: FAIL,
       meaning: "a stopped sandbox exists in that directory",
-      hint: "start its nodes, or remove it with sandbox down --remove",
+      hint: "start its nodes, or remove it with sandbox down --purge",
+    },
+    SANDBOX_DIR_IN_USE: {
+      exit: FAIL,
+      meaning: "the directory holds a strongbox.yaml that is not a sandbox's; sandbox up would overwrite it",
+      hint: "choose another --dir",
     },
     SANDBOX_RUNNING: {
       exit: FAIL,

@@ -1,4 +1,5 @@
 // Connections to cluster nodes (mysql2). Passwords come from files, never from argv.
+import { X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
 import mysql from "mysql2/promise";
 import { StrongboxError } from "../errors.ts";
@@ -47,14 +48,74 @@ export interface TlsOptions {
 
 export type Connection = mysql.Connection;
 
-/** mysql2 wants certificate contents; the config names files. The server certificate is verified. */
+const TLS_FILES = { ca: "CA", cert: "client certificate", key: "client key" } as const;
+
+/**
+ * mysql2 wants certificate contents; the config names files. The server certificate is verified.
+ * A file that cannot be read, or a CA that is no certificate, is named before any connection.
+ */
 function tlsFiles(t: TlsOptions): { ca?: Buffer; cert?: Buffer; key?: Buffer; rejectUnauthorized: boolean } {
+  const read = (which: keyof typeof TLS_FILES): Buffer | undefined => {
+    const path = t[which];
+    if (!path) return undefined;
+    try {
+      return readFileSync(path);
+    } catch (e) {
+      throw new StrongboxError(
+        "FILE_MISSING",
+        `the database TLS ${TLS_FILES[which]} ${path} (cluster.tls.${which}) cannot be read: ${describeErrno(e)}`,
+        {
+          stage: "connect",
+          hint: "check cluster.tls (relative paths start at the config file's directory)",
+          cause: e,
+        },
+      );
+    }
+  };
+  const ca = read("ca");
+  if (ca && t.ca) {
+    try {
+      new X509Certificate(ca);
+    } catch (e) {
+      throw new StrongboxError(
+        "NODE_TLS",
+        `the database TLS CA ${t.ca} (cluster.tls.ca) holds no PEM certificate`,
+        {
+          stage: "connect",
+          hint: "point cluster.tls.ca at the CA certificate that signed the servers' certificates",
+          cause: e,
+        },
+      );
+    }
+  }
+  const cert = read("cert");
+  const key = read("key");
   return {
-    ...(t.ca ? { ca: readFileSync(t.ca) } : {}),
-    ...(t.cert ? { cert: readFileSync(t.cert) } : {}),
-    ...(t.key ? { key: readFileSync(t.key) } : {}),
+    ...(ca ? { ca } : {}),
+    ...(cert ? { cert } : {}),
+    ...(key ? { key } : {}),
     rejectUnauthorized: true,
   };
+}
+
+function describeErrno(e: unknown): string {
+  const code = (e as NodeJS.ErrnoException).code;
+  if (code === "ENOENT") return "no such file (ENOENT)";
+  if (code === "EACCES") return "permission denied (EACCES)";
+  return code ?? (e as Error).message;
+}
+
+/** What a failed TLS handshake means, in the operator's terms: the CA, or the name in the certificate. */
+function tlsProblem(err: Error, node: NodeEndpoint, tls: TlsOptions | undefined): string {
+  const m = err.message;
+  if (/self[- ]signed|unable to (verify|get local issuer)|certificate signature failure/i.test(m)) {
+    return `TLS: the server's certificate is not signed by ${tls?.ca ? `the CA in ${tls.ca}` : "a CA this host trusts (set cluster.tls.ca)"} (${m})`;
+  }
+  if (/altnames|does not match certificate|hostname/i.test(m)) {
+    return `TLS: the server's certificate is not issued for ${node.host} (${m})`;
+  }
+  if (/expired|not yet valid/i.test(m)) return `TLS: the server's certificate is ${m}`;
+  return `TLS handshake failed: ${m}`;
 }
 
 export async function connectNode(
@@ -62,6 +123,7 @@ export async function connectNode(
   creds: Credentials,
   options: { timeoutMs?: number; tls?: TlsOptions; multipleStatements?: boolean; socketAuth?: boolean } = {},
 ): Promise<Connection> {
+  const ssl = options.tls ? tlsFiles(options.tls) : undefined;
   try {
     return await mysql.createConnection({
       ...(node.socket ? { socketPath: node.socket } : { host: node.host, port: node.port }),
@@ -72,15 +134,17 @@ export async function connectNode(
       supportBigNumbers: true,
       bigNumberStrings: true,
       dateStrings: true,
-      ...(options.tls ? { ssl: tlsFiles(options.tls) } : {}),
+      ...(ssl ? { ssl } : {}),
       // unix_socket authentication: the server checks the peer's OS user; the client sends nothing.
       ...(options.socketAuth ? { authPlugins: { unix_socket: () => () => Buffer.alloc(0) } } : {}),
     });
   } catch (e) {
     const err = e as NodeJS.ErrnoException & { sqlMessage?: string };
     const where = node.socket ? `socket ${node.socket}` : `${node.host}:${node.port}`;
-    const tls = /SSL|TLS|CERT|certificate/i.test(`${err.code ?? ""} ${err.message}`);
-    const why = err.sqlMessage ?? (tls ? `TLS handshake failed: ${err.message}` : (err.code ?? err.message));
+    // require_secure_transport=ON and no cluster.tls: the server refuses a plain connection.
+    const needsTls = /insecure transport/i.test(err.sqlMessage ?? "");
+    const tls = needsTls || /SSL|TLS|CERT|certificate/i.test(`${err.code ?? ""} ${err.message}`);
+    const why = err.sqlMessage ?? (tls ? tlsProblem(err, node, options.tls) : (err.code ?? err.message));
     // ENOENT: the socket file is missing, so no server listens there either.
     const unreachable = isNetworkError(err) || err.code === "ENOENT";
     throw new StrongboxError(
@@ -90,9 +154,13 @@ export async function connectNode(
         stage: "connect",
         hint: unreachable
           ? "is mariadbd running there?"
-          : tls
-            ? "check cluster.tls: the CA must have signed the server's certificate, issued for this host"
-            : "check the user and password file",
+          : needsTls
+            ? "the server requires TLS: set cluster.tls.ca and reach the node by host and port"
+            : tls
+              ? "check cluster.tls: the CA must have signed the server's certificate, issued for this host"
+              : options.tls || node.socket
+                ? "check the user and password file"
+                : "check the user and password file; an account that REQUIREs SSL needs cluster.tls",
         cause: e,
       },
     );

@@ -20,6 +20,8 @@ export interface NodeHealth {
   lastCommitted: number;
   desynced: boolean;
   error?: string;
+  /** Why the node could not be asked, when it could not (NODE_TLS, FILE_MISSING, NODE_UNREACHABLE…). */
+  failure?: StrongboxError;
 }
 
 export async function probeNode(
@@ -59,20 +61,25 @@ export async function probeNodeKeepingConnection(
     return { health, conn };
   } catch (e) {
     await conn?.end().catch(() => {});
-    const health: NodeHealth = {
-      node,
-      reachable: false,
-      clusterStatus: "",
-      state: "unreachable",
-      ready: false,
-      clusterSize: 0,
-      clusterUuid: "",
-      lastCommitted: -1,
-      desynced: false,
-      error: e instanceof StrongboxError ? e.message : (e as Error).message,
-    };
-    return { health };
+    return { health: unreachable(node, e) };
   }
+}
+
+/** The health of a node that could not be asked, and why. */
+export function unreachable(node: NodeEndpoint, e: unknown): NodeHealth {
+  return {
+    node,
+    reachable: false,
+    clusterStatus: "",
+    state: "unreachable",
+    ready: false,
+    clusterSize: 0,
+    clusterUuid: "",
+    lastCommitted: -1,
+    desynced: false,
+    error: e instanceof StrongboxError ? e.message : (e as Error).message,
+    ...(e instanceof StrongboxError ? { failure: e } : {}),
+  };
 }
 
 export function isEligible(h: NodeHealth): boolean {
@@ -94,6 +101,21 @@ export function rankDonors(
 ): NodeHealth[] {
   const eligible = health.filter(isEligible);
   if (eligible.length === 0) {
+    // Every node refused this host the same way (TLS, a file of the configuration, the password):
+    // that is the problem to fix here, not a cluster that needs to recover.
+    const first = health[0]?.failure;
+    if (
+      first &&
+      first.code !== "NODE_UNREACHABLE" &&
+      health.every((h) => !h.reachable && h.failure?.code === first.code)
+    ) {
+      const others = health.slice(1).map((h) => h.node.name);
+      throw new StrongboxError(
+        first.code,
+        `${first.message}${others.length > 0 ? ` (and the same on ${others.join(", ")})` : ""}`,
+        { stage: "choose-node", ...(first.hint ? { hint: first.hint } : {}), cause: first },
+      );
+    }
     throw new StrongboxError(
       "NO_SYNCED_NODE",
       `no node is Synced in a Primary component: ${health.map(describeHealth).join("; ")}`,

@@ -1,7 +1,7 @@
 // The one checked read of repository objects: the stored bytes of a part or an archived binlog,
 // their size and SHA-256 compared with the signed record (manifest or binlog index) as they stream.
 import { createHash } from "node:crypto";
-import { type Readable, Transform } from "node:stream";
+import { pipeline, type Readable, Transform } from "node:stream";
 import { StrongboxError } from "../errors.ts";
 import type { PartRecord } from "../pipeline/parts.ts";
 import type { Storage } from "../storage/types.ts";
@@ -50,8 +50,29 @@ export async function readChecked(
       cb();
     },
   });
-  src.on("error", (e) => check.destroy(e));
-  return src.pipe(check);
+  // pipeline, not pipe: when the check fails or its reader stops, the source is destroyed too
+  // (a local file's FileHandle closed, not left to the garbage collector: DEP0137).
+  return pipeline(src, check, () => {});
+}
+
+/**
+ * The error to report when decrypting a checked read failed: if the rest of the stored bytes do not
+ * match their signed record, that mismatch. A flipped byte in a recipient stanza makes age say that
+ * no identity matches, a wrong-key diagnosis for what is damage; the hash tells them apart. Only
+ * decryption failures read on (at most one part or binlog file); others are returned as they are.
+ */
+export async function checkedFailure(stored: Readable, error: unknown): Promise<unknown> {
+  if (!String((error as StrongboxError).code ?? "").startsWith("AGE_")) return error;
+  if (stored.errored) return stored.errored;
+  if (stored.destroyed || stored.readableEnded) return error;
+  try {
+    for await (const _ of stored) {
+      // Only the check's verdict at the end matters.
+    }
+  } catch (mismatch) {
+    return mismatch;
+  }
+  return error;
 }
 
 /** A part's read or decryption failure as the error to report, naming the backup and the part. */

@@ -4,7 +4,7 @@ import { Readable } from "node:stream";
 import { createDecryptStream } from "../crypto/age.ts";
 import type { AgeIdentity } from "../crypto/age-keys.ts";
 import type { PartRecord } from "../pipeline/parts.ts";
-import { partError, readPartChecked } from "../repository/checked-read.ts";
+import { checkedFailure, partError, readPartChecked } from "../repository/checked-read.ts";
 import type { Manifest } from "../repository/manifest.ts";
 import type { Repository } from "../repository/repository.ts";
 
@@ -36,8 +36,10 @@ export function backupPlaintext(
       try {
         for await (const chunk of dec) yield chunk as Buffer;
       } catch (e) {
+        stored.unpipe(dec);
+        const error = await checkedFailure(stored, e);
         stored.destroy();
-        throw partError(m, part, e);
+        throw partError(m, part, error);
       }
       options.onPart?.(part);
     }

@@ -3,7 +3,7 @@
 import { mkdir, readdir, rm, statfs } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { StrongboxError } from "../errors.ts";
-import { writeGrastate } from "../mariadb/grastate.ts";
+import { removeGrastate, writeGrastate, writeUnfinishedGrastate } from "../mariadb/grastate.ts";
 import type { Manifest } from "../repository/manifest.ts";
 import { run } from "../util/proc.ts";
 import { formatBytes } from "../util/size.ts";
@@ -18,6 +18,11 @@ export interface RestoreOptions {
   force?: boolean;
   prepare?: boolean;
   mariabackupPath?: string;
+  /**
+   * false: the directory is not finished (binlogs are applied next): grastate.dat keeps
+   * `safe_to_bootstrap: 0` until the caller writes the final one.
+   */
+  bootable?: boolean;
   signal?: AbortSignal;
   log?: (message: string) => void;
 }
@@ -28,6 +33,10 @@ export interface RestoreResult {
   rawBytes: number;
   timings: Record<string, number>;
   grastate: { uuid: string; seqno: number } | null;
+  /** false with --no-prepare: the data is as mariabackup streamed it, not startable yet. */
+  prepared: boolean;
+  /** Not prepared: where each incremental of the chain was extracted, in the order to apply them. */
+  incrementalDirs: string[];
 }
 
 async function isEmptyDir(dir: string): Promise<boolean | undefined> {
@@ -62,7 +71,7 @@ export async function prepareTarget(targetDir: string, needBytes: number, force:
         hint: "choose an empty directory, or pass --force to replace its contents",
       });
     }
-    for (const f of await readdir(targetDir)) await rm(join(targetDir, f), { recursive: true, force: true });
+    await emptyTarget(targetDir);
   }
   await checkFreeSpace(targetDir, needBytes);
   await mkdir(targetDir, { recursive: true, mode: 0o700 });
@@ -95,8 +104,12 @@ export async function restorePhysical(o: RestoreOptions): Promise<RestoreResult>
   await prepareTarget(target, need, o.force ?? false);
   const incRoot = `${target}.strongbox-incremental`;
   let rawBytes = 0;
+  let state: RestoreResult["grastate"] = null;
+  const prepared = o.prepare !== false;
   let ok = false;
   try {
+    await rm(incRoot, { recursive: true, force: true });
+    await writeUnfinishedGrastate(target);
     for (const [i, m] of o.chain.entries()) {
       const dir = i === 0 ? target : join(incRoot, m.id);
       await mkdir(dir, { recursive: true, mode: 0o700 });
@@ -106,7 +119,7 @@ export async function restorePhysical(o: RestoreOptions): Promise<RestoreResult>
       rawBytes += r.rawBytes;
       timings[`extract ${m.id}`] = since(t);
     }
-    if (o.prepare !== false) {
+    if (prepared) {
       const mb = o.mariabackupPath ?? "mariabackup";
       let t = performance.now();
       log("preparing the full backup");
@@ -125,26 +138,57 @@ export async function restorePhysical(o: RestoreOptions): Promise<RestoreResult>
         timings[`apply ${m.id}`] = since(t);
       }
     }
+    const last = o.chain[o.chain.length - 1]!;
+    if (last.cluster.uuid && last.cluster.seqno !== null) {
+      state = { uuid: last.cluster.uuid, seqno: last.cluster.seqno };
+    }
+    // Unprepared data is not startable: grastate.dat keeps safe_to_bootstrap: 0 (nextSteps says
+    // what to write once it is prepared).
+    if (o.bootable !== false && prepared) {
+      if (state) await writeGrastate(target, state);
+      else await removeGrastate(target);
+    }
     ok = true;
   } finally {
-    await rm(incRoot, { recursive: true, force: true });
+    // Not prepared, the incrementals stay for the operator to apply (nextSteps lists them).
+    if (prepared || !ok || o.chain.length === 1) await rm(incRoot, { recursive: true, force: true });
     // A half-restored directory looks usable and is not: the target was empty, so empty it again.
-    if (!ok) {
-      for (const f of await readdir(target).catch(() => []))
-        await rm(join(target, f), { recursive: true, force: true });
-    }
-  }
-  const last = o.chain[o.chain.length - 1]!;
-  let state: RestoreResult["grastate"] = null;
-  if (last.cluster.uuid && last.cluster.seqno !== null) {
-    state = { uuid: last.cluster.uuid, seqno: last.cluster.seqno };
-    await writeGrastate(target, state);
+    if (!ok) await emptyTarget(target);
   }
   timings.total = since(t0);
-  return { targetDir: target, backups: o.chain.map((m) => m.id), rawBytes, timings, grastate: state };
+  const incrementalDirs = prepared ? [] : o.chain.slice(1).map((m) => join(incRoot, m.id));
+  return {
+    targetDir: target,
+    backups: o.chain.map((m) => m.id),
+    rawBytes,
+    timings,
+    grastate: state,
+    prepared,
+    incrementalDirs,
+  };
+}
+
+/** Empties a restore's target after a failure (it was empty before: prepareTarget). */
+export async function emptyTarget(target: string): Promise<void> {
+  for (const f of await readdir(target).catch(() => [])) {
+    await rm(join(target, f), { recursive: true, force: true });
+  }
 }
 
 export function nextSteps(r: RestoreResult): string[] {
+  if (!r.prepared) {
+    return [
+      "not prepared (--no-prepare): grastate.dat says safe_to_bootstrap: 0 until you finish it by hand:",
+      `  mariabackup --prepare --target-dir=${r.targetDir}`,
+      ...r.incrementalDirs.map(
+        (d) => `  mariabackup --prepare --target-dir=${r.targetDir} --incremental-dir=${d}`,
+      ),
+      ...(r.incrementalDirs.length > 0 ? [`  rm -r ${dirname(r.incrementalDirs[0]!)}`] : []),
+      r.grastate
+        ? `  then in grastate.dat: uuid ${r.grastate.uuid}, seqno ${r.grastate.seqno}, safe_to_bootstrap: 1`
+        : "  then remove grastate.dat (the backup has no Galera position)",
+    ];
+  }
   return [
     "next steps to start a new cluster from it:",
     `  chown -R mysql:mysql ${r.targetDir}       # the server's user must own the data`,

@@ -194,6 +194,14 @@ export async function sandboxUp(o: UpOptions): Promise<SandboxState> {
       hint: "start its nodes with sandbox start-node, or remove it with: strongbox sandbox down --purge",
     });
   }
+  // A sandbox writes DIR/strongbox.yaml: never over a configuration of someone's own.
+  if (existsSync(paths.config)) {
+    throw new StrongboxError(
+      "SANDBOX_DIR_IN_USE",
+      `${paths.config} exists and is not a sandbox's; sandbox up would overwrite it`,
+      { hint: "choose another --dir" },
+    );
+  }
   // The accounts of the nodes must reach their homes below DIR.
   if (o.hosts) assertDirReachableByOthers(dir, "the sandbox directory");
   const hosts = o.hosts ? { id: randomBytes(3).toString("hex") } : undefined;

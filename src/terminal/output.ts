@@ -61,8 +61,18 @@ export class StreamOutput implements Output {
   }
 }
 
-/** The process's own stdout and stderr. */
+/**
+ * The process's own stdout and stderr. A reader that goes away (`strongbox list | head -1`) is not
+ * an error of the command: writes to a closed pipe are dropped instead of crashing the process
+ * with an unhandled EPIPE and a stack trace.
+ */
 export function terminalOutput(json: boolean): Output {
+  for (const stream of [process.stdout, process.stderr]) {
+    if (stream.listenerCount("error") > 0) continue;
+    stream.on("error", (e: NodeJS.ErrnoException) => {
+      if (e.code !== "EPIPE") throw e;
+    });
+  }
   return new StreamOutput(json, process.stdout, process.stderr);
 }
 

@@ -2,6 +2,7 @@
 // nothing half-committed, scratch servers stopped); a second signal, or cleanup that takes longer
 // than the grace period, ends the process.
 import { StrongboxError } from "../errors.ts";
+import { isAbortError } from "../util/error-kinds.ts";
 
 const GRACE_MS = 120_000;
 
@@ -32,4 +33,13 @@ export function interruptible(describe: (sig: NodeJS.Signals) => string): Interr
       process.off("SIGINT", onSignal);
     },
   };
+}
+
+/**
+ * Node's AbortError (from a child process or a pipeline given the signal) carries the reason the
+ * command was aborted with, ABORTED "… by SIGTERM": that is the error to report, not a bug.
+ */
+export function abortReason(error: unknown): unknown {
+  const cause = (error as Error | undefined)?.cause;
+  return isAbortError(error) && cause instanceof StrongboxError ? cause : error;
 }

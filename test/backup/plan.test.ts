@@ -3,7 +3,9 @@ import assert from "node:assert/strict";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { planningHistory } from "../../src/backup/plan.ts";
+import { planBackup, planningHistory } from "../../src/backup/plan.ts";
+import type { StrongboxError } from "../../src/errors.ts";
+import type { NodeHealth } from "../../src/galera/health.ts";
 import { MANIFEST_FORMAT, type Manifest } from "../../src/repository/manifest.ts";
 import { tempRepository } from "../helpers/repo.ts";
 
@@ -68,5 +70,39 @@ describe("planning history", () => {
     await repo.commit(backup(2, "incremental"));
     await writeFile(join(dir, "backups", backup(1, "full").id, "manifest.json"), "{ not json");
     await assert.rejects(planningHistory(repo, undefined, undefined), { code: "MANIFEST_CORRUPT" });
+  });
+});
+
+describe("backup plan", () => {
+  const healthy = (name: string): NodeHealth => ({
+    node: { name, host: "127.0.0.1", port: 3306 },
+    reachable: true,
+    clusterStatus: "Primary",
+    state: "Synced",
+    ready: true,
+    clusterSize: 2,
+    clusterUuid: "u",
+    lastCommitted: 1,
+    desynced: false,
+  });
+
+  it("--node with a name that is not configured says so, whatever the kind of backup", () => {
+    const history = [{ ...backup(1, "full"), donor: "db1" } as Manifest];
+    for (const kind of [undefined, "incremental", "full", "logical"] as const) {
+      assert.throws(
+        () =>
+          planBackup(
+            { fullEvery: "7d" },
+            [healthy("db1"), healthy("db2")],
+            history,
+            { kind, node: "nosuch" },
+            Date.parse("2026-11-02T00:00:00Z"),
+          ),
+        (e: StrongboxError) =>
+          e.code === "NODE_UNKNOWN" &&
+          e.oneLine() === 'no node named "nosuch" in the configuration (configured: db1, db2)',
+        String(kind),
+      );
+    }
   });
 });

@@ -32,7 +32,8 @@ describe("TLS to the database", () => {
     assert.notEqual(cipher.Value, "", "the session is encrypted");
     await assert.rejects(
       connectNode(endpoint, cluster.backup),
-      (e: StrongboxError) => e.code === "NODE_CONNECT_FAILED",
+      (e: StrongboxError) =>
+        e.code === "NODE_CONNECT_FAILED" && /REQUIREs SSL needs cluster\.tls\)$/.test(e.oneLine()),
     );
   });
 
@@ -46,16 +47,44 @@ describe("TLS to the database", () => {
     assert.equal(t.code, 0, t.stderr);
   });
 
-  it("a server certificate that does not match the CA is refused", async () => {
+  it("a wrong CA file is named with the TLS problem first, not as a cluster that is not Synced", async () => {
     const wrong = editConfig(cluster.configPath, join(cluster.dir, "wrong-ca.yaml"), (c) => {
       // The client certificate is not a CA: nothing the server presents chains to it.
       c.cluster.tls.ca = "tls/client-cert.pem";
     });
-    const r = await cli(["--config", wrong, "backup", "--full"]);
+    for (const command of [
+      ["backup", "--full"],
+      ["binlog", "archive"],
+    ]) {
+      const r = await cli(["--config", wrong, ...command, "--json"]);
+      assert.equal(r.code, 2, r.stderr);
+      assert.equal(JSON.parse(r.stdout).error.code, "NODE_TLS");
+      assert.match(
+        r.stderr,
+        /^strongbox: error: cannot connect to node node1 \(127\.0\.0\.1:\d+\) as \w+: TLS: the server's certificate is not signed by the CA in \/.*\/tls\/client-cert\.pem \(.*\) \(check cluster\.tls/,
+      );
+      assert.doesNotMatch(r.stderr, /no node is Synced|recover/);
+    }
+  });
+
+  it("a missing CA file, or one that holds no certificate, is named before any connection", async () => {
+    const missing = editConfig(cluster.configPath, join(cluster.dir, "missing-ca.yaml"), (c) => {
+      c.cluster.tls.ca = "tls/no-such-ca.pem";
+    });
+    let r = await cli(["--config", missing, "backup", "--full"]);
     assert.equal(r.code, 2);
     assert.match(
       r.stderr,
-      /^strongbox: error: no node is Synced in a Primary component: node1: unreachable \(cannot connect to node node1 .*TLS handshake failed: .*(certificate|signed|verify)/im,
+      /^strongbox: error: the database TLS CA \/.*\/tls\/no-such-ca\.pem \(cluster\.tls\.ca\) cannot be read: no such file \(ENOENT\) \(check cluster\.tls/,
+    );
+    const notCert = editConfig(cluster.configPath, join(cluster.dir, "key-as-ca.yaml"), (c) => {
+      c.cluster.tls.ca = "tls/client-key.pem";
+    });
+    r = await cli(["--config", notCert, "backup", "--full"]);
+    assert.equal(r.code, 2);
+    assert.match(
+      r.stderr,
+      /^strongbox: error: the database TLS CA \/.*\/tls\/client-key\.pem \(cluster\.tls\.ca\) holds no PEM certificate/,
     );
   });
 });

@@ -2,12 +2,13 @@
 // an accidental DROP TABLE, recovery to just before it; then the archiving node stops in the middle
 // and archiving continues from another node by GTID, without gaps or duplicates.
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
+import { execFile, spawn } from "node:child_process";
+import { existsSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { promisify } from "node:util";
 import { type ArchiveResult, archiveFollow, archiveOnce } from "../../src/binlog/archive.ts";
 import { chooseBackupFor } from "../../src/binlog/plan.ts";
 import { restoreToPoint } from "../../src/binlog/replay.ts";
@@ -29,11 +30,13 @@ import { readIndex } from "../../src/repository/binlog-index.ts";
 import type { Manifest } from "../../src/repository/manifest.ts";
 import { stopNode } from "../../src/sandbox/cluster.ts";
 import { MemoryOutput } from "../../src/terminal/output.ts";
+import { pidAlive } from "../../src/util/liveness.ts";
 import { sleep } from "../../src/util/proc.ts";
-import { BIN, cli, editConfig } from "../helpers/cli.ts";
+import { BIN, cli, editConfig, FIXTURES, startCli } from "../helpers/cli.ts";
 import { useCluster } from "../helpers/cluster.ts";
 
 const LONG = { timeout: 600_000 };
+const exec = promisify(execFile);
 
 describe("point-in-time recovery", () => {
   const cluster = useCluster({ nodes: 3 });
@@ -198,6 +201,73 @@ describe("point-in-time recovery", () => {
     assert.equal(out.id, backup.id);
     assert.ok(out.timings.replay > 0, "binlogs were replayed");
     assert.ok(out.tablesChecked > 0);
+  });
+
+  it("a failed or interrupted point-in-time restore leaves no bootable data directory", LONG, async () => {
+    const cfg = opened.loaded.path;
+    // A target just past the end of the archive: the signed index already tells (no archived
+    // event at or after it, the archive not complete past it), before anything is restored.
+    const late = join(work, "too-late");
+    const soon = new Date(Date.now() + 60_000).toISOString();
+    let r = await cli(["--config", cfg, "restore", "--to-time", soon, "--target-dir", late, "--json"]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.equal(JSON.parse(r.stdout).error.code, "PITR_NOT_COVERED");
+    assert.equal(existsSync(late), false, "nothing restored, nothing left to bootstrap from");
+    // Far past the newest archiving (an hour, a typo'd year): refused from the index, before
+    // anything is restored.
+    const never = join(work, "far-too-late");
+    const hour = new Date(Date.now() + 3_600_000).toISOString();
+    r = await cli(["--config", cfg, "restore", "--to-time", hour, "--target-dir", never]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /^strongbox: error: the binlog archive ends at 1-\d+-\d+ .*before the target/m);
+    assert.doesNotMatch(r.stderr, /extracting/);
+    assert.equal(existsSync(never), false);
+    const gtidPast = `1-1-${Number((await writerGtid()).split("-")[2]) + 1000}`;
+    r = await cli(["--config", cfg, "restore", "--to-gtid", gtidPast, "--target-dir", never]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, new RegExp(`before the target ${gtidPast}`));
+    assert.equal(existsSync(never), false);
+
+    // Stopped in the middle of the roll-forward (a mariadb-binlog that hangs once it applies).
+    const bin = await mkdtemp(join(work, "bin-"));
+    symlinkSync(join(FIXTURES, "mariadb-binlog-hangs-on-apply.sh"), join(bin, "mariadb-binlog"));
+    const to = new Date((dropAt - 0.2) * 1000).toISOString();
+    for (const signal of ["SIGTERM", "SIGKILL"] as const) {
+      const started = join(work, `apply-started-${signal}`);
+      const target = join(work, `interrupted-${signal}`);
+      const run = startCli(["--config", cfg, "restore", "--to-time", to, "--target-dir", target], {
+        PATH: `${bin}:${process.env.PATH}`,
+        APPLY_STARTED: started,
+      });
+      await Promise.race([
+        (async () => {
+          while (!existsSync(started)) await sleep(50);
+        })(),
+        run.result.then((x) => {
+          throw new Error(`restore ended before its roll-forward: ${x.stderr}`);
+        }),
+      ]);
+      assert.match(readFileSync(join(target, "grastate.dat"), "utf8"), /safe_to_bootstrap: 0/);
+      run.child.kill(signal);
+      const ended = await run.result;
+      if (signal === "SIGTERM") {
+        assert.equal(ended.code, 130, ended.stderr);
+        assert.match(ended.stderr, /restore aborted by SIGTERM/);
+        assert.deepEqual(readdirSync(target), [], "emptied, as a failed restore is");
+      } else {
+        // Nothing cleans up after SIGKILL: grastate.dat still forbids a bootstrap from this data.
+        assert.match(readFileSync(join(target, "grastate.dat"), "utf8"), /seqno:\s+-1\nsafe_to_bootstrap: 0/);
+        // What the killed restore left running: the hanging fake and the scratch server on the target.
+        process.kill(Number(readFileSync(started, "utf8")), "SIGKILL");
+        const { stdout } = await exec("pgrep", ["-f", "--", `--datadir=${target}`]).catch(() => ({
+          stdout: "",
+        }));
+        for (const pid of stdout.split("\n").filter(Boolean)) process.kill(Number(pid), "SIGTERM");
+        for (const pid of stdout.split("\n").filter(Boolean)) {
+          while (pidAlive(Number(pid))) await sleep(50);
+        }
+      }
+    }
   });
 
   it("continues from another node by GTID when the archiving node stops", LONG, async () => {

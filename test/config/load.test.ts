@@ -118,13 +118,16 @@ keys:
     await chmod(path, 0o644);
     await assert.rejects(
       loadConfig(path),
-      (e: StrongboxError) => e.code === "FILE_TOO_OPEN" && /chmod 600/.test(e.oneLine()),
+      (e: StrongboxError) =>
+        e.code === "CONFIG_TOO_OPEN" && e.exitCode === 78 && /chmod 600/.test(e.oneLine()),
     );
     await chmod(path, 0o600);
     const loaded = await loadConfig(path);
     assert.equal(loaded.resolvePath("signing.key"), join(dir, "signing.key"));
-    await assert.rejects(loadConfig(join(dir, "missing.yaml")), (e: StrongboxError) =>
-      /not found/.test(e.message),
+    await assert.rejects(
+      loadConfig(join(dir, "missing.yaml")),
+      (e: StrongboxError) =>
+        e.code === "CONFIG_NOT_FOUND" && e.exitCode === 78 && /not found/.test(e.message),
     );
   });
 

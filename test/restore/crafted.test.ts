@@ -1,16 +1,20 @@
 // Restore refuses a stream or a manifest crafted to write outside its target directory.
 import assert from "node:assert/strict";
-import { existsSync, readdirSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { mkdir, mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import { crc32, zstdCompressSync } from "node:zlib";
 import { encryptBuffer } from "../../src/crypto/age.ts";
-import { generateX25519Identity, parseRecipient } from "../../src/crypto/age-keys.ts";
+import { generateX25519Identity, parseIdentities, parseRecipient } from "../../src/crypto/age-keys.ts";
 import { generateSigningKey } from "../../src/crypto/sign.ts";
 import { MANIFEST_FORMAT, type Manifest, newBackupId, signManifest } from "../../src/repository/manifest.ts";
 import { Repository } from "../../src/repository/repository.ts";
+import { decodeBackup } from "../../src/restore/extract.ts";
+import { repositorySource } from "../../src/restore/read.ts";
 import { XbstreamReader } from "../../src/restore/xbstream.ts";
 import { LocalStorage } from "../../src/storage/local.ts";
 import { cli } from "../helpers/cli.ts";
@@ -40,6 +44,84 @@ async function validate(stream: Buffer): Promise<void> {
   reader.finish();
 }
 
+/** A local repository with a configuration, and a way to commit signed backups of any stream. */
+async function craftedRepository() {
+  const dir = await mkdtemp(join(tmpdir(), "sb-crafted-"));
+  const { identity, recipient } = generateX25519Identity();
+  const signing = generateSigningKey();
+  await mkdir(join(dir, "keys"), { mode: 0o700 });
+  await writeFile(join(dir, "keys/identity.txt"), `${identity}\n`, { mode: 0o600 });
+  await writeFile(join(dir, "keys/signing.key"), signing.privateKeyPem, { mode: 0o600 });
+  await writeFile(join(dir, "backup.password"), "unused\n", { mode: 0o600 });
+  await writeFile(
+    join(dir, "strongbox.yaml"),
+    [
+      "version: 1",
+      "cluster:",
+      "  nodes: [{ name: db1, host: 127.0.0.1, port: 1 }]",
+      "  credentials: { backup: { user: b, passwordFile: backup.password } }",
+      "repositories: [{ name: local, storage: { type: local, path: repo } }]",
+      "keys:",
+      `  recipients: [${recipient}]`,
+      "  signingKey: keys/signing.key",
+      "  identity: keys/identity.txt",
+      "",
+    ].join("\n"),
+    { mode: 0o600 },
+  );
+  const storage = await LocalStorage.open(join(dir, "repo"));
+  const repo = await Repository.init("local", storage, {
+    recipients: [recipient],
+    passphrase: false,
+    signingPublicKey: signing.publicKey,
+    compression: { algorithm: "zstd", level: 1 },
+    partSize: 1 << 20,
+    signingPrivateKeyPem: signing.privateKeyPem,
+  });
+  const craft = async (stream: Buffer, partKey?: (id: string) => string): Promise<string> => {
+    const id = newBackupId();
+    const plain = zstdCompressSync(stream);
+    const part = await encryptBuffer(plain, [parseRecipient(recipient)]);
+    const key = partKey ? partKey(id) : repo.partKey(id, 0);
+    if (!partKey) await storage.put(key, part);
+    const { createHash } = await import("node:crypto");
+    const m: Manifest = {
+      format: MANIFEST_FORMAT,
+      id,
+      type: "full",
+      parent: null,
+      chainRoot: id,
+      cluster: { name: "x", uuid: null, seqno: null, size: 1 },
+      donor: "db1",
+      serverVersion: null,
+      gtid: null,
+      binlog: null,
+      lsn: { from: 0, to: 1, last: 1 },
+      startedAt: new Date().toISOString(),
+      finishedAt: new Date().toISOString(),
+      durations: {},
+      bytes: { raw: stream.length, compressed: plain.length, stored: part.length },
+      compression: { algorithm: "zstd", level: 1 },
+      encryption: { format: "age-v1", recipients: [recipient], passphrase: false },
+      parts: [
+        {
+          index: 0,
+          key,
+          size: part.length,
+          sha256: createHash("sha256").update(part).digest("hex"),
+          plainSize: plain.length,
+        },
+      ],
+      details: (await encryptBuffer(Buffer.from("{}"), [parseRecipient(recipient)])).toString("base64"),
+      tool: { name: "strongbox", version: "test", backupTool: "mariabackup" },
+    };
+    await repo.commit(signManifest(m, signing.privateKeyPem, signing.publicKey));
+    return id;
+  };
+
+  return { dir, storage, repo, craft };
+}
+
 describe("crafted backups", () => {
   it("the stream validator accepts a well-formed stream and rejects escapes, bad CRCs and truncation", async () => {
     await validate(
@@ -65,79 +147,7 @@ describe("crafted backups", () => {
   });
 
   it("restore of a signed backup whose stream escapes the target: refused, nothing written outside", async () => {
-    const dir = await mkdtemp(join(tmpdir(), "sb-crafted-"));
-    const { identity, recipient } = generateX25519Identity();
-    const signing = generateSigningKey();
-    await mkdir(join(dir, "keys"), { mode: 0o700 });
-    await writeFile(join(dir, "keys/identity.txt"), `${identity}\n`, { mode: 0o600 });
-    await writeFile(join(dir, "keys/signing.key"), signing.privateKeyPem, { mode: 0o600 });
-    await writeFile(join(dir, "backup.password"), "unused\n", { mode: 0o600 });
-    await writeFile(
-      join(dir, "strongbox.yaml"),
-      [
-        "version: 1",
-        "cluster:",
-        "  nodes: [{ name: db1, host: 127.0.0.1, port: 1 }]",
-        "  credentials: { backup: { user: b, passwordFile: backup.password } }",
-        "repositories: [{ name: local, storage: { type: local, path: repo } }]",
-        "keys:",
-        `  recipients: [${recipient}]`,
-        "  signingKey: keys/signing.key",
-        "  identity: keys/identity.txt",
-        "",
-      ].join("\n"),
-      { mode: 0o600 },
-    );
-    const storage = await LocalStorage.open(join(dir, "repo"));
-    const repo = await Repository.init("local", storage, {
-      recipients: [recipient],
-      passphrase: false,
-      signingPublicKey: signing.publicKey,
-      compression: { algorithm: "zstd", level: 1 },
-      partSize: 1 << 20,
-      signingPrivateKeyPem: signing.privateKeyPem,
-    });
-    const craft = async (stream: Buffer, partKey?: (id: string) => string): Promise<string> => {
-      const id = newBackupId();
-      const plain = zstdCompressSync(stream);
-      const part = await encryptBuffer(plain, [parseRecipient(recipient)]);
-      const key = partKey ? partKey(id) : repo.partKey(id, 0);
-      if (!partKey) await storage.put(key, part);
-      const { createHash } = await import("node:crypto");
-      const m: Manifest = {
-        format: MANIFEST_FORMAT,
-        id,
-        type: "full",
-        parent: null,
-        chainRoot: id,
-        cluster: { name: "x", uuid: null, seqno: null, size: 1 },
-        donor: "db1",
-        serverVersion: null,
-        gtid: null,
-        binlog: null,
-        lsn: { from: 0, to: 1, last: 1 },
-        startedAt: new Date().toISOString(),
-        finishedAt: new Date().toISOString(),
-        durations: {},
-        bytes: { raw: stream.length, compressed: plain.length, stored: part.length },
-        compression: { algorithm: "zstd", level: 1 },
-        encryption: { format: "age-v1", recipients: [recipient], passphrase: false },
-        parts: [
-          {
-            index: 0,
-            key,
-            size: part.length,
-            sha256: createHash("sha256").update(part).digest("hex"),
-            plainSize: plain.length,
-          },
-        ],
-        details: (await encryptBuffer(Buffer.from("{}"), [parseRecipient(recipient)])).toString("base64"),
-        tool: { name: "strongbox", version: "test", backupTool: "mariabackup" },
-      };
-      await repo.commit(signManifest(m, signing.privateKeyPem, signing.publicKey));
-      return id;
-    };
-
+    const { dir, craft } = await craftedRepository();
     const escaping = await craft(
       xbstream([
         ["ibdata1", "ok"],
@@ -177,6 +187,71 @@ describe("crafted backups", () => {
     assert.deepEqual(
       readdirSync(dir).sort(),
       ["keys", "repo", "backup.password", "strongbox.yaml", "target", "t2"].sort(),
+    );
+  });
+
+  it("a flipped byte in the X25519 stanza is damage (SHA-256), not a wrong key; no FileHandle left to the GC", async () => {
+    const { dir, repo, craft } = await craftedRepository();
+    const config = join(dir, "strongbox.yaml");
+    const stream = xbstream([["ibdata1", "z".repeat(5000)]]);
+    const good = await craft(stream);
+    const bad = await craft(stream);
+    const partFile = join(dir, "repo", repo.partKey(bad, 0));
+    const bytes = readFileSync(partFile);
+    // The stanza body is the line after "-> X25519 <share>": the wrapped file key.
+    const body = bytes.indexOf("\n", bytes.indexOf("-> X25519")) + 5;
+    bytes[body] = bytes[body] === 0x41 ? 0x42 : 0x41;
+    writeFileSync(partFile, bytes);
+
+    const verify = await cli(["--config", config, "verify", "--read-data", bad]);
+    assert.equal(verify.code, 2, verify.stderr);
+    assert.match(
+      verify.stderr,
+      new RegExp(`^strongbox: error: backup ${bad} part 0 .* fails its SHA-256 check`),
+    );
+    assert.doesNotMatch(verify.stderr + verify.stdout, /does not match any recipient/);
+    const target = join(dir, "restored");
+    const restore = await cli(["--config", config, "restore", bad, "--target-dir", target, "--no-prepare"]);
+    assert.equal(restore.code, 2, restore.stderr);
+    assert.match(restore.stderr, /fails its SHA-256 check \(restore from an offsite copy\)/);
+    assert.deepEqual(readdirSync(target), []);
+
+    // A wrong identity is still a wrong key.
+    const other = join(dir, "other.txt");
+    writeFileSync(other, `${generateX25519Identity().identity}\n`, { mode: 0o600 });
+    const wrong = await cli(["--config", config, "verify", "--read-data", "--identity", other, good]);
+    assert.equal(wrong.code, 2);
+    assert.match(wrong.stderr, /the identity does not match any recipient of backup/);
+
+    // Failed reads close their files: nothing for the garbage collector to close (DEP0137).
+    setFlagsFromString("--expose-gc");
+    const gc = runInNewContext("gc") as () => void;
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(w.message);
+    process.on("warning", onWarning);
+    try {
+      const identities = parseIdentities(readFileSync(join(dir, "keys/identity.txt"), "utf8"));
+      const m = await repo.get(bad);
+      for (let i = 0; i < 3; i++) {
+        await assert.rejects(decodeBackup(repositorySource(repo, identities), m, { sink: "scan" }), {
+          code: "PART_CORRUPT",
+        });
+      }
+      // A part that is larger than recorded fails in the check itself.
+      writeFileSync(partFile, Buffer.concat([readFileSync(partFile), Buffer.alloc(10)]));
+      await assert.rejects(decodeBackup(repositorySource(repo, identities), m, { sink: "scan" }), {
+        code: "PART_CORRUPT",
+      });
+      for (let i = 0; i < 3; i++) {
+        gc();
+        await new Promise((r) => setImmediate(r));
+      }
+    } finally {
+      process.off("warning", onWarning);
+    }
+    assert.deepEqual(
+      warnings.filter((w) => /garbage collection/.test(w)),
+      [],
     );
   });
 });

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { readFileSync, statSync } from "node:fs";
+import { readFileSync, statSync, writeFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
@@ -111,6 +111,41 @@ describe("sandbox cluster", () => {
       out.nodes.map((n) => n.port),
       cluster.nodes.map((n) => n.port),
     );
+  });
+
+  it("sandbox status finds the sandbox of $STRONGBOX_CONFIG, as the README's tour runs it", async () => {
+    const elsewhere = await mkdtemp(join(tmpdir(), "sb-cwd-"));
+    try {
+      const { stdout } = await exec(BIN, ["sandbox", "status", "--json"], {
+        cwd: elsewhere,
+        env: { ...process.env, STRONGBOX_CONFIG: cluster.configPath, STRONGBOX_SANDBOX_DIR: "" },
+      });
+      const out = JSON.parse(stdout) as { dir: string; healthy: boolean };
+      assert.equal(out.dir, cluster.dir);
+      assert.equal(out.healthy, true);
+    } finally {
+      await rm(elsewhere, { recursive: true, force: true });
+    }
+  });
+
+  it("a configuration that is not a sandbox's is named, and sandbox up never overwrites it", async () => {
+    const other = await mkdtemp(join(tmpdir(), "sb-notsandbox-"));
+    try {
+      const config = join(other, "strongbox.yaml");
+      writeFileSync(config, "version: 1\n", { mode: 0o600 });
+      const status = await exec(BIN, ["sandbox", "status"], {
+        env: { ...process.env, STRONGBOX_CONFIG: config, STRONGBOX_SANDBOX_DIR: "" },
+      }).catch((e: { code: number; stderr: string }) => e);
+      assert.equal((status as { code: number }).code, 2);
+      assert.match(
+        (status as { stderr: string }).stderr,
+        /^strongbox: error: the configuration in use \(\$STRONGBOX_CONFIG .*strongbox\.yaml\) is not a sandbox's: no sandbox in .* \(pass --dir DIR/,
+      );
+      await assert.rejects(sandboxUp({ dir: other }), (e: StrongboxError) => e.code === "SANDBOX_DIR_IN_USE");
+      assert.equal(readFileSync(config, "utf8"), "version: 1\n");
+    } finally {
+      await rm(other, { recursive: true, force: true });
+    }
   });
 
   it("refuses a second sandbox in the same directory", async () => {
