@@ -202,6 +202,10 @@ export function pointTarget(o: { toTime?: string | undefined; toGtid?: string | 
 } {
   const target = { toTime: o.toTime ? new Date(o.toTime) : undefined, toGtid: o.toGtid };
   if (!target.toTime && !target.toGtid) return target;
+  if (target.toTime && Number.isNaN(target.toTime.getTime()))
+    throw new UsageError(
+      `--to-time "${o.toTime}" is not a valid time (use ISO 8601 with a zone, e.g. "2026-11-26T15:01:00Z")`,
+    );
   try {
     checkTarget(target);
   } catch (e) {

@@ -263,7 +263,8 @@ export class AgentSession {
       }
     } catch (e) {
       if (current) {
-        current.sink.destroy(e as Error);
+        // Without an error: the put sees a premature close and fails; nobody listens for ours.
+        current.sink.destroy();
         await current.stored.catch(() => {});
       }
       await Promise.allSettled(committing);

@@ -123,7 +123,7 @@ describe("command line", () => {
         ["restore", "--to-gtid", "bogus", "--target-dir", join(dir, "never")],
         '"bogus" is not a GTID (expected domain-server-sequence, e.g. 1-1-194)',
       ],
-      [["restore-test", "--to-time", "tomorrow"], "--to-time is not a valid time"],
+      [["restore-test", "--to-time", "tomorrow"], '--to-time "tomorrow" is not a valid time'],
       [
         ["restore", "--to-time", "2026-11-26T15:01:00Z", "--to-gtid", "1-1-1", "--target-dir", "x"],
         "give exactly one",

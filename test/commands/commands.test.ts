@@ -95,7 +95,7 @@ stateDir: state
     const out = new MemoryOutput();
     const r = await list(g, {}, out);
     assert.equal(r.exitCode, 0);
-    assert.deepEqual(r.result, { repository: "main", backups: [] });
+    assert.deepEqual(r.result, { repository: "main", backups: [], pointInTime: null });
     assert.equal(out.stdoutText, "repository main: no backups yet\n");
   });
 

@@ -338,7 +338,7 @@ describe("restore-table", () => {
     const noIdentity = editConfig(cluster.configPath, join(cluster.dir, "no-identity.yaml"), (c) => {
       delete c.keys.identity;
     });
-    await refused(["shop.orders", "--to-time", now, "--into-node", "node1"], "IDENTITY_MISSING", noIdentity);
+    await refused(["shop.orders", "--to-time", now, "--into-node", "node1"], "IDENTITY_NEEDED", noIdentity);
 
     // Not enough space for the scratch restore: checked before anything is written there.
     const tiny = join(work, "tiny");

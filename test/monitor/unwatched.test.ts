@@ -220,7 +220,7 @@ describe("nothing unwatched", () => {
       [["verify", "--sample", "250%"], /^strongbox: error: --sample must be a percentage between 0 and 100/m],
       [
         ["restore-test", "--to-time", "yesterday-ish"],
-        /^strongbox: error: --to-time "yesterday-ish" is not a time/m,
+        /^strongbox: error: --to-time "yesterday-ish" is not a valid time/m,
       ],
     ] as const) {
       const u = await cli(["--config", cfg, ...args]);

@@ -186,7 +186,8 @@ describe("crafted backups", () => {
     assert.match(r.stderr, /^strongbox: error: .*invalid storage key "\.\.\/\.\.\/\.\.\/etc\/passwd"/m);
     assert.deepEqual(
       readdirSync(dir).sort(),
-      ["keys", "repo", "backup.password", "strongbox.yaml", "target", "t2"].sort(),
+      // state/: the run catalog, where the failed restore is recorded.
+      ["keys", "repo", "backup.password", "state", "strongbox.yaml", "target", "t2"].sort(),
     );
   });
 
