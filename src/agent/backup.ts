@@ -1,6 +1,8 @@
 // The agent's backup: mariabackup as the node's own OS account with the node's my.cnf, zstd, the
 // stream cut into parts and each encrypted with age to the recipients the backup host sent. Only
 // ciphertext leaves the node; the backup host hashes, stores and commits.
+import { writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import { parseRecipient } from "../crypto/age-keys.ts";
 import { StrongboxError } from "../errors.ts";
 import { readPhysicalPosition, startMariabackup } from "../mariadb/backup-tools.ts";
@@ -41,11 +43,16 @@ export async function backupOnNode(
     throw new StrongboxError("NO_RECIPIENTS", "the backup host sent no recipients");
   const work = await privateTempDir("strongbox-agent-");
   try {
+    let ca: string | undefined;
+    if (r.tlsCaPem) {
+      ca = join(work.path, "ca.pem");
+      await writeFile(ca, r.tlsCaPem, { mode: 0o600, flag: "wx" });
+    }
     const tool = await startMariabackup({
       path: r.mariabackupPath,
       node: r.node,
       creds: r.creds,
-      ...(r.tls ? { tls: r.tls } : {}),
+      ...(ca ? { tls: { ca } } : {}),
       workDir: work.path,
       parallel: r.parallel,
       ...(r.incrementalLsn !== undefined ? { incrementalLsn: r.incrementalLsn } : {}),

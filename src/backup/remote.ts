@@ -1,7 +1,7 @@
 // A physical backup taken by the node's agent: mariabackup, zstd and age run on the node, the
 // encrypted parts come back over SSH and are hashed and stored here. The result has the same shape
 // as a local stream's, so the manifest is built the same way.
-
+import { readFile } from "node:fs/promises";
 import { StrongboxError } from "../errors.ts";
 import type { ClusterNode, Credentials, NodeAgent, TlsOptions } from "../galera/connection.ts";
 import type { PhysicalPosition } from "../mariadb/backup-tools.ts";
@@ -71,12 +71,12 @@ export async function streamViaAgent(
             name: o.node.name,
             host: o.node.host,
             port: o.node.port,
-            socket: o.node.socket,
-            datadir: o.node.datadir,
-            defaultsFile: o.node.defaultsFile,
+            socket: o.node.agent.onNode?.socket,
+            datadir: o.node.agent.onNode?.datadir,
+            defaultsFile: o.node.agent.onNode?.defaultsFile,
           },
           creds: o.creds,
-          tls: o.tls,
+          tlsCaPem: o.tls?.ca ? await readFile(o.tls.ca, "utf8") : undefined,
           parallel: o.parallel,
           incrementalLsn: o.incrementalLsn,
           partSize: o.partSize,

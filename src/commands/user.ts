@@ -46,6 +46,8 @@ function parseMethod(v: string | undefined, loaded: LoadedConfig | undefined): B
 export function accountHostsFor(nodes: readonly ClusterNode[]): string[] | undefined {
   const hosts = new Set<string>();
   for (const n of nodes) {
+    // A node's agent runs mariabackup there, through the node's own socket.
+    if (n.agent?.onNode?.socket) hosts.add("localhost");
     if (n.socket) hosts.add("localhost");
     else if (n.host === "localhost") {
       hosts.add("localhost");

@@ -30,14 +30,23 @@ export async function credentialsFor(
   return { user: c.user, password };
 }
 
+/**
+ * The configured nodes as this host reaches them. A node with an agent is another host: its
+ * socket, datadir and defaultsFile are paths there, handed to the agent as written (absolute) and
+ * never used here — the backup host's own connections (probe, desync, inventory) go to host:port.
+ */
 export function clusterNodes(loaded: LoadedConfig): ClusterNode[] {
   return loaded.config.cluster.nodes.map((n) => ({
     name: n.name,
     host: n.host,
     port: n.port,
-    socket: n.socket ? loaded.resolvePath(n.socket) : undefined,
-    datadir: n.datadir ? loaded.resolvePath(n.datadir) : undefined,
-    defaultsFile: n.defaultsFile ? loaded.resolvePath(n.defaultsFile) : undefined,
+    ...(n.agent
+      ? {}
+      : {
+          socket: n.socket ? loaded.resolvePath(n.socket) : undefined,
+          datadir: n.datadir ? loaded.resolvePath(n.datadir) : undefined,
+          defaultsFile: n.defaultsFile ? loaded.resolvePath(n.defaultsFile) : undefined,
+        }),
     agent: n.agent
       ? {
           host: n.agent.host ?? n.host,
@@ -50,6 +59,7 @@ export function clusterNodes(loaded: LoadedConfig): ClusterNode[] {
           knownHostsFile: n.agent.knownHostsFile ? loaded.resolvePath(n.agent.knownHostsFile) : undefined,
           command: n.agent.command,
           connectTimeoutMs: parseDuration(n.agent.connectTimeout),
+          onNode: { socket: n.socket, datadir: n.datadir, defaultsFile: n.defaultsFile },
         }
       : undefined,
   }));

@@ -92,16 +92,39 @@ export const nodeSchema = z
       .describe("node name used in commands and reports"),
     host: z.string().min(1).default("127.0.0.1").describe("host name or address of the node's client port"),
     port: z.number().int().min(1).max(65535).default(3306).describe("client port"),
-    socket: filePath.optional().describe("unix socket; used instead of host:port when the node is local"),
+    socket: filePath
+      .optional()
+      .describe(
+        "unix socket; used instead of host:port when the node is local. With an agent: the socket on the node (absolute), used by the agent's mariabackup only",
+      ),
     datadir: filePath
       .optional()
-      .describe("data directory of the node (needed for physical backups taken on this host)"),
-    defaultsFile: filePath.optional().describe("the node's my.cnf, passed to mariabackup as --defaults-file"),
+      .describe(
+        "data directory of the node (needed for physical backups taken on this host; with an agent, its path on the node)",
+      ),
+    defaultsFile: filePath
+      .optional()
+      .describe(
+        "the node's my.cnf, passed to mariabackup as --defaults-file (with an agent: its path on the node)",
+      ),
     agent: agentSchema
       .optional()
       .describe("how the backup host reaches this node's agent over SSH; physical backups run there"),
   })
-  .strict();
+  .strict()
+  .superRefine((n, ctx) => {
+    // With an agent these are paths on the node: relative ones would be resolved on the wrong host.
+    if (!n.agent) return;
+    for (const key of ["socket", "datadir", "defaultsFile"] as const) {
+      const v = n[key];
+      if (v !== undefined && !v.startsWith("/"))
+        ctx.addIssue({
+          code: "custom",
+          path: [key],
+          message: `a path on the node with an agent must be absolute, got "${v}"`,
+        });
+    }
+  });
 
 const credentialsSchema = z
   .object({

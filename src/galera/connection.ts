@@ -33,6 +33,11 @@ export interface NodeAgent {
   knownHostsFile?: string | undefined;
   command: string;
   connectTimeoutMs: number;
+  /**
+   * Paths on the node, as written in the config (socket, datadir, defaultsFile of a node with an
+   * agent): the agent uses them there; the backup host's own connections never do.
+   */
+  onNode?: { socket?: string | undefined; datadir?: string | undefined; defaultsFile?: string | undefined };
 }
 
 export interface Credentials {

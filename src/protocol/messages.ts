@@ -4,7 +4,7 @@
 // shell behind it.
 import { isErrorCode } from "../error-codes.ts";
 import { StrongboxError } from "../errors.ts";
-import type { Credentials, TlsOptions } from "../galera/connection.ts";
+import type { Credentials } from "../galera/connection.ts";
 import type { PhysicalPosition } from "../mariadb/backup-tools.ts";
 import type { Manifest, ManifestDetails } from "../repository/manifest.ts";
 
@@ -33,7 +33,11 @@ export interface BackupRequest {
     defaultsFile?: string | undefined;
   };
   creds: Credentials;
-  tls?: TlsOptions | undefined;
+  /**
+   * The CA that signed the server's certificate, as PEM text: the backup host's path to it means
+   * nothing on the node. Client certificates are not sent (their keys stay on the backup host).
+   */
+  tlsCaPem?: string | undefined;
   parallel: number;
   incrementalLsn?: number | undefined;
   /** Compressed bytes per part. */

@@ -368,6 +368,29 @@ describe("multi-host sandbox", () => {
     }
   });
 
+  it("a node's socket and my.cnf with an agent are the node's: the agent uses them, the backup host goes by TCP", async () => {
+    // The socket is in the node's 0700 directory: the backup account could not even stat it.
+    const config = sb.editConfig("node-socket.yaml", (c) => {
+      for (const [i, n] of c.cluster.nodes.entries()) {
+        n.socket = sb.nodes[i]!.socket;
+        n.defaultsFile = sb.nodes[i]!.cnf;
+      }
+    });
+    const before = await backupIds();
+    const r = await sb.asBackup(["--config", config, "--json", "backup", "--full"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual((await backupIds()).length, before.length + 1);
+    const relative = sb.editConfig("node-socket-relative.yaml", (c) => {
+      c.cluster.nodes[0].socket = "run/mysqld.sock";
+    });
+    const bad = await sb.asBackup(["--config", relative, "backup", "--full"]);
+    assert.equal(bad.code, 78, bad.stderr);
+    assert.match(
+      bad.stderr,
+      /cluster\.nodes\[0\]\.socket: a path on the node with an agent must be absolute, got "run\/mysqld\.sock"/,
+    );
+  });
+
   it("a node without an agent, not on this host, is refused for physical backups (NODE_NOT_LOCAL)", async () => {
     const config = sb.editConfig("no-agents.yaml", (c) => {
       for (const n of c.cluster.nodes) delete n.agent;
