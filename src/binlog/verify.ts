@@ -48,7 +48,7 @@ export function continuity(entries: BinlogEntry[]): Pick<BinlogArchiveVerdict, "
 
 export async function verifyBinlogArchive(
   repo: Repository,
-  trustedPublicKey: string,
+  trustedPublicKey: string | readonly string[],
 ): Promise<BinlogArchiveVerdict> {
   const idx = await readIndex(repo, trustedPublicKey);
   const problems = idx.bad.map((b) => `${b.key}: ${b.reason}`);

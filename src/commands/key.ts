@@ -1,6 +1,14 @@
 // key generate | add-recipient | remove-recipient | rotate
+import { existsSync } from "node:fs";
 import { readFile, rename, writeFile } from "node:fs/promises";
-import { identitiesOf, recipientsOf, signingKeyOf } from "../config/context.ts";
+import {
+  identitiesOf,
+  nextSigningKeyPath,
+  recipientsOf,
+  signingKeyOf,
+  signingPublicKeyPath,
+  trustedKeysOf,
+} from "../config/context.ts";
 import { changeRecipients } from "../config/edit-recipients.ts";
 import { type LoadedConfig, loadConfig } from "../config/load.ts";
 import { type AgeIdentity, generateX25519Identity } from "../crypto/age-keys.ts";
@@ -10,6 +18,7 @@ import { generateSigningKey, publicKeyFromPrivate } from "../crypto/sign.ts";
 import { StrongboxError } from "../errors.ts";
 import { resignAll, rotateRecipients } from "../keys/rotate.ts";
 import type { Repository } from "../repository/repository.ts";
+import { BackupVerifier, type Distrusted, openEvidenceWriter } from "../repository/trusted.ts";
 import { asWriter } from "../repository/writer.ts";
 import type { CommandResult, GlobalOptions } from "../terminal/options.ts";
 import { type Output, reply } from "../terminal/output.ts";
@@ -108,12 +117,22 @@ interface RotateOne {
 }
 
 /** One repository, under its writer lock: re-wrap part headers, re-sign, re-sign the config. */
-async function rotateOne(o: RotateOne): Promise<{ backups: number; parts: number; resigned: number }> {
-  let rewrapped = { backups: 0, parts: 0 };
+async function rotateOne(
+  o: RotateOne,
+): Promise<{ backups: number; parts: number; resigned: number; skipped: Distrusted[] }> {
+  // Read under the lock; the evidence writer settles what a killed run left in flight.
+  const trust = () => BackupVerifier.load(o.repo, o.accepted);
+  const evidence = await openEvidenceWriter(await trust(), o.signing);
+  let rewrapped: { backups: number; parts: number; skipped: Distrusted[] } = {
+    backups: 0,
+    parts: 0,
+    skipped: [],
+  };
   if (o.identities) {
     rewrapped = await rotateRecipients({
       repo: o.repo,
-      trustedPublicKey: o.accepted[0]!,
+      trust: await trust(),
+      evidence,
       signing: o.signing,
       identities: o.identities,
       recipients: o.recipients.age,
@@ -123,8 +142,8 @@ async function rotateOne(o: RotateOne): Promise<{ backups: number; parts: number
     });
   }
   const resigned = o.resign
-    ? await resignAll({ repo: o.repo, acceptedPublicKeys: o.accepted, signing: o.signing })
-    : 0;
+    ? await resignAll({ repo: o.repo, trust: await trust(), evidence, signing: o.signing, log: o.log })
+    : { resigned: 0, skipped: [] };
   await o.repo.updateInfo(
     {
       recipients: o.recipients.names,
@@ -133,7 +152,12 @@ async function rotateOne(o: RotateOne): Promise<{ backups: number; parts: number
     },
     o.signing.privateKeyPem,
   );
-  return { ...rewrapped, resigned };
+  // The new key's first entry of its own: from here on readers need only the new public key.
+  if (o.resign) await evidence.mark("signing-key");
+  const skipped = [...rewrapped.skipped, ...resigned.skipped].filter(
+    (u, i, all) => all.findIndex((x) => x.id === u.id) === i,
+  );
+  return { backups: rewrapped.backups, parts: rewrapped.parts, resigned: resigned.resigned, skipped };
 }
 
 export async function rotate(
@@ -143,13 +167,27 @@ export async function rotate(
 ): Promise<CommandResult> {
   const loaded = await loadConfig(g.config);
   const names = o.repo ? [o.repo] : loaded.config.repositories.map((r) => r.name);
-  const keyPath = loaded.resolvePath(loaded.config.keys.signingKey);
+  if (o.signing && loaded.config.keys.signingKey !== undefined) {
+    // Killed between retiring the old key file and moving the new one into place: finish that.
+    const path = loaded.resolvePath(loaded.config.keys.signingKey);
+    if (!existsSync(path) && existsSync(nextSigningKeyPath(path))) {
+      await rename(nextSigningKeyPath(path), path);
+      const done = await signingKeyOf(loaded);
+      await writeFile(signingPublicKeyPath(path), `${done.publicKey}\n`, { mode: 0o600 });
+      return reply(
+        out,
+        { signingPublicKey: done.publicKey, repositories: [], finishedInterrupted: true },
+        () => `finished an interrupted signing key rotation: ${path} is the new key (${done.publicKey})`,
+      );
+    }
+  }
   let signing = await signingKeyOf(loaded);
+  const keyPath = loaded.resolvePath(loaded.config.keys.signingKey!);
   const accepted = [signing.publicKey];
   let newKeyPath: string | undefined;
   if (o.signing) {
     // Resumable: a previous interrupted run left the new key in <signingKey>.new.
-    newKeyPath = `${keyPath}.new`;
+    newKeyPath = nextSigningKeyPath(keyPath);
     let pem: string;
     try {
       pem = await readFile(newKeyPath, "utf8");
@@ -162,11 +200,19 @@ export async function rotate(
   }
   const recipients = await recipientsOf(loaded);
   const identities = o.signing && !o.identity ? undefined : await identitiesOf(loaded, o.identity);
-  const results: { repository: string; backups: number; parts: number; resigned: number }[] = [];
+  // Both keys are trusted until the rotation completes (and readers' pinned keys, if any).
+  const trusted = [...new Set([...(await trustedKeysOf(loaded)), ...accepted])];
+  const results: {
+    repository: string;
+    backups: number;
+    parts: number;
+    resigned: number;
+    skipped: Distrusted[];
+  }[] = [];
   for (const name of names) {
     const repo = await openRepository(loaded, name);
     try {
-      if (!accepted.some((k) => k === repo.info.signingPublicKey)) repo.verifyInfo(accepted[0]!);
+      repo.verifyInfo(trusted);
       const command = `key rotate${o.signing ? " --signing" : ""}`;
       const ttlMs = parseDuration(loaded.config.backup.lockTtl);
       const r = await asWriter(repo, { command, ttlMs }, () =>
@@ -174,7 +220,7 @@ export async function rotate(
           repo,
           identities,
           recipients,
-          accepted,
+          accepted: trusted,
           signing,
           resign: o.signing ?? false,
           log: (m) => out.log(m),
@@ -192,6 +238,7 @@ export async function rotate(
       .replace(/\.\d+Z$/, "Z")}`;
     await rename(keyPath, retired);
     await rename(newKeyPath, keyPath);
+    await writeFile(signingPublicKeyPath(keyPath), `${signing.publicKey}\n`, { mode: 0o600 });
   }
   return reply(out, { signingPublicKey: signing.publicKey, repositories: results }, () =>
     [
@@ -199,8 +246,16 @@ export async function rotate(
         (r) =>
           `repository ${r.repository}: ${r.backups} backup(s) re-keyed (${r.parts} part header(s) rewritten, payloads untouched)${o.signing ? `, ${r.resigned} manifest(s) re-signed` : ""}`,
       ),
+      ...results.flatMap((r) =>
+        r.skipped.map((u) => `UNVERIFIED ${u.id} in ${r.repository}: skipped, left as it is (${u.message})`),
+      ),
       `recipients now: ${recipients.names.join(", ")}`,
-      ...(o.signing ? [`new signing public key: ${signing.publicKey}`] : []),
+      ...(o.signing
+        ? [
+            `new signing public key: ${signing.publicKey} (in ${signingPublicKeyPath(keyPath)})`,
+            "readers: set keys.signingPublicKey to it (and escrow it); the old key is no longer trusted",
+          ]
+        : []),
     ].join("\n"),
   );
 }

@@ -1,6 +1,6 @@
 // The one way commands open a configured repository: its storage, the repository itself, and —
 // when the caller has the trust anchor — its signed config checked against it.
-import { repositoryConfig, signingKeyOf, storageSpecOf } from "../config/context.ts";
+import { repositoryConfig, storageSpecOf } from "../config/context.ts";
 import { type LoadedConfig, loadConfig } from "../config/load.ts";
 import type { RepositoryConfig } from "../config/schema.ts";
 import { Repository } from "../repository/repository.ts";
@@ -20,7 +20,7 @@ export interface OpenedRepo {
 export async function openRepository(
   loaded: LoadedConfig,
   name?: string,
-  o: { trusted?: string } = {},
+  o: { trusted?: string | readonly string[] } = {},
 ): Promise<Repository> {
   const rc = repositoryConfig(loaded, name);
   const storage = await openRepositoryStorage(rc, loaded);
@@ -47,9 +47,4 @@ export async function openConfiguredRepository(
   const loaded = await loadConfig(configPath);
   const repo = await openRepository(loaded, repoName);
   return { loaded, repo, close: () => repo.storage.close() };
-}
-
-/** The public key manifests must be signed with: from the local signing key. */
-export async function trustedPublicKey(loaded: LoadedConfig): Promise<string> {
-  return (await signingKeyOf(loaded)).publicKey;
 }

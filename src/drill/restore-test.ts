@@ -38,7 +38,7 @@ export interface RestoreTestOptions {
   pointInTime?: {
     toTime?: Date | undefined;
     toGtid?: string | undefined;
-    trustedPublicKey: string;
+    trustedPublicKey: string | readonly string[];
     repo: Repository;
     identities: AgeIdentity[];
   };

@@ -16,6 +16,7 @@ export const RULES = [
   "copy-too-old",
   "long-run",
   "size-anomaly",
+  "repository-integrity",
 ] as const;
 export type RuleId = (typeof RULES)[number];
 

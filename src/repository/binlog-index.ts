@@ -71,9 +71,15 @@ export function signEntry(e: BinlogEntry, privateKeyPem: string, publicKey: stri
   };
 }
 
-export function entryVerifies(e: BinlogEntry, trustedPublicKey: string): boolean {
+export function entryVerifies(e: BinlogEntry, trusted: string | readonly string[]): boolean {
   const s = e.signature;
-  return !!s && s.publicKey === trustedPublicKey && verify(trustedPublicKey, signedBytes(e), s.value);
+  const keys = typeof trusted === "string" ? [trusted] : trusted;
+  if (!s || !keys.includes(s.publicKey)) return false;
+  try {
+    return verify(s.publicKey, signedBytes(e), s.value);
+  } catch {
+    return false;
+  }
 }
 
 export interface IndexRead {
@@ -83,7 +89,10 @@ export interface IndexRead {
 }
 
 /** Every entry in seq order; with a trusted key, entries that fail the signature go to `bad`. */
-export async function readIndex(repo: Repository, trustedPublicKey?: string): Promise<IndexRead> {
+export async function readIndex(
+  repo: Repository,
+  trustedPublicKey?: string | readonly string[],
+): Promise<IndexRead> {
   const keys: string[] = [];
   for await (const o of repo.storage.list(INDEX_PREFIX)) {
     if (/^binlogs\/index\/\d{10}\.json$/.test(o.key)) keys.push(o.key);
@@ -112,7 +121,10 @@ export async function readIndex(repo: Repository, trustedPublicKey?: string): Pr
 }
 
 /** Reads the index and refuses to go on if any entry fails its check (restore must not trust it). */
-export async function readTrustedIndex(repo: Repository, trustedPublicKey: string): Promise<BinlogEntry[]> {
+export async function readTrustedIndex(
+  repo: Repository,
+  trustedPublicKey: string | readonly string[],
+): Promise<BinlogEntry[]> {
   const r = await readIndex(repo, trustedPublicKey);
   if (r.bad.length > 0) {
     throw new StrongboxError(

@@ -95,7 +95,13 @@ stateDir: state
     const out = new MemoryOutput();
     const r = await list(g, {}, out);
     assert.equal(r.exitCode, 0);
-    assert.deepEqual(r.result, { repository: "main", backups: [] });
+    assert.deepEqual(r.result, {
+      repository: "main",
+      backups: [],
+      unverified: [],
+      missing: [],
+      evidenceProblems: [],
+    });
     assert.equal(out.stdoutText, "repository main: no backups yet\n");
   });
 
@@ -181,6 +187,8 @@ stateDir: state
     const r = await rotate(g, { repo: "offsite" }, out);
     assert.equal(r.exitCode, 0);
     const res = JSON.parse(out.stdoutText) as { repositories: { repository: string; backups: number }[] };
-    assert.deepEqual(res.repositories, [{ repository: "offsite", backups: 0, parts: 0, resigned: 0 }]);
+    assert.deepEqual(res.repositories, [
+      { repository: "offsite", backups: 0, parts: 0, resigned: 0, skipped: [] },
+    ]);
   });
 });
