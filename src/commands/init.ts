@@ -11,7 +11,6 @@ import {
 import { loadConfig } from "../config/load.ts";
 import { generateSigningKey } from "../crypto/sign.ts";
 import { StrongboxError } from "../errors.ts";
-import { EvidenceWriter } from "../repository/evidence.ts";
 import { Repository } from "../repository/repository.ts";
 import type { CommandResult, GlobalOptions } from "../terminal/options.ts";
 import { type Output, reply } from "../terminal/output.ts";
@@ -67,8 +66,6 @@ export async function init(g: GlobalOptions, o: { repo?: string }, out: Output):
         partSize: parseSize(loaded.config.backup.partSize),
         signingPrivateKeyPem: signing.privateKeyPem,
       });
-      // The evidence log starts with the repository: an empty, signed state.
-      await (await EvidenceWriter.open(repo, signing, [signing.publicKey])).baseline("genesis", {});
       results.push({ name, id: repo.info.id, location: storage.description, created: true });
     } finally {
       await storage.close();

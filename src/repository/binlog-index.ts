@@ -8,7 +8,7 @@ import type { Readable } from "node:stream";
 import { canonicalJson, sign, verify } from "../crypto/sign.ts";
 import { StrongboxError } from "../errors.ts";
 import { readAll } from "../util/stream.ts";
-import { readChecked } from "./checked-read.ts";
+import { type CheckedReadOptions, readChecked } from "./checked-read.ts";
 import type { Repository } from "./repository.ts";
 
 export const BINLOG_INDEX_FORMAT = 1;
@@ -165,6 +165,7 @@ export function readBinlogChecked(
   repo: Repository,
   e: BinlogEntry & { key: string },
   signal?: AbortSignal,
+  o: Omit<CheckedReadOptions, "signal"> = {},
 ): Promise<Readable> {
   return readChecked(
     repo.storage,
@@ -177,6 +178,6 @@ export function readBinlogChecked(
           : `archived binlog ${e.key}: ${x.kind === "larger" ? "more than " : ""}${x.size} bytes stored, the index says ${e.size}`,
         { stage: "binlog-fetch", hint: "the object was damaged or replaced; use an offsite copy" },
       ),
-    signal,
+    { ...o, signal },
   );
 }

@@ -1,7 +1,14 @@
 // The one checked read of repository objects: the stored bytes of a part or an archived binlog,
-// their size and SHA-256 compared with the signed record (manifest or binlog index) as they stream.
+// their size and SHA-256 compared with the signed record (manifest or binlog index) before any
+// byte is handed on (spooled to a private temp file), or, for readers that use nothing before the
+// end (verify, copy), as they stream.
 import { createHash } from "node:crypto";
+import { createWriteStream } from "node:fs";
+import { mkdtemp, open, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { type Readable, Transform } from "node:stream";
+import { pipeline } from "node:stream/promises";
 import { StrongboxError } from "../errors.ts";
 import type { PartRecord } from "../pipeline/parts.ts";
 import type { Storage } from "../storage/types.ts";
@@ -22,19 +29,38 @@ export type Mismatch =
   | { kind: "size"; size: number; sha256: string }
   | { kind: "hash"; size: number; sha256: string };
 
+/** How a checked read hands the bytes on. */
+export interface CheckedReadOptions {
+  signal?: AbortSignal | undefined;
+  /**
+   * Hash before use (default true): the object is first spooled into a 0600 file in a private
+   * 0700 temp directory while its size and SHA-256 are computed, and only a matching copy is
+   * handed on — no byte of a forged or damaged object reaches a decryptor, decompressor or target.
+   * False streams the bytes as they arrive and fails at the end: only for readers that use
+   * nothing before the end (verify's hash check, copy's upload checked again on arrival).
+   */
+  verifyFirst?: boolean;
+  /** Where the spool directory is made (default: the system's temp directory, $TMPDIR). */
+  tempDir?: string | undefined;
+}
+
 /**
- * The object's bytes, passed on as they arrive; the stream fails with `mismatch(...)` as soon as it
- * holds more bytes than recorded, and at its end when the size or the SHA-256 differ.
+ * The object's bytes, checked against its record. Streaming (`verifyFirst: false`): passed on as
+ * they arrive, the stream failing with `mismatch(...)` as soon as it holds more bytes than recorded,
+ * and at its end when the size or the SHA-256 differ. Else: spooled and checked first.
  */
 export async function readChecked(
   storage: Storage,
   record: StoredRecord,
   mismatch: (m: Mismatch) => StrongboxError,
-  signal?: AbortSignal,
+  signalOrOptions?: AbortSignal | CheckedReadOptions,
 ): Promise<Readable> {
-  const src = await storage.get(record.key, { signal });
+  const o: CheckedReadOptions =
+    signalOrOptions instanceof AbortSignal ? { signal: signalOrOptions } : (signalOrOptions ?? {});
+  const src = await storage.get(record.key, { signal: o.signal });
   const hash = createHash("sha256");
   let size = 0;
+  const streaming = o.verifyFirst === false;
   const check = new Transform({
     transform(chunk: Buffer, _e, cb) {
       size += chunk.length;
@@ -44,6 +70,7 @@ export async function readChecked(
       cb(null, chunk);
     },
     flush(cb) {
+      if (!streaming) return cb();
       const sha256 = hash.digest("hex");
       if (size !== record.size) return cb(mismatch({ kind: "size", size, sha256 }));
       if (sha256 !== record.sha256) return cb(mismatch({ kind: "hash", size, sha256 }));
@@ -51,7 +78,20 @@ export async function readChecked(
     },
   });
   src.on("error", (e) => check.destroy(e));
-  return src.pipe(check);
+  if (streaming) return src.pipe(check);
+  const dir = await mkdtemp(join(o.tempDir ?? tmpdir(), "strongbox-spool-"));
+  try {
+    const file = join(dir, "object");
+    await pipeline(src, check, createWriteStream(file, { flags: "wx", mode: 0o600 }), { signal: o.signal });
+    const sha256 = hash.digest("hex");
+    if (size !== record.size) throw mismatch({ kind: "size", size, sha256 });
+    if (sha256 !== record.sha256) throw mismatch({ kind: "hash", size, sha256 });
+    // Open, then remove the name: the checked copy lives only as long as this stream.
+    const reader = await open(file, "r");
+    return reader.createReadStream({ highWaterMark: 256 * 1024 });
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 }
 
 /** A part's read or decryption failure as the error to report, naming the backup and the part. */
@@ -88,12 +128,17 @@ export function partError(m: Manifest, part: PartRecord, e: unknown): StrongboxE
     : new StrongboxError("PART_READ", `${where}: ${(e as Error).message}`, { cause: e });
 }
 
-/** Stored bytes of one part, checked against the manifest's size and SHA-256 as they stream. */
+/**
+ * Stored bytes of one part, checked against the manifest's size and SHA-256: by default before any
+ * byte is handed on (see CheckedReadOptions.verifyFirst). A mismatch names the part and says it
+ * fails its hash check.
+ */
 export async function readPartChecked(
   repo: Repository,
   m: Manifest,
   part: PartRecord,
   signal?: AbortSignal,
+  o: Omit<CheckedReadOptions, "signal"> = {},
 ): Promise<Readable> {
   const where = `backup ${m.id} part ${part.index} (${part.key})`;
   try {
@@ -102,16 +147,21 @@ export async function readPartChecked(
       part,
       (x) =>
         x.kind === "larger"
-          ? new StrongboxError("PART_CORRUPT", `${where} is larger than recorded (${part.size} bytes)`)
+          ? new StrongboxError(
+              "PART_CORRUPT",
+              `${where} fails its hash check: it is larger than recorded (${part.size} bytes)`,
+              { hint: "restore from an offsite copy" },
+            )
           : x.kind === "size"
             ? new StrongboxError(
                 "PART_CORRUPT",
-                `${where} has ${x.size} bytes, the manifest says ${part.size} (truncated?)`,
+                `${where} fails its hash check: ${x.size} bytes, the manifest says ${part.size} (truncated?)`,
+                { hint: "restore from an offsite copy" },
               )
-            : new StrongboxError("PART_CORRUPT", `${where} fails its SHA-256 check`, {
+            : new StrongboxError("PART_CORRUPT", `${where} fails its SHA-256 hash check`, {
                 hint: "restore from an offsite copy",
               }),
-      signal,
+      { ...o, signal },
     );
   } catch (e) {
     throw partError(m, part, e);

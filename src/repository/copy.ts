@@ -27,7 +27,7 @@ async function arrivedIntact(to: Repository, m: Manifest, part: Manifest["parts"
   const st = await to.storage.stat(part.key);
   if (!st || st.size !== part.size) return false;
   try {
-    await pipeline(await readPartChecked(to, m, part), sink());
+    await pipeline(await readPartChecked(to, m, part, undefined, { verifyFirst: false }), sink());
     return true;
   } catch {
     return false;
@@ -80,7 +80,10 @@ export async function copyBackups(o: {
     }
     for (const p of m.parts) {
       if (await arrivedIntact(to, m, p)) continue;
-      await to.storage.put(p.key, await readPartChecked(from, m, p, o.signal), { signal: o.signal });
+      // Streamed: the upload is read back and checked before the manifest is committed.
+      await to.storage.put(p.key, await readPartChecked(from, m, p, o.signal, { verifyFirst: false }), {
+        signal: o.signal,
+      });
       if (!(await arrivedIntact(to, m, p))) {
         throw new StrongboxError(
           "COPY_CORRUPT",

@@ -9,6 +9,7 @@ import { canonicalJson, sign, verify } from "../crypto/sign.ts";
 import { StrongboxError } from "../errors.ts";
 import type { Storage } from "../storage/types.ts";
 import { readAll } from "../util/stream.ts";
+import { EvidenceWriter } from "./evidence.ts";
 import { BACKUP_ID_RE, type Manifest, parseManifest } from "./manifest.ts";
 
 export const REPOSITORY_FORMAT = 1;
@@ -68,7 +69,11 @@ export class Repository {
     };
     info.signature = sign(signingPrivateKeyPem, Buffer.from(canonicalJson(unsignedInfo(info))));
     await storage.put(REPO_CONFIG_KEY, Buffer.from(`${JSON.stringify(info, null, 2)}\n`), { ifAbsent: true });
-    return new Repository(name, storage, info);
+    const repo = new Repository(name, storage, info);
+    // The evidence log starts with the repository: an empty, signed state.
+    const signing = { privateKeyPem: signingPrivateKeyPem, publicKey: info.signingPublicKey };
+    await (await EvidenceWriter.open(repo, signing, [signing.publicKey])).baseline("genesis", {});
+    return repo;
   }
 
   static async open(name: string, storage: Storage): Promise<Repository> {

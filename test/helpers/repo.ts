@@ -29,7 +29,6 @@ export async function tempRepository(label: string): Promise<TempRepository> {
     partSize: 1 << 20,
     signingPrivateKeyPem: signing.privateKeyPem,
   });
-  await (await EvidenceWriter.open(repo, signing, [signing.publicKey])).baseline("genesis", {});
   return {
     repo,
     dir,

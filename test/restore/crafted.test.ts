@@ -9,7 +9,14 @@ import { crc32, zstdCompressSync } from "node:zlib";
 import { encryptBuffer } from "../../src/crypto/age.ts";
 import { generateX25519Identity, parseRecipient } from "../../src/crypto/age-keys.ts";
 import { generateSigningKey } from "../../src/crypto/sign.ts";
-import { MANIFEST_FORMAT, type Manifest, newBackupId, signManifest } from "../../src/repository/manifest.ts";
+import { EvidenceWriter } from "../../src/repository/evidence.ts";
+import {
+  MANIFEST_FORMAT,
+  type Manifest,
+  manifestDigest,
+  newBackupId,
+  signManifest,
+} from "../../src/repository/manifest.ts";
 import { Repository } from "../../src/repository/repository.ts";
 import { XbstreamReader } from "../../src/restore/xbstream.ts";
 import { LocalStorage } from "../../src/storage/local.ts";
@@ -134,7 +141,10 @@ describe("crafted backups", () => {
         details: (await encryptBuffer(Buffer.from("{}"), [parseRecipient(recipient)])).toString("base64"),
         tool: { name: "strongbox", version: "test", backupTool: "mariabackup" },
       };
-      await repo.commit(signManifest(m, signing.privateKeyPem, signing.publicKey));
+      // Signed and recorded as the backup host does: the attack here is the stream, not the manifest.
+      const signed = signManifest(m, signing.privateKeyPem, signing.publicKey);
+      const evidence = await EvidenceWriter.open(repo, signing, [signing.publicKey]);
+      await evidence.record("commit", [{ id, digest: manifestDigest(signed) }], () => repo.commit(signed));
       return id;
     };
 
@@ -176,7 +186,8 @@ describe("crafted backups", () => {
     assert.match(r.stderr, /^strongbox: error: .*invalid storage key "\.\.\/\.\.\/\.\.\/etc\/passwd"/m);
     assert.deepEqual(
       readdirSync(dir).sort(),
-      ["keys", "repo", "backup.password", "strongbox.yaml", "target", "t2"].sort(),
+      // state/: this host's memory of the repository's newest evidence entry.
+      ["keys", "repo", "backup.password", "state", "strongbox.yaml", "target", "t2"].sort(),
     );
   });
 });
