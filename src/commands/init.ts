@@ -47,7 +47,7 @@ export async function init(g: GlobalOptions, o: { repo?: string }, out: Output):
   const results: { name: string; id: string; location: string; created: boolean }[] = [];
   for (const name of names) {
     const rc = repositoryConfig(loaded, name);
-    const storage = await openRepositoryStorage(rc, loaded);
+    const storage = await openRepositoryStorage(rc, loaded, { create: true });
     try {
       const existing = await Repository.open(name, storage).catch((e: StrongboxError) => {
         if (e.code === "REPO_NOT_INITIALISED") return undefined;

@@ -3,6 +3,7 @@
 import { repositoryConfig, storageSpecOf } from "../config/context.ts";
 import { type LoadedConfig, loadConfig } from "../config/load.ts";
 import type { RepositoryConfig } from "../config/schema.ts";
+import { StrongboxError } from "../errors.ts";
 import { Repository } from "../repository/repository.ts";
 import { openStorage } from "../storage/open.ts";
 import type { Storage } from "../storage/types.ts";
@@ -35,8 +36,23 @@ export async function openRepository(
 }
 
 /** The storage of a configured repository, not yet opened as a repository (init does that). */
-export function openRepositoryStorage(rc: RepositoryConfig, loaded: LoadedConfig): Promise<Storage> {
-  return openStorage(storageSpecOf(rc, loaded), { appendOnly: rc.appendOnly });
+export async function openRepositoryStorage(
+  rc: RepositoryConfig,
+  loaded: LoadedConfig,
+  o: { create?: boolean } = {},
+): Promise<Storage> {
+  try {
+    return await openStorage(storageSpecOf(rc, loaded), { appendOnly: rc.appendOnly, create: o.create });
+  } catch (e) {
+    if ((e as StrongboxError).code === "STORAGE_NOT_FOUND" && rc.storage.type === "local") {
+      throw new StrongboxError(
+        "REPO_MISSING",
+        `repository ${rc.name}: its directory ${loaded.resolvePath(rc.storage.path)} does not exist (a disk not mounted?)`,
+        { hint: "mount it or fix the path; only `strongbox init` creates a repository", cause: e },
+      );
+    }
+    throw e;
+  }
 }
 
 /** Loads the configuration, then opens the repository. */

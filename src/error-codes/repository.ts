@@ -9,6 +9,12 @@ export const REPOSITORY_ERRORS = {
       meaning: "no repository of that name in the configuration",
       hint: "use one of the configured repositories",
     },
+    REPO_MISSING: {
+      exit: FAIL,
+      meaning:
+        "the repository's directory does not exist: an unmounted disk or a wrong path, never an empty repository",
+      hint: "mount it or fix the path; only strongbox init creates a repository",
+    },
     REPO_NOT_INITIALISED: {
       exit: FAIL,
       meaning: "the storage holds no repository yet",
