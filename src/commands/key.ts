@@ -17,6 +17,7 @@ import type { SigningKey } from "../crypto/sign.ts";
 import { generateSigningKey, publicKeyFromPrivate } from "../crypto/sign.ts";
 import { StrongboxError } from "../errors.ts";
 import { resignAll, rotateRecipients } from "../keys/rotate.ts";
+import { binlogEntryDigest, readIndex } from "../repository/binlog-index.ts";
 import type { Repository } from "../repository/repository.ts";
 import { BackupVerifier, type Distrusted, openEvidenceWriter } from "../repository/trusted.ts";
 import { asWriter } from "../repository/writer.ts";
@@ -153,7 +154,14 @@ async function rotateOne(
     o.signing.privateKeyPem,
   );
   // The new key's first entry of its own: from here on readers need only the new public key.
-  if (o.resign) await evidence.mark("signing-key");
+  if (o.resign) {
+    // The binlog index entries stay as the old key signed them (they are never replaced): the
+    // evidence vouches for each by its digest, under the new key.
+    const { entries } = await readIndex(o.repo, o.accepted);
+    await evidence.mark("signing-key", {
+      binlogIndex: Object.fromEntries(entries.map((e) => [String(e.seq), binlogEntryDigest(e)])),
+    });
+  }
   const skipped = [...rewrapped.skipped, ...resigned.skipped].filter(
     (u, i, all) => all.findIndex((x) => x.id === u.id) === i,
   );

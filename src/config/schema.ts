@@ -707,7 +707,9 @@ export const configSchema = z
         });
       }
     }
-    if (cfg.keys.recipients.length === 0 && !cfg.keys.recipientsFile && !cfg.keys.passphraseFile) {
+    // A writer (it has the signing key) encrypts; a reader with only the public key does not.
+    const writer = cfg.keys.signingKey !== undefined;
+    if (writer && cfg.keys.recipients.length === 0 && !cfg.keys.recipientsFile && !cfg.keys.passphraseFile) {
       ctx.addIssue({
         code: "custom",
         path: ["keys"],

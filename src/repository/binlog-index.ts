@@ -4,11 +4,13 @@
 //
 //   binlogs/<node>/<file>.zst.age     the binlog file: zstd, then age v1 to the recipients
 //   binlogs/index/0000000042.json     what it holds: node, file, size, sha256, GTID range, times
+import { createHash } from "node:crypto";
 import type { Readable } from "node:stream";
 import { canonicalJson, sign, verify } from "../crypto/sign.ts";
 import { StrongboxError } from "../errors.ts";
 import { readAll } from "../util/stream.ts";
 import { type CheckedReadOptions, readChecked } from "./checked-read.ts";
+import { readEvidence, vouchedBinlogEntries } from "./evidence.ts";
 import type { Repository } from "./repository.ts";
 
 export const BINLOG_INDEX_FORMAT = 1;
@@ -88,11 +90,26 @@ export interface IndexRead {
   bad: { key: string; reason: string }[];
 }
 
-/** Every entry in seq order; with a trusted key, entries that fail the signature go to `bad`. */
+/** SHA-256 of a whole entry (signature included): what a key rotation's evidence vouches for. */
+export function binlogEntryDigest(e: BinlogEntry): string {
+  return createHash("sha256").update(canonicalJson(e)).digest("hex");
+}
+
+/**
+ * Every entry in seq order; with trusted keys, entries that fail the signature go to `bad`, unless
+ * the evidence log vouches for them (entries signed by a key retired by `key rotate --signing`).
+ */
 export async function readIndex(
   repo: Repository,
   trustedPublicKey?: string | readonly string[],
 ): Promise<IndexRead> {
+  let vouched: Map<number, string> | undefined;
+  const vouchedFor = async (e: BinlogEntry) => {
+    if (trustedPublicKey === undefined) return false;
+    const keys = typeof trustedPublicKey === "string" ? [trustedPublicKey] : trustedPublicKey;
+    vouched ??= vouchedBinlogEntries(await readEvidence(repo, keys, { full: true }));
+    return vouched.get(e.seq) === binlogEntryDigest(e);
+  };
   const keys: string[] = [];
   for await (const o of repo.storage.list(INDEX_PREFIX)) {
     if (/^binlogs\/index\/\d{10}\.json$/.test(o.key)) keys.push(o.key);
@@ -111,7 +128,7 @@ export async function readIndex(
       out.bad.push({ key, reason: "not a binlog index entry (or its seq does not match its name)" });
       continue;
     }
-    if (trustedPublicKey !== undefined && !entryVerifies(e, trustedPublicKey)) {
+    if (trustedPublicKey !== undefined && !entryVerifies(e, trustedPublicKey) && !(await vouchedFor(e))) {
       out.bad.push({ key, reason: "signature check failed: modified, or signed by another key" });
       continue;
     }

@@ -43,6 +43,11 @@ export interface EvidenceEntry {
   backups: Record<string, string>;
   /** Changes in flight: id → the manifest digest it may have instead, or null (it may be gone). */
   pending: Record<string, string | null>;
+  /**
+   * `signing-key` entries: objects signed by an earlier key that this entry (and so every later
+   * one) vouches for by digest — the binlog index entries, seq → SHA-256 of the entry.
+   */
+  vouched?: { binlogIndex: Record<string, string> };
   signature?: { algorithm: "ed25519"; publicKey: string; value: string };
 }
 
@@ -80,6 +85,8 @@ export interface EvidenceView {
   entries: number;
   /** Entries that fail a check, links that break, entries after the trusted tail. */
   problems: string[];
+  /** Full reads: every entry vouched for by the tail, newest first. */
+  chain?: EvidenceEntry[];
 }
 
 async function readEntry(repo: Repository, key: string): Promise<EvidenceEntry | string> {
@@ -153,6 +160,7 @@ export async function readEvidence(
   if (!o.full) return view;
   // Back along the links: each entry is vouched for by the (trusted) one after it.
   const vouched = new Set<number>([view.tail.seq]);
+  view.chain = [view.tail];
   let cur = view.tail;
   while (cur.prev) {
     const want = cur.prev;
@@ -164,6 +172,7 @@ export async function readEvidence(
       break;
     }
     vouched.add(e.seq);
+    view.chain.push(e);
     view.entries++;
     cur = e;
   }
@@ -176,6 +185,17 @@ export async function readEvidence(
     }
   }
   return view;
+}
+
+/** Binlog index entries (by seq, with their SHA-256) vouched for by `signing-key` entries of the chain. */
+export function vouchedBinlogEntries(view: EvidenceView): Map<number, string> {
+  const out = new Map<number, string>();
+  for (const e of view.chain ?? []) {
+    for (const [seq, digest] of Object.entries(e.vouched?.binlogIndex ?? {})) {
+      if (!out.has(Number(seq))) out.set(Number(seq), digest);
+    }
+  }
+  return out;
 }
 
 /** One change of the state: a backup id and its manifest digest after the change (null: gone). */
@@ -222,6 +242,7 @@ export class EvidenceWriter {
     ids: string[],
     backups: Record<string, string>,
     pending: Record<string, string | null>,
+    vouched?: EvidenceEntry["vouched"],
   ): Promise<EvidenceEntry> {
     for (let attempt = 0; ; attempt++) {
       const seq = this.highestSeq + 1;
@@ -237,6 +258,7 @@ export class EvidenceWriter {
         ids,
         backups,
         pending,
+        ...(vouched ? { vouched } : {}),
       };
       const entry: EvidenceEntry = {
         ...unsigned,
@@ -335,14 +357,18 @@ export class EvidenceWriter {
     return settled;
   }
 
-  /** Appends an entry signed with the writer's (new) key that changes nothing: a rotation's mark. */
-  async mark(event: "signing-key"): Promise<void> {
+  /**
+   * Appends an entry signed with the writer's (new) key that changes no backup: a signing key
+   * rotation's mark, vouching for the binlog index entries the earlier key signed.
+   */
+  async mark(event: "signing-key", vouched: { binlogIndex: Record<string, string> }): Promise<void> {
     await this.append(
       event,
       "done",
       [],
       { ...(this.tail?.backups ?? {}) },
       { ...(this.tail?.pending ?? {}) },
+      vouched,
     );
   }
 }

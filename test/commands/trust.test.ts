@@ -22,6 +22,13 @@ import { loadConfig } from "../../src/config/load.ts";
 import { encryptBuffer } from "../../src/crypto/age.ts";
 import { parseRecipient } from "../../src/crypto/age-keys.ts";
 import type { StrongboxError } from "../../src/errors.ts";
+import {
+  appendEntry,
+  BINLOG_INDEX_FORMAT,
+  type BinlogEntry,
+  readIndex,
+  signEntry,
+} from "../../src/repository/binlog-index.ts";
 import { evidenceKey } from "../../src/repository/evidence.ts";
 import type { Manifest } from "../../src/repository/manifest.ts";
 import { decodeBackup } from "../../src/restore/extract.ts";
@@ -30,6 +37,28 @@ import { MemoryOutput } from "../../src/terminal/output.ts";
 import { attackerKey, forgedBackup, genuineBackup, plant } from "../helpers/forge.ts";
 
 const DAY = 86_400_000;
+
+function binlogEntry(seq: number): BinlogEntry {
+  return {
+    format: BINLOG_INDEX_FORMAT,
+    seq,
+    kind: "skipped",
+    node: "db1",
+    file: `binlog.00000${seq}`,
+    key: null,
+    rawSize: 0,
+    size: 0,
+    sha256: null,
+    domain: 1,
+    gtidFirst: `1-1-${seq * 10}`,
+    gtidLast: `1-1-${seq * 10 + 9}`,
+    transactions: 10,
+    firstEventAt: null,
+    lastEventAt: null,
+    gap: null,
+    archivedAt: new Date().toISOString(),
+  };
+}
 
 describe("trust nothing unsigned: attacks with write access only", () => {
   let dir: string;
@@ -361,8 +390,11 @@ ${extraKeys}stateDir: state
 
   it("key rotate --signing: skips and reports an unverifiable manifest; readers then need only the new key", async () => {
     const genuine = await fresh(2);
-    const { repo, close } = await openConfiguredRepository(g.config);
+    const { repo, loaded, close } = await openConfiguredRepository(g.config);
     const forged = await forgedBackup(repo, recipient, {});
+    // An archived binlog's index entry, signed by the key about to be retired.
+    const oldKey = await signingKeyOf(loaded);
+    await appendEntry(repo, signEntry(binlogEntry(1), oldKey.privateKeyPem, oldKey.publicKey));
     await close();
     const oldManifest = readFileSync(join(repoDir, "backups", genuine[0]!.id, "manifest.json"));
     const out = new MemoryOutput(true);
@@ -384,6 +416,23 @@ ${extraKeys}stateDir: state
     await rm(join(repoDir, "backups", forged.id), { recursive: true });
     const v = new MemoryOutput(true);
     assert.equal((await verify({ ...g, config: readerCfg }, {}, v)).exitCode, 0, v.stdoutText);
+    // The old key's binlog index entry is vouched for by the rotation's evidence entry; one signed
+    // afterwards by the retired (stolen?) key is not.
+    const reader = await openConfiguredRepository(readerCfg);
+    try {
+      await appendEntry(reader.repo, signEntry(binlogEntry(2), oldKey.privateKeyPem, oldKey.publicKey));
+      const idx = await readIndex(reader.repo, [res.signingPublicKey]);
+      assert.deepEqual(
+        idx.entries.map((e) => e.seq),
+        [1],
+      );
+      assert.deepEqual(
+        idx.bad.map((b) => b.key),
+        ["binlogs/index/0000000002.json"],
+      );
+    } finally {
+      await reader.close();
+    }
     // A manifest signed before the rotation, put back, is refused.
     await writeFile(join(repoDir, "backups", genuine[0]!.id, "manifest.json"), oldManifest);
     await assert.rejects(show({ ...g, config: readerCfg }, { id: genuine[0]!.id }, new MemoryOutput()), {
