@@ -32,6 +32,7 @@ import {
 import { evidenceKey } from "../../src/repository/evidence.ts";
 import type { Manifest } from "../../src/repository/manifest.ts";
 import { decodeBackup } from "../../src/restore/extract.ts";
+import { repositorySource } from "../../src/restore/read.ts";
 import type { GlobalOptions } from "../../src/terminal/options.ts";
 import { MemoryOutput } from "../../src/terminal/output.ts";
 import { attackerKey, forgedBackup, genuineBackup, plant } from "../helpers/forge.ts";
@@ -350,7 +351,7 @@ ${extraKeys}stateDir: state
     });
     try {
       await assert.rejects(
-        decodeBackup(repo, m, await identitiesOf(loaded), { sink: "consumer", consumer }),
+        decodeBackup(repositorySource(repo, await identitiesOf(loaded)), m, { sink: "consumer", consumer }),
         (e: StrongboxError) => {
           assert.equal(e.code, "PART_CORRUPT", String(e));
           assert.match(e.message, new RegExp(`backup ${m.id} part 0 \\(.*\\) fails its hash check`));
