@@ -35,6 +35,8 @@ import { decodeBackup } from "../../src/restore/extract.ts";
 import { repositorySource } from "../../src/restore/read.ts";
 import type { GlobalOptions } from "../../src/terminal/options.ts";
 import { MemoryOutput } from "../../src/terminal/output.ts";
+import { sleep } from "../../src/util/proc.ts";
+import { startCli } from "../helpers/cli.ts";
 import { attackerKey, forgedBackup, genuineBackup, plant } from "../helpers/forge.ts";
 
 const DAY = 86_400_000;
@@ -439,6 +441,32 @@ ${extraKeys}stateDir: state
     await assert.rejects(show({ ...g, config: readerCfg }, { id: genuine[0]!.id }, new MemoryOutput()), {
       code: "MANIFEST_TAMPERED",
     });
+  });
+
+  it("key rotate --signing, killed with SIGKILL mid-way, leaves a readable repository and resumes", async () => {
+    await fresh(40);
+    const evidenceDir = join(repoDir, "evidence");
+    const before = (await readdir(evidenceDir)).length;
+    const { child, result } = startCli(["--config", g.config!, "key", "rotate", "--signing", "--json"]);
+    // Wait on the real condition: a few manifests swapped (each swap adds two evidence entries).
+    while ((await readdir(evidenceDir)).length < before + 6 && child.exitCode === null) await sleep(5);
+    child.kill("SIGKILL");
+    const killed = await result;
+    assert.equal(killed.code, null, `killed before it finished: ${killed.stdout}`);
+    assert.ok(existsSync(join(dir, "signing.key.new")), "the rotation had not completed");
+    // Readers on this host trust both keys meanwhile: every manifest verifies, old or new.
+    const mid = await verifyJson();
+    assert.equal(mid.result.ok, true, JSON.stringify(mid.result));
+    const r = await rotate(g, { signing: true }, new MemoryOutput(true));
+    const res = r.result as { signingPublicKey: string; repositories: { resigned: number }[] };
+    assert.ok(res.repositories[0]!.resigned < 40, "the resumed run re-signs only what was left");
+    assert.ok(!existsSync(join(dir, "signing.key.new")));
+    const pub = readFileSync(join(dir, "signing.key.pub"), "utf8").trim();
+    assert.equal(pub, res.signingPublicKey);
+    const readerCfg = join(dir, "reader.yaml");
+    await writeFile(readerCfg, config(`  signingPublicKey: "${pub}"\n`), { mode: 0o600 });
+    const v = new MemoryOutput(true);
+    assert.equal((await verify({ ...g, config: readerCfg }, {}, v)).exitCode, 0, v.stdoutText);
   });
 
   it("key rotate --signing resumes after being killed half way", async () => {
