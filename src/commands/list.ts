@@ -100,7 +100,7 @@ export async function show(
     return reply(out, { ...publicPart, details: details ?? null }, () => {
       const lines = [
         `backup ${m.id} (${m.type}${m.parent ? `, parent ${m.parent}` : ""}, chain ${m.chainRoot})`,
-        `  signature: valid (${m.signature?.publicKey})`,
+        `  signature: valid (${m.signature?.publicKey}); the version the evidence log records`,
         `  cluster ${m.cluster.name} ${m.cluster.uuid ?? "-"}:${m.cluster.seqno ?? "-"} (size ${m.cluster.size}), donor ${m.donor}, ${m.serverVersion ?? ""}`,
         `  GTID ${m.gtid ?? "-"}, binlog ${m.binlog ? `${m.binlog.file}:${m.binlog.position}` : "-"}${m.lsn ? `, LSN ${m.lsn.from}..${m.lsn.to}` : ""}`,
         `  ${m.startedAt} → ${m.finishedAt}; stages: ${Object.entries(m.durations)

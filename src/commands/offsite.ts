@@ -69,9 +69,12 @@ export async function copy(
   const from = o.from ?? loaded.config.defaultRepository ?? loaded.config.repositories[0]!.name;
   const r = await copyInto(loaded, from, o.to, o.id, (m: string) => out.log(m));
   return reply(out, { from, to: o.to, ...r }, () =>
-    r.copied.length === 0
-      ? `nothing to copy: ${o.to} already has ${o.id ?? "every backup of " + from}`
-      : `copied ${r.copied.length} backup(s), ${r.parts} part(s), ${formatBytes(r.bytes)} from ${from} to ${o.to}; hashes checked on arrival`,
+    [
+      r.copied.length === 0
+        ? `nothing to copy: ${o.to} already has ${o.id ?? "every verified backup of " + from}`
+        : `copied ${r.copied.length} backup(s), ${r.parts} part(s), ${formatBytes(r.bytes)} from ${from} to ${o.to}; hashes checked on arrival`,
+      ...r.unverified.map((u) => `UNVERIFIED ${u.id}: not copied (${u.message})`),
+    ].join("\n"),
   );
 }
 

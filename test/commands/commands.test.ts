@@ -159,7 +159,7 @@ stateDir: state
     const c = new MemoryOutput();
     const rc = await copy(g, { to: "offsite", missing: true }, c);
     assert.equal(rc.exitCode, 0);
-    assert.match(c.stdoutText, /^nothing to copy: offsite already has every backup of main/);
+    assert.match(c.stdoutText, /^nothing to copy: offsite already has every verified backup of main/);
     const p = new MemoryOutput(true);
     const rp = await prune(g, { repo: "offsite", dryRun: true }, p);
     assert.equal(rp.exitCode, 0);
