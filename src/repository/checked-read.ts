@@ -4,7 +4,7 @@
 // end (verify, copy), as they stream.
 import { createHash } from "node:crypto";
 import { createWriteStream } from "node:fs";
-import { mkdtemp, open, rm } from "node:fs/promises";
+import { mkdtemp, open, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Readable, Transform } from "node:stream";
@@ -13,6 +13,7 @@ import { StrongboxError } from "../errors.ts";
 import type { PartRecord } from "../pipeline/parts.ts";
 import type { Storage } from "../storage/types.ts";
 import { streamed } from "../util/gc.ts";
+import { pidAlive } from "../util/liveness.ts";
 import type { Manifest } from "./manifest.ts";
 import type { Repository } from "./repository.ts";
 
@@ -79,7 +80,9 @@ export async function readChecked(
   });
   src.on("error", (e) => check.destroy(e));
   if (streaming) return src.pipe(check);
-  const dir = await mkdtemp(join(o.tempDir ?? tmpdir(), "strongbox-spool-"));
+  const root = o.tempDir ?? tmpdir();
+  await sweepDeadSpools(root);
+  const dir = await mkdtemp(join(root, `${SPOOL_PREFIX}${process.pid}-`));
   try {
     const file = join(dir, "object");
     await pipeline(src, check, createWriteStream(file, { flags: "wx", mode: 0o600 }), { signal: o.signal });
@@ -91,6 +94,24 @@ export async function readChecked(
     return reader.createReadStream({ highWaterMark: 256 * 1024 });
   } finally {
     await rm(dir, { recursive: true, force: true });
+  }
+}
+
+const SPOOL_PREFIX = "strongbox-spool-";
+const swept = new Set<string>();
+
+/**
+ * Removes spool directories a killed process left (named with its pid), once per process and
+ * temp directory. Their content is encrypted (age), but takes room.
+ */
+async function sweepDeadSpools(root: string): Promise<void> {
+  if (swept.has(root)) return;
+  swept.add(root);
+  const names = await readdir(root).catch(() => [] as string[]);
+  for (const name of names) {
+    const m = new RegExp(`^${SPOOL_PREFIX}(\\d+)-`).exec(name);
+    if (m && !pidAlive(Number(m[1])))
+      await rm(join(root, name), { recursive: true, force: true }).catch(() => {});
   }
 }
 
@@ -149,16 +170,16 @@ export async function readPartChecked(
         x.kind === "larger"
           ? new StrongboxError(
               "PART_CORRUPT",
-              `${where} fails its hash check: it is larger than recorded (${part.size} bytes)`,
+              `${where} fails its SHA-256 check: it is larger than recorded (${part.size} bytes)`,
               { hint: "restore from an offsite copy" },
             )
           : x.kind === "size"
             ? new StrongboxError(
                 "PART_CORRUPT",
-                `${where} fails its hash check: ${x.size} bytes, the manifest says ${part.size} (truncated?)`,
+                `${where} fails its SHA-256 check: ${x.size} bytes, the manifest says ${part.size} (truncated?)`,
                 { hint: "restore from an offsite copy" },
               )
-            : new StrongboxError("PART_CORRUPT", `${where} fails its SHA-256 hash check`, {
+            : new StrongboxError("PART_CORRUPT", `${where} fails its SHA-256 check`, {
                 hint: "restore from an offsite copy",
               }),
       { ...o, signal },

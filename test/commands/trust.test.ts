@@ -3,7 +3,7 @@
 // what the attacker does and what strongbox now does about it.
 import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
-import { copyFile, mkdtemp, readdir, rm, unlink, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, mkdtemp, readdir, rm, unlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
@@ -29,6 +29,7 @@ import {
   readIndex,
   signEntry,
 } from "../../src/repository/binlog-index.ts";
+import { readPartChecked } from "../../src/repository/checked-read.ts";
 import { evidenceKey } from "../../src/repository/evidence.ts";
 import type { Manifest } from "../../src/repository/manifest.ts";
 import { decodeBackup } from "../../src/restore/extract.ts";
@@ -356,7 +357,7 @@ ${extraKeys}stateDir: state
         decodeBackup(repositorySource(repo, await identitiesOf(loaded)), m, { sink: "consumer", consumer }),
         (e: StrongboxError) => {
           assert.equal(e.code, "PART_CORRUPT", String(e));
-          assert.match(e.message, new RegExp(`backup ${m.id} part 0 \\(.*\\) fails its hash check`));
+          assert.match(e.message, new RegExp(`backup ${m.id} part 0 \\(.*\\) fails its SHA-256 check`));
           return true;
         },
       );
@@ -364,6 +365,32 @@ ${extraKeys}stateDir: state
       await close();
     }
     assert.equal(Buffer.concat(received).length, 0, "not one byte reached the consumer");
+  });
+
+  it("hash before use spools into a private directory that nothing outlives, and sweeps dead runs' spools", async () => {
+    const genuine = await fresh(1);
+    const m = genuine[0]!;
+    const spoolRoot = await mkdtemp(join(tmpdir(), "sb-spool-"));
+    const dead = join(spoolRoot, "strongbox-spool-999999999-abc");
+    await mkdir(dead, { mode: 0o700 });
+    await writeFile(join(dead, "object"), "left by a killed run");
+    const { repo, close } = await openConfiguredRepository(g.config);
+    try {
+      const stream = await readPartChecked(repo, m, m.parts[0]!, undefined, { tempDir: spoolRoot });
+      // Checked and handed on: the spool's name is gone already, the bytes live in the open stream.
+      assert.deepEqual(await readdir(spoolRoot), []);
+      let n = 0;
+      for await (const c of stream) n += (c as Buffer).length;
+      assert.equal(n, m.parts[0]!.size);
+      await writeFile(join(repoDir, m.parts[0]!.key), "tampered");
+      await assert.rejects(readPartChecked(repo, m, m.parts[0]!, undefined, { tempDir: spoolRoot }), {
+        code: "PART_CORRUPT",
+      });
+      assert.deepEqual(await readdir(spoolRoot), [], "a failed check leaves nothing either");
+    } finally {
+      await close();
+      await rm(spoolRoot, { recursive: true, force: true });
+    }
   });
 
   it("a reader with only keys.signingPublicKey lists, shows and verifies; writers are refused clearly", async () => {
@@ -505,7 +532,6 @@ ${extraKeys}stateDir: state
 });
 
 async function copyDir(from: string, to: string): Promise<void> {
-  const { mkdir } = await import("node:fs/promises");
   await mkdir(to, { recursive: true });
   for (const f of await readdir(from)) await copyFile(join(from, f), join(to, f));
 }
