@@ -1,6 +1,6 @@
 // key generate | add-recipient | remove-recipient | rotate
 import { existsSync } from "node:fs";
-import { readFile, rename, writeFile } from "node:fs/promises";
+import { readFile, rename, rm, writeFile } from "node:fs/promises";
 import {
   identitiesOf,
   nextSigningKeyPath,
@@ -15,7 +15,7 @@ import { type AgeIdentity, generateX25519Identity } from "../crypto/age-keys.ts"
 import type { RecipientSet } from "../crypto/recipient-set.ts";
 import type { SigningKey } from "../crypto/sign.ts";
 import { generateSigningKey, publicKeyFromPrivate } from "../crypto/sign.ts";
-import { StrongboxError } from "../errors.ts";
+import { StrongboxError, UsageError } from "../errors.ts";
 import { resignAll, rotateRecipients } from "../keys/rotate.ts";
 import { binlogEntryDigest, readIndex } from "../repository/binlog-index.ts";
 import type { Repository } from "../repository/repository.ts";
@@ -168,12 +168,50 @@ async function rotateOne(
   return { backups: rewrapped.backups, parts: rewrapped.parts, resigned: resigned.resigned, skipped };
 }
 
+/** The next signing key, made ahead (kept in `<signingKey>.new`), or the one a killed run left. */
+async function nextSigningKey(keyPath: string): Promise<SigningKey> {
+  const path = nextSigningKeyPath(keyPath);
+  let pem: string;
+  try {
+    pem = await readFile(path, "utf8");
+  } catch {
+    pem = generateSigningKey().privateKeyPem;
+    await writeFile(path, pem, { mode: 0o600, flag: "wx" });
+  }
+  return { privateKeyPem: pem, publicKey: publicKeyFromPrivate(pem) };
+}
+
+/**
+ * key rotate --signing --prepare: the next key, made now, its public half printed and written
+ * beside it, so that remote readers can pin old and new before the rotation (atomic for them too).
+ */
+async function prepareSigningRotation(
+  loaded: LoadedConfig,
+  out: Output,
+  signing: boolean,
+): Promise<CommandResult> {
+  if (!signing) throw new UsageError("--prepare goes with --signing");
+  const current = await signingKeyOf(loaded);
+  const keyPath = loaded.resolvePath(loaded.config.keys.signingKey!);
+  const next = await nextSigningKey(keyPath);
+  const pubFile = signingPublicKeyPath(nextSigningKeyPath(keyPath));
+  await writeFile(pubFile, `${next.publicKey}\n`, { mode: 0o600 });
+  return reply(out, { current: current.publicKey, next: next.publicKey, nextPublicKeyFile: pubFile }, () =>
+    [
+      `next signing public key: ${next.publicKey} (in ${pubFile})`,
+      `readers: trust both until the rotation completes: signingPublicKey: ["${current.publicKey}", "${next.publicKey}"]`,
+      "then run: strongbox key rotate --signing",
+    ].join("\n"),
+  );
+}
+
 export async function rotate(
   g: GlobalOptions,
-  o: { identity?: string; signing?: boolean; repo?: string },
+  o: { identity?: string; signing?: boolean; prepare?: boolean; repo?: string },
   out: Output,
 ): Promise<CommandResult> {
   const loaded = await loadConfig(g.config);
+  if (o.prepare) return prepareSigningRotation(loaded, out, o.signing ?? false);
   const names = o.repo ? [o.repo] : loaded.config.repositories.map((r) => r.name);
   if (o.signing && loaded.config.keys.signingKey !== undefined) {
     // Killed between retiring the old key file and moving the new one into place: finish that.
@@ -196,14 +234,7 @@ export async function rotate(
   if (o.signing) {
     // Resumable: a previous interrupted run left the new key in <signingKey>.new.
     newKeyPath = nextSigningKeyPath(keyPath);
-    let pem: string;
-    try {
-      pem = await readFile(newKeyPath, "utf8");
-    } catch {
-      pem = generateSigningKey().privateKeyPem;
-      await writeFile(newKeyPath, pem, { mode: 0o600, flag: "wx" });
-    }
-    signing = { privateKeyPem: pem, publicKey: publicKeyFromPrivate(pem) };
+    signing = await nextSigningKey(keyPath);
     accepted.push(signing.publicKey);
   }
   const recipients = await recipientsOf(loaded);
@@ -247,6 +278,7 @@ export async function rotate(
     await rename(keyPath, retired);
     await rename(newKeyPath, keyPath);
     await writeFile(signingPublicKeyPath(keyPath), `${signing.publicKey}\n`, { mode: 0o600 });
+    await rm(signingPublicKeyPath(newKeyPath), { force: true });
   }
   return reply(out, { signingPublicKey: signing.publicKey, repositories: results }, () =>
     [

@@ -176,7 +176,7 @@ export async function readPartChecked(
           : x.kind === "size"
             ? new StrongboxError(
                 "PART_CORRUPT",
-                `${where} fails its SHA-256 check: ${x.size} bytes, the manifest says ${part.size} (truncated?)`,
+                `${where} fails its SHA-256 check: it has ${x.size} bytes, the manifest says ${part.size} (truncated?)`,
                 { hint: "restore from an offsite copy" },
               )
             : new StrongboxError("PART_CORRUPT", `${where} fails its SHA-256 check`, {

@@ -496,6 +496,33 @@ ${extraKeys}stateDir: state
     assert.equal((await verify({ ...g, config: readerCfg }, {}, v)).exitCode, 0, v.stdoutText);
   });
 
+  it("key rotate --signing --prepare: remote readers pin old and new first, and never see a gap", async () => {
+    await fresh(2);
+    const old = readFileSync(join(dir, "signing.key.pub"), "utf8").trim();
+    const p = await rotate(g, { signing: true, prepare: true }, new MemoryOutput(true));
+    const next = (p.result as { next: string }).next;
+    assert.equal(readFileSync(join(dir, "signing.key.new.pub"), "utf8").trim(), next);
+    const readerCfg = join(dir, "reader.yaml");
+    const readerVerifies = async (keys: string[]) => {
+      await writeFile(readerCfg, config(`  signingPublicKey: ${JSON.stringify(keys)}\n`), { mode: 0o600 });
+      return verify({ ...g, config: readerCfg }, {}, new MemoryOutput(true)).then(
+        (r) => r.exitCode,
+        (e: StrongboxError) => e.code,
+      );
+    };
+    assert.equal(await readerVerifies([old, next]), 0, "before the rotation");
+    const r = await rotate(g, { signing: true }, new MemoryOutput(true));
+    assert.equal(
+      (r.result as { signingPublicKey: string }).signingPublicKey,
+      next,
+      "the prepared key is used",
+    );
+    assert.equal(await readerVerifies([old, next]), 0, "after it, with both pinned");
+    assert.equal(await readerVerifies([next]), 0, "after it, with only the new key");
+    assert.equal(await readerVerifies([old]), "REPO_TAMPERED", "the retired key alone trusts nothing");
+    assert.ok(!existsSync(join(dir, "signing.key.new.pub")));
+  });
+
   it("key rotate --signing resumes after being killed half way", async () => {
     const genuine = await fresh(3);
     // The state a kill -9 leaves: the next key exists, one manifest re-signed and recorded as in

@@ -155,3 +155,31 @@ export async function plant(dir: string, key: string, body: string | Buffer): Pr
   await mkdir(join(dir, key, ".."), { recursive: true });
   await writeFile(join(dir, key), body);
 }
+
+/**
+ * Signs `m` with the backup host's key and commits it (or, `replace`, swaps it for the committed
+ * one) with its evidence entries, as the backup host does: for tests that make or change
+ * genuine backups by hand.
+ */
+export async function commitAsBackupHost(
+  repo: Repository,
+  signing: SigningKey,
+  m: Manifest,
+  o: { replace?: boolean } = {},
+): Promise<Manifest> {
+  const signed = signManifest(m, signing.privateKeyPem, signing.publicKey);
+  const w = await EvidenceWriter.open(repo, signing, [signing.publicKey]);
+  await w.record(o.replace ? "replace" : "commit", [{ id: signed.id, digest: manifestDigest(signed) }], () =>
+    o.replace ? repo.replaceManifest(signed) : repo.commit(signed),
+  );
+  return signed;
+}
+
+/** Removes a committed backup as prune does (recorded in the evidence log before and after). */
+export async function removeAsBackupHost(repo: Repository, signing: SigningKey, id: string): Promise<void> {
+  const w = await EvidenceWriter.open(repo, signing, [signing.publicKey]);
+  await w.record("remove", [{ id, digest: null }], async () => {
+    await repo.storage.delete(repo.manifestKey(id));
+    await repo.removeUncommitted(id);
+  });
+}
