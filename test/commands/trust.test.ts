@@ -219,6 +219,44 @@ ${extraKeys}stateDir: state
     }
   });
 
+  it("a repository from before the evidence log: trusted by signature, then baselined by its first writer", async () => {
+    await fresh(0);
+    const { repo, loaded, close } = await openConfiguredRepository(g.config);
+    let legacy: Manifest;
+    try {
+      // As an older strongbox left it: no evidence/, a record without `evidence`, a signed backup.
+      const signing = await signingKeyOf(loaded);
+      delete repo.info.evidence;
+      await repo.updateInfo({}, signing.privateKeyPem);
+      await rm(join(repoDir, "evidence"), { recursive: true });
+      legacy = await forgedBackup(repo, recipient, { startedAt: new Date(Date.now() - DAY) });
+      // (signed by the real key this time: the way an older version committed it)
+      const { signManifest } = await import("../../src/repository/manifest.ts");
+      await writeFile(
+        join(repoDir, "backups", legacy.id, "manifest.json"),
+        JSON.stringify(signManifest(legacy, signing.privateKeyPem, signing.publicKey)),
+      );
+    } finally {
+      await close();
+    }
+    const out = new MemoryOutput(true);
+    await list(g, {}, out);
+    assert.deepEqual(
+      (JSON.parse(out.stdoutText) as { backups: { id: string }[] }).backups.map((b) => b.id),
+      [legacy.id],
+    );
+    // The first writer records the baseline; from then on a deletion is noticed.
+    assert.equal((await prune(g, {}, new MemoryOutput())).exitCode, 0);
+    assert.ok(existsSync(join(repoDir, "evidence")));
+    assert.equal((await verifyJson()).result.ok, true);
+    await rm(join(repoDir, "backups", legacy.id), { recursive: true });
+    const v = await verifyJson();
+    assert.deepEqual(
+      (v.result.missing as { id: string }[]).map((m) => m.id),
+      [legacy.id],
+    );
+  });
+
   it("verify and status: the newest backup deleted is reported MISSING", async () => {
     const genuine = await fresh(2);
     await rm(join(repoDir, "backups", genuine[1]!.id), { recursive: true });
