@@ -143,6 +143,12 @@ export const REPOSITORY_ERRORS = {
       meaning: "a part does not match the size or SHA-256 its signed manifest records",
       hint: "restore from an offsite copy",
     },
+    SPOOL_FAILED: {
+      exit: FAIL,
+      meaning:
+        "a part or binlog could not be held in the temp directory for its hash check before use (full, read-only, or not writable)",
+      hint: "point TMPDIR at a writable filesystem with room for two parts",
+    },
     PART_READ: {
       exit: FAIL,
       meaning: "a part could not be read from the storage",

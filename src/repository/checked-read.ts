@@ -82,10 +82,17 @@ export async function readChecked(
   if (streaming) return src.pipe(check);
   const root = o.tempDir ?? tmpdir();
   await sweepDeadSpools(root);
-  const dir = await mkdtemp(join(root, `${SPOOL_PREFIX}${process.pid}-`));
+  const dir = await mkdtemp(join(root, `${SPOOL_PREFIX}${process.pid}-`)).catch((e: unknown) => {
+    src.destroy();
+    throw spoolError(root, record.key, e);
+  });
   try {
     const file = join(dir, "object");
-    await pipeline(src, check, createWriteStream(file, { flags: "wx", mode: 0o600 }), { signal: o.signal });
+    await pipeline(src, check, createWriteStream(file, { flags: "wx", mode: 0o600 }), {
+      signal: o.signal,
+    }).catch((e: unknown) => {
+      throw e instanceof StrongboxError ? e : spoolError(root, record.key, e);
+    });
     const sha256 = hash.digest("hex");
     if (size !== record.size) throw mismatch({ kind: "size", size, sha256 });
     if (sha256 !== record.sha256) throw mismatch({ kind: "hash", size, sha256 });
@@ -98,6 +105,20 @@ export async function readChecked(
 }
 
 const SPOOL_PREFIX = "strongbox-spool-";
+
+/** The temp directory could not take the object (full, read-only, not ours): its own clear error. */
+function spoolError(root: string, key: string, e: unknown): unknown {
+  const code = (e as NodeJS.ErrnoException).code;
+  if (!code || !["ENOSPC", "EDQUOT", "EACCES", "EPERM", "EROFS", "ENOENT"].includes(code)) return e;
+  return new StrongboxError(
+    "SPOOL_FAILED",
+    `cannot hold ${key} in ${root} for its check before use (${code})`,
+    {
+      hint: "each part is checked in a private temp file before it is decrypted (two parts at a time): point TMPDIR at a writable filesystem with room",
+      cause: e,
+    },
+  );
+}
 const swept = new Set<string>();
 
 /**

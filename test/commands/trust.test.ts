@@ -425,6 +425,18 @@ ${extraKeys}stateDir: state
         code: "PART_CORRUPT",
       });
       assert.deepEqual(await readdir(spoolRoot), [], "a failed check leaves nothing either");
+      // A temp directory that cannot take it: its own clear error, not a read error of the part.
+      await assert.rejects(
+        readPartChecked(repo, m, m.parts[0]!, undefined, { tempDir: join(spoolRoot, "gone") }),
+        (e: StrongboxError) => {
+          assert.equal(e.code, "SPOOL_FAILED");
+          assert.match(
+            e.message,
+            /cannot hold .*part-000000\.age in .*gone for its check before use \(ENOENT\)/,
+          );
+          return true;
+        },
+      );
     } finally {
       await close();
       await rm(spoolRoot, { recursive: true, force: true });
