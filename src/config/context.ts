@@ -165,6 +165,11 @@ export async function trustedKeysOf(loaded: LoadedConfig): Promise<string[]> {
     const own = await readSigningKey(path).catch((e: StrongboxError) => {
       // A reader with pinned keys does not need the private key to be there.
       if (e.code === "SIGNING_KEY_MISSING" && pinned.length > 0) return undefined;
+      if (e.code === "SIGNING_KEY_MISSING") {
+        throw new StrongboxError("SIGNING_KEY_MISSING", `${e.message}, and no keys.signingPublicKey is set`, {
+          hint: "a reader (restore host) needs only the public key: set keys.signingPublicKey (from init's <signingKey>.pub)",
+        });
+      }
       throw e;
     });
     if (own) keys.push(own.publicKey);

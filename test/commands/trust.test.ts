@@ -463,6 +463,13 @@ ${extraKeys}stateDir: state
       assert.match(e.message, /has no keys.signingKey: this configuration only reads/);
       return true;
     });
+    // A copy of the backup host's config without its private key, and no pinned key: told what to set.
+    await writeFile(readerCfg, config("  signingKey: no-such.key\n"), { mode: 0o600 });
+    await assert.rejects(list(r, {}, new MemoryOutput()), (e: StrongboxError) => {
+      assert.equal(e.code, "SIGNING_KEY_MISSING");
+      assert.match(e.message, /no-such\.key is missing, and no keys.signingPublicKey is set/);
+      return true;
+    });
     // A reader pinning another key trusts nothing here.
     await writeFile(readerCfg, config(`  signingPublicKey: "${attackerKey.publicKey}"\n`), { mode: 0o600 });
     await assert.rejects(list(r, {}, new MemoryOutput()), { code: "REPO_TAMPERED" });
