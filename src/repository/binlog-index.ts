@@ -6,7 +6,7 @@
 //   binlogs/index/0000000042.json     what it holds: node, file, size, sha256, GTID range, times
 import { createHash } from "node:crypto";
 import type { Readable } from "node:stream";
-import { canonicalJson, sign, verify } from "../crypto/sign.ts";
+import { canonicalJson, sign, signedByTrusted } from "../crypto/sign.ts";
 import { StrongboxError } from "../errors.ts";
 import { readAll } from "../util/stream.ts";
 import { type CheckedReadOptions, readChecked } from "./checked-read.ts";
@@ -74,14 +74,7 @@ export function signEntry(e: BinlogEntry, privateKeyPem: string, publicKey: stri
 }
 
 export function entryVerifies(e: BinlogEntry, trusted: string | readonly string[]): boolean {
-  const s = e.signature;
-  const keys = typeof trusted === "string" ? [trusted] : trusted;
-  if (!s || !keys.includes(s.publicKey)) return false;
-  try {
-    return verify(s.publicKey, signedBytes(e), s.value);
-  } catch {
-    return false;
-  }
+  return signedByTrusted(e.signature, trusted, () => signedBytes(e));
 }
 
 export interface IndexRead {

@@ -9,7 +9,7 @@
 // previous entry by seq and SHA-256, so the newest entry signed by a trusted key vouches for all
 // before it: entries of an earlier signing key stay valid after a rotation without being re-signed.
 import { createHash } from "node:crypto";
-import { canonicalJson, type SigningKey, sign, verify } from "../crypto/sign.ts";
+import { canonicalJson, type SigningKey, sign, signedByTrusted } from "../crypto/sign.ts";
 import { StrongboxError } from "../errors.ts";
 import { readAll } from "../util/stream.ts";
 import type { Repository } from "./repository.ts";
@@ -66,13 +66,7 @@ export function entryDigest(e: EvidenceEntry): string {
 }
 
 function signedBy(e: EvidenceEntry, keys: readonly string[]): boolean {
-  const s = e.signature;
-  if (!s || !keys.includes(s.publicKey)) return false;
-  try {
-    return verify(s.publicKey, signedBytes(e), s.value);
-  } catch {
-    return false;
-  }
+  return signedByTrusted(e.signature, keys, () => signedBytes(e));
 }
 
 /** What a reader knows from the log. */

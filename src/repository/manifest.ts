@@ -1,7 +1,7 @@
 // The manifest: everything known about one backup, signed (Ed25519) so tampering is detected.
 // Sensitive details (host names, schema and table inventory) are an age blob inside it.
 import { createHash, randomBytes } from "node:crypto";
-import { canonicalJson, sign, verify } from "../crypto/sign.ts";
+import { canonicalJson, sign, signedByTrusted } from "../crypto/sign.ts";
 import { StrongboxError } from "../errors.ts";
 import type { PartRecord } from "../pipeline/parts.ts";
 
@@ -99,14 +99,7 @@ export function manifestDigest(m: Manifest): string {
 export function verifyManifest(m: Manifest, trusted: string | readonly string[]): void {
   const sig = m.signature;
   if (!sig) throw new StrongboxError("MANIFEST_UNSIGNED", `manifest of backup ${m.id} has no signature`);
-  const keys = typeof trusted === "string" ? [trusted] : trusted;
-  let ok = false;
-  try {
-    ok = keys.includes(sig.publicKey) && verify(sig.publicKey, signedBytes(m), sig.value);
-  } catch {
-    ok = false;
-  }
-  if (!ok) {
+  if (!signedByTrusted(sig, trusted, () => signedBytes(m))) {
     throw new StrongboxError(
       "MANIFEST_TAMPERED",
       `manifest of backup ${m.id} fails its signature check: it was modified or signed by another key`,
