@@ -12,7 +12,7 @@ import { planBackup, planningHistory } from "../../src/backup/plan.ts";
 import { init } from "../../src/commands/init.ts";
 import { generate, rotate } from "../../src/commands/key.ts";
 import { list, show } from "../../src/commands/list.ts";
-import { prune } from "../../src/commands/offsite.ts";
+import { copy, prune } from "../../src/commands/offsite.ts";
 import { openConfiguredRepository } from "../../src/commands/repo.ts";
 import { status } from "../../src/commands/status.ts";
 import { verifierFor } from "../../src/commands/trust.ts";
@@ -76,6 +76,7 @@ cluster:
   credentials: { backup: { user: strongbox_backup } }
 repositories:
   - { name: main, storage: { type: local, path: ${repoDir} }, retention: { keepLast: 2 } }
+  - { name: offsite, storage: { type: local, path: ${join(dir, "offsite")} } }
 keys:
   recipients: [${recipient}]
   identity: identity.txt
@@ -85,6 +86,7 @@ ${extraKeys}stateDir: state
   /** A fresh repository with `n` genuine backups, one a day, the newest yesterday. */
   async function fresh(n: number, type: Manifest["type"] = "logical"): Promise<Manifest[]> {
     await rm(repoDir, { recursive: true, force: true });
+    await rm(join(dir, "offsite"), { recursive: true, force: true });
     await rm(join(dir, "state"), { recursive: true, force: true });
     assert.equal((await init(g, {}, new MemoryOutput())).exitCode, 0);
     const { repo, loaded, close } = await openConfiguredRepository(g.config);
@@ -184,6 +186,41 @@ ${extraKeys}stateDir: state
       [forged.id],
     );
     await assert.rejects(show(g, { id: forged.id }, new MemoryOutput()), { code: "MANIFEST_TAMPERED" });
+  });
+
+  it("copy: a forged backup is not copied; a forged manifest holding a genuine id offsite blocks only that one", async () => {
+    const genuine = await fresh(2);
+    const { repo, close } = await openConfiguredRepository(g.config);
+    const forged = await forgedBackup(repo, recipient, {});
+    await close();
+    // Offsite, the attacker plants an (unsigned) manifest under the id of the newest genuine backup.
+    await plant(
+      join(dir, "offsite"),
+      `backups/${genuine[1]!.id}/manifest.json`,
+      JSON.stringify({ ...genuine[1]!, signature: undefined, gtid: "0-1-666" }),
+    );
+    const out = new MemoryOutput();
+    const r = await copy(g, { to: "offsite", missing: true }, out);
+    const res = r.result as { copied: string[]; unverified: { id: string }[] };
+    assert.deepEqual(res.copied, [genuine[0]!.id]);
+    assert.deepEqual(res.unverified.map((u) => u.id).sort(), [forged.id, genuine[1]!.id].sort());
+    assert.match(out.stdoutText, new RegExp(`UNVERIFIED ${forged.id}: not copied`));
+    assert.ok(
+      !existsSync(join(dir, "offsite", "backups", forged.id)),
+      "the forged backup stayed where it was",
+    );
+    // The copy is recorded offsite: a reader there trusts it, and reports the planted manifest.
+    const off = new MemoryOutput(true);
+    await list(g, { repo: "offsite" }, off);
+    const listed = JSON.parse(off.stdoutText) as { backups: { id: string }[]; unverified: { id: string }[] };
+    assert.deepEqual(
+      listed.backups.map((b) => b.id),
+      [genuine[0]!.id],
+    );
+    assert.deepEqual(
+      listed.unverified.map((u) => u.id),
+      [genuine[1]!.id],
+    );
   });
 
   it("backup's plan: a forged newer full is never a parent", async () => {
