@@ -30,7 +30,8 @@ function watchedFiles(loaded: LoadedConfig): Watched[] {
   if (c.cluster.tls?.cert)
     out.push({ path: r(c.cluster.tls.cert), what: "database TLS client certificate", kind: "integrity" });
   if (c.cluster.tls?.ca) out.push({ path: r(c.cluster.tls.ca), what: "database TLS CA", kind: "integrity" });
-  out.push({ path: r(c.keys.signingKey), what: "manifest signing key", kind: "secret" });
+  if (c.keys.signingKey)
+    out.push({ path: r(c.keys.signingKey), what: "manifest signing key", kind: "secret" });
   if (c.keys.passphraseFile)
     out.push({ path: r(c.keys.passphraseFile), what: "passphrase file", kind: "secret" });
   if (c.keys.recipientsFile)
@@ -237,7 +238,7 @@ async function identityFinding(loaded: LoadedConfig): Promise<AuditFinding[]> {
   const configured = k.identity ? r(k.identity) : undefined;
   // Where keys live: the config's directory and those of the key files it names.
   const dirs = new Set(
-    [loaded.path, r(k.signingKey), k.recipientsFile && r(k.recipientsFile), configured]
+    [loaded.path, k.signingKey && r(k.signingKey), k.recipientsFile && r(k.recipientsFile), configured]
       .filter((p): p is string => typeof p === "string")
       .map((p) => dirname(p)),
   );

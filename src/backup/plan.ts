@@ -2,7 +2,7 @@
 import { StrongboxError } from "../errors.ts";
 import { describeHealth, isEligible, type NodeHealth, rankDonors } from "../galera/health.ts";
 import type { BackupType, Manifest } from "../repository/manifest.ts";
-import type { Repository } from "../repository/repository.ts";
+import { type BackupVerifier, type Distrusted, isDistrust } from "../repository/trusted.ts";
 import { parseDuration } from "../util/duration.ts";
 
 /** What the plan depends on in the configuration. */
@@ -104,19 +104,30 @@ export function planBackup(
 /**
  * The manifests `planBackup` needs: none for a requested full or logical backup, else the newest
  * back to the last full (the chain an incremental continues), read newest first. A repository of a
- * year of daily backups is not read and verified in full before every backup.
+ * year of daily backups is not read and verified in full before every backup. Only verified
+ * manifests count (signature and evidence log): an untrusted one is never a parent, and is passed
+ * to `onUntrusted` and skipped.
  */
 export async function planningHistory(
-  repo: Pick<Repository, "scan" | "get">,
+  verifier: Pick<BackupVerifier, "repo" | "get">,
   committed: Promise<readonly string[] | undefined> | readonly string[] | undefined,
   kind: BackupType | undefined,
+  onUntrusted: (d: Distrusted) => void = () => {},
 ): Promise<Manifest[]> {
   // Not even the scan is waited for: a full backup's start does not grow with the repository.
   if (kind === "full" || kind === "logical") return [];
-  const ids = (await committed) ?? (await repo.scan()).committed;
+  const ids = (await committed) ?? (await verifier.repo.scan()).committed;
   const newestFirst: Manifest[] = [];
   for (let i = ids.length - 1; i >= 0; i--) {
-    const m = await repo.get(ids[i]!);
+    const id = ids[i]!;
+    let m: Manifest;
+    try {
+      m = await verifier.get(id);
+    } catch (e) {
+      if (!isDistrust(e)) throw e;
+      onUntrusted({ id, code: (e as StrongboxError).code, message: (e as Error).message });
+      continue;
+    }
     newestFirst.push(m);
     if (m.type === "full") break;
   }

@@ -35,10 +35,12 @@ import {
   MANIFEST_FORMAT,
   type Manifest,
   type ManifestDetails,
+  manifestDigest,
   newBackupId,
   signManifest,
 } from "../repository/manifest.ts";
 import type { Repository } from "../repository/repository.ts";
+import { type BackupVerifier, openEvidenceWriter } from "../repository/trusted.ts";
 import { preflightBackupGrants } from "../security/grants.ts";
 import { explainPrivilegeError } from "../security/privilege-errors.ts";
 import { privateTempDir } from "../util/optionfile.ts";
@@ -75,6 +77,8 @@ export interface BackupDeps {
   tls?: TlsOptions | undefined;
   recipients: RecipientSet;
   signing: SigningKey;
+  /** Reads manifests only after checking them (signature and evidence log); records the commit. */
+  trust: BackupVerifier;
   /**
    * The committed backup ids, when the caller scans the repository under the lock it holds
    * (undefined: scan here), and removes what dead runs left. Awaited before the first object of
@@ -118,7 +122,12 @@ export async function runBackup(deps: BackupDeps, req: BackupRequest = {}): Prom
   let plan: BackupPlan;
   try {
     let history: Manifest[];
-    [probes, history] = await Promise.all([probing, planningHistory(deps.repo, deps.committed, req.kind)]);
+    [probes, history] = await Promise.all([
+      probing,
+      planningHistory(deps.trust, deps.committed, req.kind, (d) =>
+        deps.log(`UNVERIFIED ${d.id} is not a parent: ${d.message}`),
+      ),
+    ]);
     plan = planBackup(
       settings,
       probes.map((p) => p.health),
@@ -283,7 +292,11 @@ async function attempt(
       details: await encryptBuffer(Buffer.from(JSON.stringify(details)), deps.recipients.age),
     });
     const signed = signManifest(manifest, deps.signing.privateKeyPem, deps.signing.publicKey);
-    await repo.commit(signed);
+    // The evidence log records the commit: "begin" before the manifest, "done" after it.
+    const evidence = await openEvidenceWriter(deps.trust, deps.signing, {
+      committed: (await deps.committed) ?? undefined,
+    });
+    await evidence.record("commit", [{ id, digest: manifestDigest(signed) }], () => repo.commit(signed));
     committed = true;
     return signed;
   } finally {

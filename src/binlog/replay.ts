@@ -33,7 +33,7 @@ export interface RestoreToPointOptions {
   repo: Repository;
   identities: AgeIdentity[];
   /** The key the index entries must be signed with. */
-  trustedPublicKey: string;
+  trustedPublicKey: string | readonly string[];
   /** A restored and prepared data directory (restorePhysical). */
   targetDir: string;
   /** The GTID position of the restored backup (manifest.gtid, e.g. "1-1-194"). */

@@ -72,7 +72,7 @@ export function archiveState(entries: readonly BinlogEntry[], manifests: readonl
  */
 export async function readArchiveState(
   repo: Repository,
-  trustedPublicKey: string,
+  trustedPublicKey: string | readonly string[],
   manifests?: Manifest[],
 ): Promise<{ state: ArchiveState; entries: BinlogEntry[] } | null> {
   const entries = await readTrustedIndex(repo, trustedPublicKey);

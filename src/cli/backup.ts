@@ -37,6 +37,10 @@ export function registerBackup(program: Command, s: Session): void {
     )
     .option("--identity <file>", "an identity of the current recipients (default: keys.identity)")
     .option("--signing", "also replace the manifest signing key and re-sign everything with the new one")
+    .option(
+      "--prepare",
+      "with --signing: only make the next signing key and print its public key, to pin on readers first",
+    )
     .option("--repo <name>", "only this repository")
     .action(async (o, cmd: Command) =>
       s.run((await import("../commands/key.ts")).rotate(globals(cmd), o, s.out)),

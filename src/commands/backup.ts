@@ -8,6 +8,7 @@ import {
   recipientsOf,
   signingKeyOf,
   stateDirOf,
+  trustedKeysOf,
 } from "../config/context.ts";
 import { monitorSettingsOf } from "../config/monitoring.ts";
 import type { StrongboxConfig } from "../config/schema.ts";
@@ -23,6 +24,7 @@ import { parseDuration } from "../util/duration.ts";
 import { formatBytes, parseSize } from "../util/size.ts";
 import { copyInto } from "./offsite.ts";
 import { openConfiguredRepository } from "./repo.ts";
+import { verifierFor } from "./trust.ts";
 
 export interface BackupCommandOptions {
   full?: boolean;
@@ -45,7 +47,7 @@ export async function backup(g: GlobalOptions, o: BackupCommandOptions, out: Out
       { command: "backup", repository: repo.name, kind },
       async (run) => {
         const signing = await signingKeyOf(loaded);
-        repo.verifyInfo(signing.publicKey);
+        repo.verifyInfo(await trustedKeysOf(loaded));
         const recipients = await recipientsOf(loaded);
         const backupCreds = (await credentialsFor(loaded, "backup"))!;
         const adminCreds = await credentialsFor(loaded, "admin");
@@ -65,6 +67,8 @@ export async function backup(g: GlobalOptions, o: BackupCommandOptions, out: Out
             },
             async ({ housekeeping }) => {
               const stateDir = stateDirOf(loaded);
+              // Under the lock: the evidence log's tail cannot move before this backup commits.
+              const trust = await verifierFor(loaded, repo);
               // Before the nodes are probed: a node this host left desynced would not look Synced.
               await repairAbandonedDesync(stateDir, clusterNodes(loaded), adminCreds, {
                 tls: clusterTls(loaded),
@@ -81,6 +85,7 @@ export async function backup(g: GlobalOptions, o: BackupCommandOptions, out: Out
                   tls: clusterTls(loaded),
                   recipients,
                   signing,
+                  trust,
                   stateDir,
                   committed: housekeeping,
                   log: (msg) => progress.note(msg, true),

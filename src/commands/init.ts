@@ -1,10 +1,16 @@
 // init: the manifest signing key (if missing) and the repository with its recipients.
 import { mkdir, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
-import { recipientsOf, repositoryConfig, signingKeyOf } from "../config/context.ts";
+import {
+  recipientsOf,
+  repositoryConfig,
+  signingKeyOf,
+  signingPublicKeyPath,
+  trustedKeysOf,
+} from "../config/context.ts";
 import { loadConfig } from "../config/load.ts";
 import { generateSigningKey } from "../crypto/sign.ts";
-import type { StrongboxError } from "../errors.ts";
+import { StrongboxError } from "../errors.ts";
 import { Repository } from "../repository/repository.ts";
 import type { CommandResult, GlobalOptions } from "../terminal/options.ts";
 import { type Output, reply } from "../terminal/output.ts";
@@ -14,6 +20,13 @@ import { openRepositoryStorage } from "./repo.ts";
 export async function init(g: GlobalOptions, o: { repo?: string }, out: Output): Promise<CommandResult> {
   const loaded = await loadConfig(g.config);
   const recipients = await recipientsOf(loaded);
+  if (loaded.config.keys.signingKey === undefined) {
+    throw new StrongboxError(
+      "SIGNING_KEY_MISSING",
+      `${loaded.path} has no keys.signingKey: init creates a repository and its signing key, so it needs one`,
+      { hint: "set keys.signingKey (e.g. keys/signing.key) on the backup host and run init there" },
+    );
+  }
   const keyPath = loaded.resolvePath(loaded.config.keys.signingKey);
   let createdKey = false;
   let signing = await signingKeyOf(loaded).catch((e: StrongboxError) => {
@@ -27,18 +40,21 @@ export async function init(g: GlobalOptions, o: { repo?: string }, out: Output):
     signing = { privateKeyPem: k.privateKeyPem, publicKey: k.publicKey };
     createdKey = true;
   }
+  // The public half, for escrow beside the age identity: a restore host needs only it.
+  const publicKeyFile = signingPublicKeyPath(keyPath);
+  await writeFile(publicKeyFile, `${signing.publicKey}\n`, { mode: 0o600 });
   const names = o.repo ? [o.repo] : loaded.config.repositories.map((r) => r.name);
   const results: { name: string; id: string; location: string; created: boolean }[] = [];
   for (const name of names) {
     const rc = repositoryConfig(loaded, name);
-    const storage = await openRepositoryStorage(rc, loaded);
+    const storage = await openRepositoryStorage(rc, loaded, { create: true });
     try {
       const existing = await Repository.open(name, storage).catch((e: StrongboxError) => {
         if (e.code === "REPO_NOT_INITIALISED") return undefined;
         throw e;
       });
       if (existing) {
-        existing.verifyInfo(signing.publicKey);
+        existing.verifyInfo(await trustedKeysOf(loaded));
         results.push({ name, id: existing.info.id, location: storage.description, created: false });
         continue;
       }
@@ -60,6 +76,7 @@ export async function init(g: GlobalOptions, o: { repo?: string }, out: Output):
     {
       signingKey: keyPath,
       signingPublicKey: signing.publicKey,
+      signingPublicKeyFile: publicKeyFile,
       createdSigningKey: createdKey,
       repositories: results,
     },
@@ -69,6 +86,7 @@ export async function init(g: GlobalOptions, o: { repo?: string }, out: Output):
           ? `signing key created: ${keyPath} (mode 0600; back it up, it proves your manifests are yours)`
           : `signing key: ${keyPath}`,
         `signing public key: ${signing.publicKey}`,
+        `  written to ${publicKeyFile}: escrow it beside the age identity; a restore host needs only it (keys.signingPublicKey), never the private key`,
         ...results.map(
           (r) =>
             `repository ${r.name}: ${r.created ? "initialised" : "already initialised"} at ${r.location} (id ${r.id})`,

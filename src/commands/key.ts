@@ -1,7 +1,15 @@
 // key generate | add-recipient | remove-recipient | rotate
+import { existsSync } from "node:fs";
 import { readFile, rename, rm, writeFile } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
-import { identitiesOf, recipientsOf, signingKeyOf } from "../config/context.ts";
+import {
+  identitiesOf,
+  nextSigningKeyPath,
+  recipientsOf,
+  signingKeyOf,
+  signingPublicKeyPath,
+  trustedKeysOf,
+} from "../config/context.ts";
 import { changeRecipients } from "../config/edit-recipients.ts";
 import { type LoadedConfig, loadConfig } from "../config/load.ts";
 import { monitorSettingsOf } from "../config/monitoring.ts";
@@ -9,10 +17,12 @@ import { type AgeIdentity, generateX25519Identity } from "../crypto/age-keys.ts"
 import type { RecipientSet } from "../crypto/recipient-set.ts";
 import type { SigningKey } from "../crypto/sign.ts";
 import { generateSigningKey, publicKeyFromPrivate } from "../crypto/sign.ts";
-import { StrongboxError } from "../errors.ts";
+import { StrongboxError, UsageError } from "../errors.ts";
 import { resignAll, rotateRecipients } from "../keys/rotate.ts";
 import { runMonitored } from "../monitor/monitor.ts";
+import { binlogEntryDigest, readIndex } from "../repository/binlog-index.ts";
 import type { Repository } from "../repository/repository.ts";
+import { BackupVerifier, type Distrusted, openEvidenceWriter } from "../repository/trusted.ts";
 import { asWriter } from "../repository/writer.ts";
 import type { CommandResult, GlobalOptions } from "../terminal/options.ts";
 import { type Output, reply } from "../terminal/output.ts";
@@ -118,12 +128,22 @@ interface RotateOne {
 }
 
 /** One repository, under its writer lock: re-wrap part headers, re-sign, re-sign the config. */
-async function rotateOne(o: RotateOne): Promise<{ backups: number; parts: number; resigned: number }> {
-  let rewrapped = { backups: 0, parts: 0 };
+async function rotateOne(
+  o: RotateOne,
+): Promise<{ backups: number; parts: number; resigned: number; skipped: Distrusted[] }> {
+  // Read under the lock; the evidence writer settles what a killed run left in flight.
+  const trust = () => BackupVerifier.load(o.repo, o.accepted);
+  const evidence = await openEvidenceWriter(await trust(), o.signing);
+  let rewrapped: { backups: number; parts: number; skipped: Distrusted[] } = {
+    backups: 0,
+    parts: 0,
+    skipped: [],
+  };
   if (o.identities) {
     rewrapped = await rotateRecipients({
       repo: o.repo,
-      trustedPublicKey: o.accepted[0]!,
+      trust: await trust(),
+      evidence,
       signing: o.signing,
       identities: o.identities,
       recipients: o.recipients.age,
@@ -133,8 +153,8 @@ async function rotateOne(o: RotateOne): Promise<{ backups: number; parts: number
     });
   }
   const resigned = o.resign
-    ? await resignAll({ repo: o.repo, acceptedPublicKeys: o.accepted, signing: o.signing })
-    : 0;
+    ? await resignAll({ repo: o.repo, trust: await trust(), evidence, signing: o.signing, log: o.log })
+    : { resigned: 0, skipped: [] };
   await o.repo.updateInfo(
     {
       recipients: o.recipients.names,
@@ -143,43 +163,108 @@ async function rotateOne(o: RotateOne): Promise<{ backups: number; parts: number
     },
     o.signing.privateKeyPem,
   );
-  return { ...rewrapped, resigned };
+  // The new key's first entry of its own: from here on readers need only the new public key.
+  if (o.resign) {
+    // The binlog index entries stay as the old key signed them (they are never replaced): the
+    // evidence vouches for each by its digest, under the new key.
+    const { entries } = await readIndex(o.repo, o.accepted);
+    await evidence.mark("signing-key", {
+      binlogIndex: Object.fromEntries(entries.map((e) => [String(e.seq), binlogEntryDigest(e)])),
+    });
+  }
+  const skipped = [...rewrapped.skipped, ...resigned.skipped].filter(
+    (u, i, all) => all.findIndex((x) => x.id === u.id) === i,
+  );
+  return { backups: rewrapped.backups, parts: rewrapped.parts, resigned: resigned.resigned, skipped };
+}
+
+/** The next signing key, made ahead (kept in `<signingKey>.new`), or the one a killed run left. */
+async function nextSigningKey(keyPath: string): Promise<SigningKey> {
+  const path = nextSigningKeyPath(keyPath);
+  let pem: string;
+  try {
+    pem = await readFile(path, "utf8");
+  } catch {
+    pem = generateSigningKey().privateKeyPem;
+    await writeFile(path, pem, { mode: 0o600, flag: "wx" });
+  }
+  return { privateKeyPem: pem, publicKey: publicKeyFromPrivate(pem) };
+}
+
+/**
+ * key rotate --signing --prepare: the next key, made now, its public half printed and written
+ * beside it, so that remote readers can pin old and new before the rotation (atomic for them too).
+ */
+async function prepareSigningRotation(
+  loaded: LoadedConfig,
+  out: Output,
+  signing: boolean,
+): Promise<CommandResult> {
+  if (!signing) throw new UsageError("--prepare goes with --signing");
+  const current = await signingKeyOf(loaded);
+  const keyPath = loaded.resolvePath(loaded.config.keys.signingKey!);
+  const next = await nextSigningKey(keyPath);
+  const pubFile = signingPublicKeyPath(nextSigningKeyPath(keyPath));
+  await writeFile(pubFile, `${next.publicKey}\n`, { mode: 0o600 });
+  return reply(out, { current: current.publicKey, next: next.publicKey, nextPublicKeyFile: pubFile }, () =>
+    [
+      `next signing public key: ${next.publicKey} (in ${pubFile})`,
+      `readers: trust both until the rotation completes: signingPublicKey: ["${current.publicKey}", "${next.publicKey}"]`,
+      "then run: strongbox key rotate --signing",
+    ].join("\n"),
+  );
 }
 
 export async function rotate(
   g: GlobalOptions,
-  o: { identity?: string; signing?: boolean; repo?: string },
+  o: { identity?: string; signing?: boolean; prepare?: boolean; repo?: string },
   out: Output,
 ): Promise<CommandResult> {
   const loaded = await loadConfig(g.config);
+  if (o.prepare) return prepareSigningRotation(loaded, out, o.signing ?? false);
   const names = o.repo ? [o.repo] : loaded.config.repositories.map((r) => r.name);
-  const keyPath = loaded.resolvePath(loaded.config.keys.signingKey);
+  if (o.signing && loaded.config.keys.signingKey !== undefined) {
+    // Killed between retiring the old key file and moving the new one into place: finish that.
+    const path = loaded.resolvePath(loaded.config.keys.signingKey);
+    if (!existsSync(path) && existsSync(nextSigningKeyPath(path))) {
+      await rename(nextSigningKeyPath(path), path);
+      const done = await signingKeyOf(loaded);
+      await writeFile(signingPublicKeyPath(path), `${done.publicKey}\n`, { mode: 0o600 });
+      return reply(
+        out,
+        { signingPublicKey: done.publicKey, repositories: [], finishedInterrupted: true },
+        () => `finished an interrupted signing key rotation: ${path} is the new key (${done.publicKey})`,
+      );
+    }
+  }
   let signing = await signingKeyOf(loaded);
+  const keyPath = loaded.resolvePath(loaded.config.keys.signingKey!);
   const accepted = [signing.publicKey];
   let newKeyPath: string | undefined;
   if (o.signing) {
     // Resumable: a previous interrupted run left the new key in <signingKey>.new.
-    newKeyPath = `${keyPath}.new`;
-    let pem: string;
-    try {
-      pem = await readFile(newKeyPath, "utf8");
-    } catch {
-      pem = generateSigningKey().privateKeyPem;
-      await writeFile(newKeyPath, pem, { mode: 0o600, flag: "wx" });
-    }
-    signing = { privateKeyPem: pem, publicKey: publicKeyFromPrivate(pem) };
+    newKeyPath = nextSigningKeyPath(keyPath);
+    signing = await nextSigningKey(keyPath);
     accepted.push(signing.publicKey);
   }
   const recipients = await recipientsOf(loaded);
   const identities = o.signing && !o.identity ? undefined : await identitiesOf(loaded, o.identity);
-  const results: { repository: string; backups: number; parts: number; resigned: number }[] = [];
+  // Both keys are trusted until the rotation completes (and readers' pinned keys, if any).
+  const trusted = [...new Set([...(await trustedKeysOf(loaded)), ...accepted])];
+  const results: {
+    repository: string;
+    backups: number;
+    parts: number;
+    resigned: number;
+    skipped: Distrusted[];
+  }[] = [];
   for (const name of names) {
     // Each repository's rotation is a run of its own in the catalog.
     const meta = { command: "key-rotate", repository: name, kind: o.signing ? "signing" : "recipients" };
     const r = await runMonitored(monitorSettingsOf(loaded), meta, async (run) => {
       const repo = await openRepository(loaded, name);
       try {
-        if (!accepted.some((k) => k === repo.info.signingPublicKey)) repo.verifyInfo(accepted[0]!);
+        repo.verifyInfo(trusted);
         const command = `key rotate${o.signing ? " --signing" : ""}`;
         const ttlMs = parseDuration(loaded.config.backup.lockTtl);
         const done = await asWriter(repo, { command, ttlMs }, () =>
@@ -187,7 +272,7 @@ export async function rotate(
             repo,
             identities,
             recipients,
-            accepted,
+            accepted: trusted,
             signing,
             resign: o.signing ?? false,
             log: (m) => out.log(m),
@@ -208,6 +293,8 @@ export async function rotate(
       .replace(/\.\d+Z$/, "Z")}`;
     await rename(keyPath, retired);
     await rename(newKeyPath, keyPath);
+    await writeFile(signingPublicKeyPath(keyPath), `${signing.publicKey}\n`, { mode: 0o600 });
+    await rm(signingPublicKeyPath(newKeyPath), { force: true });
   }
   return reply(out, { signingPublicKey: signing.publicKey, repositories: results }, () =>
     [
@@ -215,8 +302,16 @@ export async function rotate(
         (r) =>
           `repository ${r.repository}: ${r.backups} backup(s) re-keyed (${r.parts} part header(s) rewritten, payloads untouched)${o.signing ? `, ${r.resigned} manifest(s) re-signed` : ""}`,
       ),
+      ...results.flatMap((r) =>
+        r.skipped.map((u) => `UNVERIFIED ${u.id} in ${r.repository}: skipped, left as it is (${u.message})`),
+      ),
       `recipients now: ${recipients.names.join(", ")}`,
-      ...(o.signing ? [`new signing public key: ${signing.publicKey}`] : []),
+      ...(o.signing
+        ? [
+            `new signing public key: ${signing.publicKey} (in ${signingPublicKeyPath(keyPath)})`,
+            "readers: set keys.signingPublicKey to it (and escrow it); the old key is no longer trusted",
+          ]
+        : []),
     ].join("\n"),
   );
 }

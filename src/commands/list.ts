@@ -5,22 +5,23 @@ import { identitiesOf } from "../config/context.ts";
 import { decryptBuffer } from "../crypto/age.ts";
 import { pitrLine } from "../monitor/health.ts";
 import type { ManifestDetails } from "../repository/manifest.ts";
-import { verifyManifest } from "../repository/manifest.ts";
 import { pinnedIds } from "../repository/pins.ts";
 import type { CommandResult, GlobalOptions } from "../terminal/options.ts";
 import { type Output, reply } from "../terminal/output.ts";
 import { table } from "../terminal/table.ts";
 import { formatBytes } from "../util/size.ts";
-import { openConfiguredRepository, trustedPublicKey } from "./repo.ts";
+import { openConfiguredRepository } from "./repo.ts";
+import { verifierFor } from "./trust.ts";
 
 export async function list(g: GlobalOptions, o: { repo?: string }, out: Output): Promise<CommandResult> {
   const { loaded, repo, close } = await openConfiguredRepository(g.config, o.repo);
   try {
-    const [manifests, pinned] = await Promise.all([repo.list(), pinnedIds(repo)]);
-    // Where the repository archives binlogs: the recoverable window.
-    const pointInTime =
-      (await readArchiveState(repo, await trustedPublicKey(loaded), manifests))?.state ?? null;
-    const rows = manifests.map((m) => ({
+    // Only verified manifests are listed as backups; no field of another one is shown.
+    const verifier = await verifierFor(loaded, repo);
+    const [set, pinned] = await Promise.all([verifier.inventory(), pinnedIds(repo)]);
+    // Where the repository archives binlogs: the recoverable window, from verified backups only.
+    const pointInTime = (await readArchiveState(repo, verifier.keys, set.backups))?.state ?? null;
+    const rows = set.backups.map((m) => ({
       id: m.id,
       type: m.type,
       parent: m.parent,
@@ -33,25 +34,56 @@ export async function list(g: GlobalOptions, o: { repo?: string }, out: Output):
       gtid: m.gtid,
       pinned: pinned.has(m.id),
     }));
-    return reply(out, { repository: repo.name, backups: rows, pointInTime }, () =>
-      rows.length === 0
-        ? `repository ${repo.name}: no backups yet`
-        : `${table([
-            ["id", "type", "parent", "node", "started", "raw", "stored", "parts", "gtid", "pinned"],
-            ...rows.map((r) => [
-              r.id,
-              r.type,
-              r.parent ?? "-",
-              r.donor,
-              r.startedAt.replace(/\.\d+Z$/, "Z"),
-              formatBytes(r.rawBytes),
-              formatBytes(r.storedBytes),
-              String(r.parts),
-              r.gtid ?? "-",
-              r.pinned ? "pinned" : "",
-            ]),
-          ])}${pointInTime ? `\n${pitrLine({ ...pointInTime, lagSeconds: null, openGaps: pointInTime.window ? [] : pointInTime.gaps })}` : ""}`,
-    );
+    const distrusted = [
+      ...set.unverified.map((u) => ({ ...u, state: "UNVERIFIED" })),
+      ...set.missing.map((u) => ({ ...u, state: "MISSING" })),
+    ].sort((a, b) => (a.id < b.id ? -1 : 1));
+    const result = {
+      repository: repo.name,
+      backups: rows,
+      pointInTime,
+      unverified: set.unverified,
+      missing: set.missing,
+      evidenceProblems: set.evidence.problems,
+    };
+    return reply(out, result, () => {
+      const lines =
+        rows.length === 0
+          ? [`repository ${repo.name}: no backups yet`]
+          : [
+              table([
+                ["id", "type", "parent", "node", "started", "raw", "stored", "parts", "gtid", "pinned"],
+                ...rows.map((r) => [
+                  r.id,
+                  r.type,
+                  r.parent ?? "-",
+                  r.donor,
+                  r.startedAt.replace(/\.\d+Z$/, "Z"),
+                  formatBytes(r.rawBytes),
+                  formatBytes(r.storedBytes),
+                  String(r.parts),
+                  r.gtid ?? "-",
+                  r.pinned ? "pinned" : "",
+                ]),
+              ]),
+            ];
+      if (pointInTime)
+        lines.push(
+          pitrLine({
+            ...pointInTime,
+            lagSeconds: null,
+            openGaps: pointInTime.window ? [] : pointInTime.gaps,
+          }),
+        );
+      for (const d of distrusted) lines.push(`${d.state.padEnd(10)} ${d.id}  ${d.message}`);
+      for (const p of set.evidence.problems) lines.push(`EVIDENCE   ${p}`);
+      if (distrusted.length > 0) {
+        lines.push(
+          `${distrusted.length} object(s) not trusted: not used by any command, left in place; run strongbox verify`,
+        );
+      }
+      return lines.join("\n");
+    });
   } finally {
     await close();
   }
@@ -64,8 +96,7 @@ export async function show(
 ): Promise<CommandResult> {
   const { loaded, repo, close } = await openConfiguredRepository(g.config, o.repo);
   try {
-    const m = await repo.get(o.id);
-    verifyManifest(m, await trustedPublicKey(loaded));
+    const m = await (await verifierFor(loaded, repo)).get(o.id);
     let details: ManifestDetails | undefined;
     let detailsNote = "encrypted (pass --identity to read host names and the inventory)";
     const haveIdentity = o.identity ?? loaded.config.keys.identity ?? loaded.config.keys.passphraseFile;
@@ -80,7 +111,7 @@ export async function show(
     return reply(out, { ...publicPart, details: details ?? null }, () => {
       const lines = [
         `backup ${m.id} (${m.type}${m.parent ? `, parent ${m.parent}` : ""}, chain ${m.chainRoot})`,
-        `  signature: valid (${m.signature?.publicKey})`,
+        `  signature: valid (${m.signature?.publicKey}); the version the evidence log records`,
         `  cluster ${m.cluster.name} ${m.cluster.uuid ?? "-"}:${m.cluster.seqno ?? "-"} (size ${m.cluster.size}), donor ${m.donor}, ${m.serverVersion ?? ""}`,
         `  GTID ${m.gtid ?? "-"}, binlog ${m.binlog ? `${m.binlog.file}:${m.binlog.position}` : "-"}${m.lsn ? `, LSN ${m.lsn.from}..${m.lsn.to}` : ""}`,
         `  ${m.startedAt} → ${m.finishedAt}; stages: ${Object.entries(m.durations)

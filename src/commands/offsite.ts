@@ -1,6 +1,6 @@
 // copy --from A --to B [ID|--missing] and prune [--repo R] [--dry-run]
 
-import { repositoryConfig, signingKeyOf } from "../config/context.ts";
+import { repositoryConfig, signingKeyOf, trustedKeysOf } from "../config/context.ts";
 import { type LoadedConfig, loadConfig } from "../config/load.ts";
 import { monitorSettingsOf } from "../config/monitoring.ts";
 import { StrongboxError, UsageError } from "../errors.ts";
@@ -13,6 +13,7 @@ import { type Output, reply } from "../terminal/output.ts";
 import { parseDuration } from "../util/duration.ts";
 import { formatBytes } from "../util/size.ts";
 import { openRepository } from "./repo.ts";
+import { verifierFor } from "./trust.ts";
 
 /** Copies into `toName` under its lock; recorded as a "copy" run of the destination. */
 export async function copyInto(
@@ -23,10 +24,11 @@ export async function copyInto(
   log: (m: string) => void,
 ): Promise<CopyResult> {
   if (fromName === toName) throw new UsageError("--from and --to name the same repository");
-  const trusted = (await signingKeyOf(loaded)).publicKey;
-  const from = await openRepository(loaded, fromName, { trusted });
+  const signing = await signingKeyOf(loaded);
+  const keys = await trustedKeysOf(loaded);
+  const from = await openRepository(loaded, fromName, { trusted: keys });
   try {
-    const to = await openRepository(loaded, toName, { trusted });
+    const to = await openRepository(loaded, toName, { trusted: keys });
     try {
       return await runMonitored(
         monitorSettingsOf(loaded),
@@ -35,10 +37,17 @@ export async function copyInto(
           const r = await asWriter(
             to,
             { command: `copy from ${fromName}`, ttlMs: parseDuration(loaded.config.backup.lockTtl) },
-            () => copyBackups({ from, to, id, trustedPublicKey: trusted, log }),
+            async () =>
+              copyBackups({
+                from: await verifierFor(loaded, from, { keys }),
+                to: await verifierFor(loaded, to, { keys }),
+                signing,
+                id,
+                log,
+              }),
           );
           run.bytes = r.bytes;
-          run.details = { from: fromName, copied: r.copied };
+          run.details = { from: fromName, copied: r.copied, unverified: r.unverified.map((u) => u.id) };
           return r;
         },
       );
@@ -60,9 +69,12 @@ export async function copy(
   const from = o.from ?? loaded.config.defaultRepository ?? loaded.config.repositories[0]!.name;
   const r = await copyInto(loaded, from, o.to, o.id, (m: string) => out.log(m));
   return reply(out, { from, to: o.to, ...r }, () =>
-    r.copied.length === 0
-      ? `nothing to copy: ${o.to} already has ${o.id ?? "every backup of " + from}`
-      : `copied ${r.copied.length} backup(s), ${r.parts} part(s), ${formatBytes(r.bytes)} from ${from} to ${o.to}; hashes checked on arrival`,
+    [
+      r.copied.length === 0
+        ? `nothing to copy: ${o.to} already has ${o.id ?? "every verified backup of " + from}`
+        : `copied ${r.copied.length} backup(s), ${r.parts} part(s), ${formatBytes(r.bytes)} from ${from} to ${o.to}; hashes checked on arrival`,
+      ...r.unverified.map((u) => `UNVERIFIED ${u.id}: not copied (${u.message})`),
+    ].join("\n"),
   );
 }
 
@@ -102,8 +114,9 @@ export async function prune(
       },
     );
   }
-  const trusted = (await signingKeyOf(loaded)).publicKey;
-  const repo = await openRepository(loaded, rc.name, { trusted });
+  const signing = await signingKeyOf(loaded);
+  const keys = await trustedKeysOf(loaded);
+  const repo = await openRepository(loaded, rc.name, { trusted: keys });
   try {
     const policy = {
       keepLast: retention.keepLast,
@@ -121,11 +134,33 @@ export async function prune(
           command: `prune${o.dryRun ? " --dry-run" : ""}`,
           ttlMs: parseDuration(loaded.config.backup.lockTtl),
         },
-        () => pruneRepo({ repo, policy, trustedPublicKey: trusted, dryRun: o.dryRun ?? false }),
+        async () =>
+          pruneRepo({
+            repo,
+            verifier: await verifierFor(loaded, repo, { keys }),
+            signing,
+            policy,
+            trustedPublicKey: signing.publicKey,
+            dryRun: o.dryRun ?? false,
+          }),
       );
     const r = o.dryRun
       ? await run()
-      : await runMonitored(monitorSettingsOf(loaded), { command: "prune", repository: rc.name }, run);
+      : await runMonitored(
+          monitorSettingsOf(loaded),
+          { command: "prune", repository: rc.name },
+          async (h) => {
+            const result = await run();
+            h.details = {
+              removed: result.removed,
+              unverified: result.unverified.map((u) => u.id),
+              missing: result.missing.map((u) => u.id),
+            };
+            return result;
+          },
+        );
+    for (const u of r.unverified) out.note(`UNVERIFIED ${u.id}: ${u.message} (not counted, left in place)`);
+    for (const u of r.missing) out.note(`MISSING ${u.id}: ${u.message}`);
     return reply(out, { repository: rc.name, ...r }, () =>
       [
         ...r.tamperedPins.map(

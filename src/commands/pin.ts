@@ -1,7 +1,7 @@
 // backup pin ID / backup unpin ID / forget ID: keeping one backup for good, and removing one by
 // hand with the chain rule. Each runs under the repository's writer lock, so a prune never sees
 // half of it.
-import { signingKeyOf } from "../config/context.ts";
+import { signingKeyOf, trustedKeysOf } from "../config/context.ts";
 import { loadConfig } from "../config/load.ts";
 import { forgetBackup } from "../repository/forget.ts";
 import { pinBackup, unpinBackup } from "../repository/pins.ts";
@@ -10,6 +10,7 @@ import type { CommandResult, GlobalOptions } from "../terminal/options.ts";
 import { type Output, reply } from "../terminal/output.ts";
 import { parseDuration } from "../util/duration.ts";
 import { openRepository } from "./repo.ts";
+import { verifierFor } from "./trust.ts";
 
 async function underLock<T>(
   g: GlobalOptions,
@@ -32,7 +33,7 @@ async function underLock<T>(
 async function open(g: GlobalOptions, repoName: string | undefined) {
   const loaded = await loadConfig(g.config);
   const key = await signingKeyOf(loaded);
-  const repo = await openRepository(loaded, repoName, { trusted: key.publicKey });
+  const repo = await openRepository(loaded, repoName, { trusted: await trustedKeysOf(loaded) });
   return { loaded, key, repo };
 }
 
@@ -71,12 +72,14 @@ export async function forget(
   o: { id: string; repo?: string; withDependents?: boolean; dryRun?: boolean },
   out: Output,
 ): Promise<CommandResult> {
-  return underLock(g, o.repo, `forget ${o.id}`, async ({ repo, key }) => {
+  return underLock(g, o.repo, `forget ${o.id}`, async ({ loaded, repo, key }) => {
     const r = await forgetBackup({
       repo,
       id: o.id,
       withDependents: o.withDependents ?? false,
       trustedPublicKey: key.publicKey,
+      verifier: await verifierFor(loaded, repo),
+      signing: key,
       dryRun: o.dryRun ?? false,
     });
     return reply(out, { repository: repo.name, ...r }, () =>

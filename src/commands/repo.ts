@@ -1,8 +1,9 @@
 // The one way commands open a configured repository: its storage, the repository itself, and —
 // when the caller has the trust anchor — its signed config checked against it.
-import { repositoryConfig, signingKeyOf, storageSpecOf } from "../config/context.ts";
+import { repositoryConfig, storageSpecOf } from "../config/context.ts";
 import { type LoadedConfig, loadConfig } from "../config/load.ts";
 import type { RepositoryConfig } from "../config/schema.ts";
+import { StrongboxError } from "../errors.ts";
 import { Repository } from "../repository/repository.ts";
 import { openStorage } from "../storage/open.ts";
 import type { Storage } from "../storage/types.ts";
@@ -20,7 +21,7 @@ export interface OpenedRepo {
 export async function openRepository(
   loaded: LoadedConfig,
   name?: string,
-  o: { trusted?: string } = {},
+  o: { trusted?: string | readonly string[] } = {},
 ): Promise<Repository> {
   const rc = repositoryConfig(loaded, name);
   const storage = await openRepositoryStorage(rc, loaded);
@@ -35,8 +36,23 @@ export async function openRepository(
 }
 
 /** The storage of a configured repository, not yet opened as a repository (init does that). */
-export function openRepositoryStorage(rc: RepositoryConfig, loaded: LoadedConfig): Promise<Storage> {
-  return openStorage(storageSpecOf(rc, loaded), { appendOnly: rc.appendOnly });
+export async function openRepositoryStorage(
+  rc: RepositoryConfig,
+  loaded: LoadedConfig,
+  o: { create?: boolean } = {},
+): Promise<Storage> {
+  try {
+    return await openStorage(storageSpecOf(rc, loaded), { appendOnly: rc.appendOnly, create: o.create });
+  } catch (e) {
+    if ((e as StrongboxError).code === "STORAGE_NOT_FOUND" && rc.storage.type === "local") {
+      throw new StrongboxError(
+        "REPO_MISSING",
+        `repository ${rc.name}: its directory ${loaded.resolvePath(rc.storage.path)} does not exist (a disk not mounted?)`,
+        { hint: "mount it or fix the path; only `strongbox init` creates a repository", cause: e },
+      );
+    }
+    throw e;
+  }
 }
 
 /** Loads the configuration, then opens the repository. */
@@ -47,9 +63,4 @@ export async function openConfiguredRepository(
   const loaded = await loadConfig(configPath);
   const repo = await openRepository(loaded, repoName);
   return { loaded, repo, close: () => repo.storage.close() };
-}
-
-/** The public key manifests must be signed with: from the local signing key. */
-export async function trustedPublicKey(loaded: LoadedConfig): Promise<string> {
-  return (await signingKeyOf(loaded)).publicKey;
 }

@@ -24,6 +24,7 @@ import { StrongboxError, UsageError } from "../errors.ts";
 import { runMonitored } from "../monitor/monitor.ts";
 import { resolveChain } from "../repository/chain.ts";
 import type { Manifest } from "../repository/manifest.ts";
+import type { BackupVerifier } from "../repository/trusted.ts";
 import { repositorySource } from "../restore/read.ts";
 import {
   checkNodeBeforeRestore,
@@ -38,7 +39,8 @@ import { interruptible } from "../terminal/signals.ts";
 import { table } from "../terminal/table.ts";
 import { privateTempDir } from "../util/optionfile.ts";
 import { configuredNode } from "./nodes.ts";
-import { openConfiguredRepository, trustedPublicKey } from "./repo.ts";
+import { openConfiguredRepository } from "./repo.ts";
+import { verifierFor } from "./trust.ts";
 
 export type { RestoredTable };
 
@@ -127,11 +129,14 @@ async function chooseChain(
   repo: Awaited<ReturnType<typeof openConfiguredRepository>>["repo"],
   o: RestoreTableOptions,
   p: Plan,
-  key: string,
+  verifier: BackupVerifier,
 ): Promise<Manifest[]> {
-  if (o.id) return resolveChain(repo, o.id, key);
-  const base = chooseBackupFor(await repo.list(), { toTime: p.toTime, toGtid: p.toGtid });
-  const chain = await resolveChain(repo, base.id, key);
+  const key = verifier.keys;
+  if (o.id) return resolveChain(repo, o.id, verifier);
+  // Only verified backups are candidates: an unverified one's GTID or time is never read.
+  const verified = (await verifier.inventory()).backups;
+  const base = chooseBackupFor(verified, { toTime: p.toTime, toGtid: p.toGtid });
+  const chain = await resolveChain(repo, base.id, verifier);
   // The archive must reach the target: known from the signed index, before anything is restored.
   await checkRecoverable({
     repo,
@@ -159,8 +164,9 @@ export async function restoreTableCommand(
         const t0 = performance.now();
         const identities = await identitiesOf(loaded, o.identity);
         const recipients = plan.out ? (await recipientsOf(loaded)).age : [];
-        const key = await trustedPublicKey(loaded);
-        const chain = await chooseChain(repo, o, plan, key);
+        const verifier = await verifierFor(loaded, repo);
+        const key = verifier.keys;
+        const chain = await chooseChain(repo, o, plan, verifier);
         const live = o.intoNode ? await liveNode(loaded, o.intoNode) : undefined;
         if (live) await checkNodeBeforeRestore(live, plannedTargets(plan.selection), o.replace === true);
         const cfg = loaded.config.restoreTest;

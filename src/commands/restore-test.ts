@@ -15,8 +15,9 @@ import type { CommandResult, GlobalOptions } from "../terminal/options.ts";
 import type { Output } from "../terminal/output.ts";
 import { interruptible } from "../terminal/signals.ts";
 import { agentNode } from "./nodes.ts";
-import { openConfiguredRepository, trustedPublicKey } from "./repo.ts";
+import { openConfiguredRepository } from "./repo.ts";
 import { pointTarget } from "./restore.ts";
+import { verifierFor } from "./trust.ts";
 
 export async function restoreTestCommand(
   g: GlobalOptions,
@@ -31,22 +32,24 @@ export async function restoreTestCommand(
       monitorSettingsOf(loaded),
       { command: "restore-test", repository: repo.name },
       async (run) => {
-        const key = await trustedPublicKey(loaded);
+        const verifier = await verifierFor(loaded, repo);
+        const key = verifier.keys;
         const point = toTime || toGtid ? { toTime, toGtid } : undefined;
         const onName = o.on ?? loaded.config.restoreTest.on;
         const on = onName ? agentNode(loaded, onName, o.on ? "--on" : "restoreTest.on") : undefined;
         if (on && point)
           throw new UsageError("--on does not replay binlogs yet: run restore-test --to-time on this host");
-        let id = o.id ?? (point ? chooseBackupFor(await repo.list(), point).id : undefined);
+        // Only verified backups are candidates: the newest one, or the one before the point in time.
+        const verified = o.id ? [] : (await verifier.inventory()).backups;
+        let id = o.id ?? (point ? chooseBackupFor(verified, point).id : undefined);
         if (!id) {
-          const all = (await repo.scan()).committed;
-          id = all[all.length - 1];
+          id = verified.at(-1)?.id;
           if (!id)
             throw new StrongboxError("NO_BACKUPS", `repository ${repo.name} has no backups to test`, {
               hint: "run: strongbox backup",
             });
         }
-        const chain = await resolveChain(repo, id, key);
+        const chain = await resolveChain(repo, id, verifier);
         const identities = await identitiesOf(loaded, o.identity);
         const target = chain[chain.length - 1]!;
         const details = JSON.parse(

@@ -24,7 +24,8 @@ import type { CommandResult, GlobalOptions } from "../terminal/options.ts";
 import { type Output, reply } from "../terminal/output.ts";
 import { interruptible } from "../terminal/signals.ts";
 import { agentNode } from "./nodes.ts";
-import { openConfiguredRepository, trustedPublicKey } from "./repo.ts";
+import { openConfiguredRepository } from "./repo.ts";
+import { verifierFor } from "./trust.ts";
 
 export interface RestoreOptions {
   id?: string;
@@ -73,7 +74,7 @@ async function restoreRecorded(
       return done;
     }
     if (!o.id) throw new UsageError("give a backup ID, or --to-time / --to-gtid for point-in-time recovery");
-    const chain = await resolveChain(repo, o.id, await trustedPublicKey(loaded));
+    const chain = await resolveChain(repo, o.id, await verifierFor(loaded, repo));
     const target = chain[chain.length - 1]!;
     const identities = await identitiesOf(loaded, o.identity);
     const log = (m: string) => out.log(m);
@@ -147,9 +148,13 @@ async function restoreToPointCommand(
 ): Promise<CommandResult> {
   const { loaded, repo, signal } = ctx;
   if (!o.targetDir) throw new UsageError("point-in-time recovery needs --target-dir DIR");
-  const key = await trustedPublicKey(loaded);
-  const base = o.id ? await repo.get(o.id) : chooseBackupFor(await repo.list(), target);
-  const chain = await resolveChain(repo, base.id, key);
+  const verifier = await verifierFor(loaded, repo);
+  const key = verifier.keys;
+  // Only verified backups are candidates: an unverified one's GTID or time is never read.
+  const base = o.id
+    ? await verifier.get(o.id)
+    : chooseBackupFor((await verifier.inventory()).backups, target);
+  const chain = await resolveChain(repo, base.id, verifier);
   const identities = await identitiesOf(loaded, o.identity);
   const log = (m: string) => out.log(m);
   const fromGtid = chain[chain.length - 1]!.gtid!;

@@ -116,8 +116,17 @@ export async function recipientsOf(loaded: LoadedConfig): Promise<RecipientSet> 
   return { age, names: age.map((r) => r.recipient), passphrase: false };
 }
 
-export async function signingKeyOf(loaded: LoadedConfig): Promise<SigningKey> {
-  const path = loaded.resolvePath(loaded.config.keys.signingKey);
+/** Where `key rotate --signing` keeps the next signing key until the rotation completes. */
+export function nextSigningKeyPath(keyPath: string): string {
+  return `${keyPath}.new`;
+}
+
+/** The file `init` writes the signing public key to, for escrow beside the age identity. */
+export function signingPublicKeyPath(keyPath: string): string {
+  return `${keyPath}.pub`;
+}
+
+async function readSigningKey(path: string): Promise<SigningKey> {
   let pem: string;
   try {
     assertPrivateFile(path, "signing key");
@@ -137,6 +146,47 @@ export async function signingKeyOf(loaded: LoadedConfig): Promise<SigningKey> {
       cause: e,
     });
   }
+}
+
+/** The signing key of a writer (backup, copy, prune, key rotation, binlog archive). */
+export async function signingKeyOf(loaded: LoadedConfig): Promise<SigningKey> {
+  const configured = loaded.config.keys.signingKey;
+  if (configured === undefined) {
+    throw new StrongboxError(
+      "SIGNING_KEY_MISSING",
+      `${loaded.path} has no keys.signingKey: this configuration only reads (list, show, verify, restore)`,
+      { hint: "run writers (backup, copy, prune, key rotate) where the signing key lives" },
+    );
+  }
+  return readSigningKey(loaded.resolvePath(configured));
+}
+
+/**
+ * The signing public keys this configuration trusts: keys.signingPublicKey (one, or a list during a
+ * rotation), and the public half of keys.signingKey and of a rotation's next key when present.
+ * A reader needs no private key: keys.signingPublicKey alone is enough.
+ */
+export async function trustedKeysOf(loaded: LoadedConfig): Promise<string[]> {
+  const k = loaded.config.keys;
+  const pinned = k.signingPublicKey === undefined ? [] : [k.signingPublicKey].flat();
+  const keys = [...pinned];
+  if (k.signingKey !== undefined) {
+    const path = loaded.resolvePath(k.signingKey);
+    const own = await readSigningKey(path).catch((e: StrongboxError) => {
+      // A reader with pinned keys does not need the private key to be there.
+      if (e.code === "SIGNING_KEY_MISSING" && pinned.length > 0) return undefined;
+      if (e.code === "SIGNING_KEY_MISSING") {
+        throw new StrongboxError("SIGNING_KEY_MISSING", `${e.message}, and no keys.signingPublicKey is set`, {
+          hint: "a reader (restore host) needs only the public key: set keys.signingPublicKey (from init's <signingKey>.pub)",
+        });
+      }
+      throw e;
+    });
+    if (own) keys.push(own.publicKey);
+    const next = await readSigningKey(nextSigningKeyPath(path)).catch(() => undefined);
+    if (next) keys.push(next.publicKey);
+  }
+  return [...new Set(keys)];
 }
 
 /** The identity (private key) for restore, show and verify --read-data: --identity, else keys.identity. */

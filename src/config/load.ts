@@ -47,7 +47,17 @@ export function parseConfigText(text: string, source: string): StrongboxConfig {
       doc.errors.map((e) => `line ${e.linePos?.[0]?.line ?? "?"}: ${e.message.split("\n")[0]}`),
     );
   }
-  const result = configSchema.safeParse(doc.toJS());
+  let value: unknown;
+  try {
+    // yaml refuses aliases that expand beyond a limit (a "billion laughs" document).
+    value = doc.toJS({ maxAliasCount: 100 });
+  } catch (e) {
+    throw new ConfigError(`${source} is not a usable YAML document`, [(e as Error).message.split("\n")[0]!], {
+      hint: "the config uses YAML aliases (*name) that expand too far; write the values out",
+      cause: e,
+    });
+  }
+  const result = configSchema.safeParse(value);
   if (!result.success) {
     const problems = formatIssues(result.error.issues);
     throw new ConfigError(`${source} has ${problems.length} problem(s)`, problems);

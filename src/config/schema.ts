@@ -323,6 +323,10 @@ export const repositorySchema = z
   })
   .strict();
 
+const signingPublicKeyString = z
+  .string()
+  .regex(/^ed25519:[A-Za-z0-9+/]{43}=$/, 'expected "ed25519:" and the base64 of 32 bytes');
+
 export const keysSchema = z
   .object({
     recipients: z
@@ -333,12 +337,31 @@ export const keysSchema = z
     passphraseFile: filePath
       .optional()
       .describe("passphrase for an age scrypt recipient instead of keys (mode 0600)"),
-    signingKey: filePath.describe("Ed25519 private key that signs manifests (mode 0600; created by init)"),
+    signingKey: filePath
+      .optional()
+      .describe(
+        "Ed25519 private key that signs manifests (mode 0600; created by init); only writers need it (backup, copy, prune, key rotation, binlog archive)",
+      ),
+    signingPublicKey: z
+      .union([signingPublicKeyString, z.array(signingPublicKeyString).min(1)])
+      .optional()
+      .describe(
+        'the signing public key(s) readers trust ("ed25519:…", printed and written to <signingKey>.pub by init); a list while `key rotate --signing` runs. Enough for list, show, verify, restore and restore-test without keys.signingKey',
+      ),
     identity: filePath
       .optional()
       .describe("age identity for restore, show and verify --read-data; keep it OFF the backup host"),
   })
-  .strict();
+  .strict()
+  .superRefine((k, ctx) => {
+    if (k.signingKey === undefined && k.signingPublicKey === undefined) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["signingKey"],
+        message: "set keys.signingKey (a writer) or keys.signingPublicKey (a reader), or both",
+      });
+    }
+  });
 
 export const backupSchema = z
   .object({
@@ -717,7 +740,9 @@ export const configSchema = z
         });
       }
     }
-    if (cfg.keys.recipients.length === 0 && !cfg.keys.recipientsFile && !cfg.keys.passphraseFile) {
+    // A writer (it has the signing key) encrypts; a reader with only the public key does not.
+    const writer = cfg.keys.signingKey !== undefined;
+    if (writer && cfg.keys.recipients.length === 0 && !cfg.keys.recipientsFile && !cfg.keys.passphraseFile) {
       ctx.addIssue({
         code: "custom",
         path: ["keys"],

@@ -107,6 +107,26 @@ export function verify(publicKey: string, data: Buffer, signature: string): bool
 }
 
 /**
+ * True only when a record's embedded signature ({ publicKey, value }, from the record itself, so
+ * possibly anything) names one of the `trusted` keys and is valid for the record's signed bytes.
+ * Never throws on what the record holds.
+ */
+export function signedByTrusted(
+  signature: { publicKey?: unknown; value?: unknown } | undefined,
+  trusted: string | readonly string[],
+  signedBytes: () => Buffer,
+): boolean {
+  const keys: readonly string[] = typeof trusted === "string" ? [trusted] : trusted;
+  if (!signature || typeof signature.publicKey !== "string" || !keys.includes(signature.publicKey))
+    return false;
+  try {
+    return verify(signature.publicKey, signedBytes(), signature.value as string);
+  } catch {
+    return false;
+  }
+}
+
+/**
  * JSON with object keys sorted (by UTF-16 code units) and no whitespace, so the same value always
  * gives the same bytes. Follows JSON.stringify otherwise (toJSON, undefined properties omitted),
  * so a value and its JSON.parse(JSON.stringify()) round trip serialize identically. Rejects what

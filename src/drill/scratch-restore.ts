@@ -20,7 +20,7 @@ import { run } from "../util/proc.ts";
 export interface PointInTime {
   toTime?: Date | undefined;
   toGtid?: string | undefined;
-  trustedPublicKey: string;
+  trustedPublicKey: string | readonly string[];
   repo: Repository;
   identities: AgeIdentity[];
 }

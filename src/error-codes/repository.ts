@@ -9,6 +9,12 @@ export const REPOSITORY_ERRORS = {
       meaning: "no repository of that name in the configuration",
       hint: "use one of the configured repositories",
     },
+    REPO_MISSING: {
+      exit: FAIL,
+      meaning:
+        "the repository's directory does not exist: an unmounted disk or a wrong path, never an empty repository",
+      hint: "mount it or fix the path; only strongbox init creates a repository",
+    },
     REPO_NOT_INITIALISED: {
       exit: FAIL,
       meaning: "the storage holds no repository yet",
@@ -60,6 +66,33 @@ export const REPOSITORY_ERRORS = {
       meaning: "the lock was released while work still needed it (a bug)",
       hint: "report it",
     },
+    BACKUP_ROLLED_BACK: {
+      exit: FAIL,
+      meaning:
+        "a manifest is not the version the evidence log records: an older copy was put back (from before a key rotation?)",
+      hint: "do not trust it; copy the backup back from an offsite repository",
+    },
+    BACKUP_NOT_IN_EVIDENCE: {
+      exit: FAIL,
+      meaning: "a manifest the evidence log does not record: forged, or a pruned backup put back",
+      hint: "do not trust it; it is left in place for investigation",
+    },
+    BACKUP_MISSING: {
+      exit: FAIL,
+      meaning: "the evidence log records a committed backup whose manifest is gone",
+      hint: "copy it back from an offsite repository; investigate who deleted it",
+    },
+    EVIDENCE_TAMPERED: {
+      exit: FAIL,
+      meaning:
+        "the evidence log has no entry signed by a trusted key, or entries that fail their checks, or was rolled back",
+      hint: "compare with an offsite copy; investigate before writing to the repository",
+    },
+    EVIDENCE_RACE: {
+      exit: FAIL,
+      meaning: "the next evidence entry exists already: another writer, or objects dropped into evidence/",
+      hint: "run strongbox verify; one writer per repository",
+    },
     NO_BACKUPS: {
       exit: FAIL,
       meaning: "the repository has no backups to act on",
@@ -109,6 +142,12 @@ export const REPOSITORY_ERRORS = {
       exit: FAIL,
       meaning: "a part does not match the size or SHA-256 its signed manifest records",
       hint: "restore from an offsite copy",
+    },
+    SPOOL_FAILED: {
+      exit: FAIL,
+      meaning:
+        "a part or binlog could not be held in the temp directory for its hash check before use (full, read-only, or not writable)",
+      hint: "point TMPDIR at a writable filesystem with room for two parts",
     },
     PART_READ: {
       exit: FAIL,

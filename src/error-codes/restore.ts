@@ -4,6 +4,11 @@ import { type ErrorSpec, FAIL } from "./spec.ts";
 export const RESTORE_ERRORS = {
   title: "Restoring",
   codes: {
+    TARGET_NOT_DIRECTORY: {
+      exit: FAIL,
+      meaning: "--target-dir (or a directory above it) exists and is not a directory",
+      hint: "choose a path to an empty directory, or to one that does not exist yet",
+    },
     TARGET_NOT_EMPTY: {
       exit: FAIL,
       meaning: "the restore target directory is not empty",

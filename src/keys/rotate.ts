@@ -9,6 +9,8 @@
 //
 // Signing key: every manifest is verified with the old key and re-signed with the new one; the
 // new key is kept in `<signingKey>.new` until all are done, so an interrupted run resumes.
+// Every manifest swap is recorded in the evidence log around it (docs/repository-format.md), and
+// a manifest that does not verify is reported and skipped.
 import { createHash } from "node:crypto";
 import { Readable } from "node:stream";
 import { decryptBuffer, encryptBuffer, rewrapHeader } from "../crypto/age.ts";
@@ -16,8 +18,10 @@ import { headerLength } from "../crypto/age-header.ts";
 import type { AgeIdentity, AgeRecipient } from "../crypto/age-keys.ts";
 import { StrongboxError } from "../errors.ts";
 import type { PartRecord } from "../pipeline/parts.ts";
-import { type Manifest, signManifest, verifyManifest } from "../repository/manifest.ts";
+import type { EvidenceWriter } from "../repository/evidence.ts";
+import { manifestDigest, signManifest } from "../repository/manifest.ts";
 import type { Repository } from "../repository/repository.ts";
+import type { BackupVerifier, Distrusted } from "../repository/trusted.ts";
 import { readAll } from "../util/stream.ts";
 
 const HEADER_PROBE = 64 * 1024;
@@ -82,11 +86,16 @@ async function rewrapPart(
 export interface RotateResult {
   backups: number;
   parts: number;
+  /** Manifests that are not trusted: reported and left as they are, never a reason to stop. */
+  skipped: Distrusted[];
 }
 
 export async function rotateRecipients(o: {
   repo: Repository;
-  trustedPublicKey: string;
+  /** Reads only verified manifests (signature and evidence log). */
+  trust: BackupVerifier;
+  /** Records each manifest swap (in flight, then done), so readers accept either side of it. */
+  evidence: EvidenceWriter;
   signing: { privateKeyPem: string; publicKey: string };
   identities: AgeIdentity[];
   recipients: AgeRecipient[];
@@ -101,11 +110,11 @@ export async function rotateRecipients(o: {
       `repository ${o.repo.name} is append-only: rotate its keys where deletes are allowed`,
     );
   }
-  const result: RotateResult = { backups: 0, parts: 0 };
-  for (const id of (await o.repo.scan()).committed) {
+  const set = await o.trust.inventory();
+  const result: RotateResult = { backups: 0, parts: 0, skipped: set.unverified };
+  for (const m of set.backups) {
     o.signal?.throwIfAborted();
-    const m = await o.repo.get(id);
-    verifyManifest(m, o.trustedPublicKey);
+    const id = m.id;
     const same =
       m.encryption.recipients.length === o.recipientNames.length &&
       m.encryption.recipients.every((r) => o.recipientNames.includes(r));
@@ -113,13 +122,19 @@ export async function rotateRecipients(o: {
     const parts: PartRecord[] = [];
     for (const p of m.parts) parts.push(await rewrapPart(o.repo, p, o.identities, o.recipients, o.signal));
     const details = await decryptBuffer(Buffer.from(m.details, "base64"), o.identities);
-    const next: Manifest = {
-      ...m,
-      parts,
-      details: (await encryptBuffer(details, o.recipients)).toString("base64"),
-      encryption: { ...m.encryption, recipients: o.recipientNames, passphrase: o.passphrase },
-    };
-    await o.repo.replaceManifest(signManifest(next, o.signing.privateKeyPem, o.signing.publicKey));
+    const next = signManifest(
+      {
+        ...m,
+        parts,
+        details: (await encryptBuffer(details, o.recipients)).toString("base64"),
+        encryption: { ...m.encryption, recipients: o.recipientNames, passphrase: o.passphrase },
+      },
+      o.signing.privateKeyPem,
+      o.signing.publicKey,
+    );
+    await o.evidence.record("replace", [{ id, digest: manifestDigest(next) }], () =>
+      o.repo.replaceManifest(next),
+    );
     for (const p of m.parts) await o.repo.storage.delete(p.key);
     o.log?.(`re-keyed ${id}: ${parts.length} part(s)`);
     result.backups++;
@@ -128,28 +143,28 @@ export async function rotateRecipients(o: {
   return result;
 }
 
+/**
+ * Re-signs every verified manifest with the new key (readers trust the old and the new one until
+ * this completes). An interrupted run resumes: manifests already signed with the new key are
+ * skipped. An untrusted manifest is reported and skipped, never re-signed.
+ */
 export async function resignAll(o: {
   repo: Repository;
-  acceptedPublicKeys: string[];
+  trust: BackupVerifier;
+  evidence: EvidenceWriter;
   signing: { privateKeyPem: string; publicKey: string };
-}): Promise<number> {
-  let n = 0;
-  for (const id of (await o.repo.scan()).committed) {
-    const m = await o.repo.get(id);
-    if (m.signature?.publicKey === o.signing.publicKey) {
-      verifyManifest(m, o.signing.publicKey);
-      continue;
-    }
-    const key = o.acceptedPublicKeys.find((k) => k === m.signature?.publicKey);
-    if (!key) {
-      throw new StrongboxError(
-        "MANIFEST_TAMPERED",
-        `manifest of backup ${id} is signed by an unknown key; not re-signing it`,
-      );
-    }
-    verifyManifest(m, key);
-    await o.repo.replaceManifest(signManifest(m, o.signing.privateKeyPem, o.signing.publicKey));
-    n++;
+  log?: (m: string) => void;
+}): Promise<{ resigned: number; skipped: Distrusted[] }> {
+  const set = await o.trust.inventory();
+  let resigned = 0;
+  for (const m of set.backups) {
+    if (m.signature?.publicKey === o.signing.publicKey) continue;
+    const next = signManifest(m, o.signing.privateKeyPem, o.signing.publicKey);
+    await o.evidence.record("replace", [{ id: m.id, digest: manifestDigest(next) }], () =>
+      o.repo.replaceManifest(next),
+    );
+    resigned++;
   }
-  return n;
+  for (const u of set.unverified) o.log?.(`UNVERIFIED ${u.id} not re-signed: ${u.message}`);
+  return { resigned, skipped: set.unverified };
 }

@@ -214,6 +214,27 @@ function nagiosLine(level: HealthLevel, repos: RepositoryHealth[]): string {
   return `STRONGBOX ${level} - ${text.replace(/\|/g, "/")}${perf.length ? ` | ${perf.join(" ")}` : ""}`;
 }
 
+/**
+ * The report with findings made outside the catalog added (status checks each repository's
+ * trust: untrusted manifests, missing backups, a tampered evidence log), levels recomputed.
+ */
+export function withFindings(report: HealthReport, extra: Finding[]): HealthReport {
+  if (extra.length === 0) return report;
+  const repositories = report.repositories.map((r) => {
+    const mine = extra.filter((f) => f.repository === r.repository);
+    const problems = [...r.problems, ...mine];
+    return { ...r, problems, level: worst([r.level, ...mine.map((f) => levelOf(f.severity))]) };
+  });
+  const level = worst([report.level, ...repositories.map((r) => r.level)]);
+  return {
+    ...report,
+    level,
+    exitCode: NAGIOS_EXIT_CODES[level],
+    summary: nagiosLine(level, repositories),
+    repositories,
+  };
+}
+
 /** For a catalog that cannot be opened or read: UNKNOWN, exit code 3. */
 export function unknownHealth(error: unknown, now = Date.now()): HealthReport {
   return {

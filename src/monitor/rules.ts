@@ -19,6 +19,7 @@ export const RULES = [
   "size-anomaly",
   "binlog-lag",
   "binlog-gap",
+  "repository-integrity",
 ] as const;
 export type RuleId = (typeof RULES)[number];
 

@@ -4,11 +4,13 @@
 //
 //   binlogs/<node>/<file>.zst.age     the binlog file: zstd, then age v1 to the recipients
 //   binlogs/index/0000000042.json     what it holds: node, file, size, sha256, GTID range, times
+import { createHash } from "node:crypto";
 import type { Readable } from "node:stream";
-import { canonicalJson, sign, verify } from "../crypto/sign.ts";
+import { canonicalJson, sign, signedByTrusted } from "../crypto/sign.ts";
 import { StrongboxError } from "../errors.ts";
 import { readAll } from "../util/stream.ts";
-import { readChecked } from "./checked-read.ts";
+import { type CheckedReadOptions, readChecked } from "./checked-read.ts";
+import { readEvidence, vouchedBinlogEntries } from "./evidence.ts";
 import type { Repository } from "./repository.ts";
 
 export const BINLOG_INDEX_FORMAT = 1;
@@ -71,9 +73,8 @@ export function signEntry(e: BinlogEntry, privateKeyPem: string, publicKey: stri
   };
 }
 
-export function entryVerifies(e: BinlogEntry, trustedPublicKey: string): boolean {
-  const s = e.signature;
-  return !!s && s.publicKey === trustedPublicKey && verify(trustedPublicKey, signedBytes(e), s.value);
+export function entryVerifies(e: BinlogEntry, trusted: string | readonly string[]): boolean {
+  return signedByTrusted(e.signature, trusted, () => signedBytes(e));
 }
 
 export interface IndexRead {
@@ -82,8 +83,26 @@ export interface IndexRead {
   bad: { key: string; reason: string }[];
 }
 
-/** Every entry in seq order; with a trusted key, entries that fail the signature go to `bad`. */
-export async function readIndex(repo: Repository, trustedPublicKey?: string): Promise<IndexRead> {
+/** SHA-256 of a whole entry (signature included): what a key rotation's evidence vouches for. */
+export function binlogEntryDigest(e: BinlogEntry): string {
+  return createHash("sha256").update(canonicalJson(e)).digest("hex");
+}
+
+/**
+ * Every entry in seq order; with trusted keys, entries that fail the signature go to `bad`, unless
+ * the evidence log vouches for them (entries signed by a key retired by `key rotate --signing`).
+ */
+export async function readIndex(
+  repo: Repository,
+  trustedPublicKey?: string | readonly string[],
+): Promise<IndexRead> {
+  let vouched: Map<number, string> | undefined;
+  const vouchedFor = async (e: BinlogEntry) => {
+    if (trustedPublicKey === undefined) return false;
+    const keys = typeof trustedPublicKey === "string" ? [trustedPublicKey] : trustedPublicKey;
+    vouched ??= vouchedBinlogEntries(await readEvidence(repo, keys, { full: true }));
+    return vouched.get(e.seq) === binlogEntryDigest(e);
+  };
   const keys: string[] = [];
   for await (const o of repo.storage.list(INDEX_PREFIX)) {
     if (/^binlogs\/index\/\d{10}\.json$/.test(o.key)) keys.push(o.key);
@@ -102,7 +121,7 @@ export async function readIndex(repo: Repository, trustedPublicKey?: string): Pr
       out.bad.push({ key, reason: "not a binlog index entry (or its seq does not match its name)" });
       continue;
     }
-    if (trustedPublicKey !== undefined && !entryVerifies(e, trustedPublicKey)) {
+    if (trustedPublicKey !== undefined && !entryVerifies(e, trustedPublicKey) && !(await vouchedFor(e))) {
       out.bad.push({ key, reason: "signature check failed: modified, or signed by another key" });
       continue;
     }
@@ -112,7 +131,10 @@ export async function readIndex(repo: Repository, trustedPublicKey?: string): Pr
 }
 
 /** Reads the index and refuses to go on if any entry fails its check (restore must not trust it). */
-export async function readTrustedIndex(repo: Repository, trustedPublicKey: string): Promise<BinlogEntry[]> {
+export async function readTrustedIndex(
+  repo: Repository,
+  trustedPublicKey: string | readonly string[],
+): Promise<BinlogEntry[]> {
   const r = await readIndex(repo, trustedPublicKey);
   if (r.bad.length > 0) {
     throw new StrongboxError(
@@ -153,6 +175,7 @@ export function readBinlogChecked(
   repo: Repository,
   e: BinlogEntry & { key: string },
   signal?: AbortSignal,
+  o: Omit<CheckedReadOptions, "signal"> = {},
 ): Promise<Readable> {
   return readChecked(
     repo.storage,
@@ -165,6 +188,6 @@ export function readBinlogChecked(
           : `archived binlog ${e.key}: ${x.kind === "larger" ? "more than " : ""}${x.size} bytes stored, the index says ${e.size}`,
         { stage: "binlog-fetch", hint: "the object was damaged or replaced; use an offsite copy" },
       ),
-    signal,
+    { ...o, signal },
   );
 }

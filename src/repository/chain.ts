@@ -1,21 +1,24 @@
-// The chain of a backup: its full at the root, then every incremental up to it, each verified.
+// The chain of a backup: its full at the root, then every incremental up to it, each verified
+// (signature and evidence log) before any of its fields is used.
 import { StrongboxError } from "../errors.ts";
-import { type Manifest, verifyManifest } from "./manifest.ts";
+import type { Manifest } from "./manifest.ts";
 import type { Repository } from "./repository.ts";
+import { BackupVerifier } from "./trusted.ts";
 
+/** `trust`: a loaded verifier, or the trusted signing public key(s) to load one with. */
 export async function resolveChain(
   repo: Repository,
   id: string,
-  trustedPublicKey: string,
+  trust: BackupVerifier | string | readonly string[],
 ): Promise<Manifest[]> {
+  const verifier = trust instanceof BackupVerifier ? trust : await BackupVerifier.load(repo, trust);
   const chain: Manifest[] = [];
-  let m = await repo.get(id);
-  verifyManifest(m, trustedPublicKey);
+  let m = await verifier.get(id);
   chain.unshift(m);
   while (m.parent) {
     const parentId = m.parent;
     const child = m;
-    m = await repo.get(parentId).catch((e: StrongboxError) => {
+    m = await verifier.get(parentId).catch((e: StrongboxError) => {
       if (e.code !== "BACKUP_NOT_FOUND") throw e;
       throw new StrongboxError(
         "CHAIN_BROKEN",
@@ -25,7 +28,6 @@ export async function resolveChain(
         },
       );
     });
-    verifyManifest(m, trustedPublicKey);
     if (m.lsn && child.lsn && child.lsn.from !== m.lsn.to) {
       throw new StrongboxError(
         "CHAIN_BROKEN",

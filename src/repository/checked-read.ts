@@ -1,11 +1,19 @@
 // The one checked read of repository objects: the stored bytes of a part or an archived binlog,
-// their size and SHA-256 compared with the signed record (manifest or binlog index) as they stream.
+// their size and SHA-256 compared with the signed record (manifest or binlog index) before any
+// byte is handed on (spooled to a private temp file), or, for readers that use nothing before the
+// end (verify, copy), as they stream.
 import { createHash } from "node:crypto";
-import { pipeline, type Readable, Transform } from "node:stream";
+import { createWriteStream } from "node:fs";
+import { mkdtemp, open, readdir, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { pipeline as pipeStreams, type Readable, Transform } from "node:stream";
+import { pipeline } from "node:stream/promises";
 import { StrongboxError } from "../errors.ts";
 import type { PartRecord } from "../pipeline/parts.ts";
 import type { Storage } from "../storage/types.ts";
 import { streamed } from "../util/gc.ts";
+import { pidAlive } from "../util/liveness.ts";
 import type { Manifest } from "./manifest.ts";
 import type { Repository } from "./repository.ts";
 
@@ -22,19 +30,38 @@ export type Mismatch =
   | { kind: "size"; size: number; sha256: string }
   | { kind: "hash"; size: number; sha256: string };
 
+/** How a checked read hands the bytes on. */
+export interface CheckedReadOptions {
+  signal?: AbortSignal | undefined;
+  /**
+   * Hash before use (default true): the object is first spooled into a 0600 file in a private
+   * 0700 temp directory while its size and SHA-256 are computed, and only a matching copy is
+   * handed on — no byte of a forged or damaged object reaches a decryptor, decompressor or target.
+   * False streams the bytes as they arrive and fails at the end: only for readers that use
+   * nothing before the end (verify's hash check, copy's upload checked again on arrival).
+   */
+  verifyFirst?: boolean;
+  /** Where the spool directory is made (default: the system's temp directory, $TMPDIR). */
+  tempDir?: string | undefined;
+}
+
 /**
- * The object's bytes, passed on as they arrive; the stream fails with `mismatch(...)` as soon as it
- * holds more bytes than recorded, and at its end when the size or the SHA-256 differ.
+ * The object's bytes, checked against its record. Streaming (`verifyFirst: false`): passed on as
+ * they arrive, the stream failing with `mismatch(...)` as soon as it holds more bytes than recorded,
+ * and at its end when the size or the SHA-256 differ. Else: spooled and checked first.
  */
 export async function readChecked(
   storage: Storage,
   record: StoredRecord,
   mismatch: (m: Mismatch) => StrongboxError,
-  signal?: AbortSignal,
+  signalOrOptions?: AbortSignal | CheckedReadOptions,
 ): Promise<Readable> {
-  const src = await storage.get(record.key, { signal });
+  const o: CheckedReadOptions =
+    signalOrOptions instanceof AbortSignal ? { signal: signalOrOptions } : (signalOrOptions ?? {});
+  const src = await storage.get(record.key, { signal: o.signal });
   const hash = createHash("sha256");
   let size = 0;
+  const streaming = o.verifyFirst === false;
   const check = new Transform({
     transform(chunk: Buffer, _e, cb) {
       size += chunk.length;
@@ -44,6 +71,7 @@ export async function readChecked(
       cb(null, chunk);
     },
     flush(cb) {
+      if (!streaming) return cb();
       const sha256 = hash.digest("hex");
       if (size !== record.size) return cb(mismatch({ kind: "size", size, sha256 }));
       if (sha256 !== record.sha256) return cb(mismatch({ kind: "hash", size, sha256 }));
@@ -52,14 +80,37 @@ export async function readChecked(
   });
   // pipeline, not pipe: when the check fails or its reader stops, the source is destroyed too
   // (a local file's FileHandle closed, not left to the garbage collector: DEP0137).
-  return pipeline(src, check, () => {});
+  if (streaming) return pipeStreams(src, check, () => {});
+  const root = o.tempDir ?? tmpdir();
+  await sweepDeadSpools(root);
+  const dir = await mkdtemp(join(root, `${SPOOL_PREFIX}${process.pid}-`)).catch((e: unknown) => {
+    src.destroy();
+    throw spoolError(root, record.key, e);
+  });
+  try {
+    const file = join(dir, "object");
+    await pipeline(src, check, createWriteStream(file, { flags: "wx", mode: 0o600 }), {
+      signal: o.signal,
+    }).catch((e: unknown) => {
+      throw e instanceof StrongboxError ? e : spoolError(root, record.key, e);
+    });
+    const sha256 = hash.digest("hex");
+    if (size !== record.size) throw mismatch({ kind: "size", size, sha256 });
+    if (sha256 !== record.sha256) throw mismatch({ kind: "hash", size, sha256 });
+    // Open, then remove the name: the checked copy lives only as long as this stream.
+    const reader = await open(file, "r");
+    return reader.createReadStream({ highWaterMark: 256 * 1024 });
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 }
 
 /**
- * The error to report when decrypting a checked read failed: if the rest of the stored bytes do not
- * match their signed record, that mismatch. A flipped byte in a recipient stanza makes age say that
- * no identity matches, a wrong-key diagnosis for what is damage; the hash tells them apart. Only
- * decryption failures read on (at most one part or binlog file); others are returned as they are.
+ * The error to report when decrypting a streamed checked read failed: if the rest of the stored
+ * bytes do not match their signed record, that mismatch. A flipped byte in a recipient stanza makes
+ * age say that no identity matches, a wrong-key diagnosis for what is damage; the hash tells them
+ * apart. (A spooled read was checked before decryption: its failures are the decryption's own.)
+ * Only decryption failures read on (at most one part or binlog file); others are returned as they are.
  */
 export async function checkedFailure(stored: Readable, error: unknown): Promise<unknown> {
   if (!String((error as StrongboxError).code ?? "").startsWith("AGE_")) return error;
@@ -73,6 +124,38 @@ export async function checkedFailure(stored: Readable, error: unknown): Promise<
     return mismatch;
   }
   return error;
+}
+
+const SPOOL_PREFIX = "strongbox-spool-";
+
+/** The temp directory could not take the object (full, read-only, not ours): its own clear error. */
+function spoolError(root: string, key: string, e: unknown): unknown {
+  const code = (e as NodeJS.ErrnoException).code;
+  if (!code || !["ENOSPC", "EDQUOT", "EACCES", "EPERM", "EROFS", "ENOENT"].includes(code)) return e;
+  return new StrongboxError(
+    "SPOOL_FAILED",
+    `cannot hold ${key} in ${root} for its check before use (${code})`,
+    {
+      hint: "each part is checked in a private temp file before it is decrypted (two parts at a time): point TMPDIR at a writable filesystem with room",
+      cause: e,
+    },
+  );
+}
+const swept = new Set<string>();
+
+/**
+ * Removes spool directories a killed process left (named with its pid), once per process and
+ * temp directory. Their content is encrypted (age), but takes room.
+ */
+async function sweepDeadSpools(root: string): Promise<void> {
+  if (swept.has(root)) return;
+  swept.add(root);
+  const names = await readdir(root).catch(() => [] as string[]);
+  for (const name of names) {
+    const m = new RegExp(`^${SPOOL_PREFIX}(\\d+)-`).exec(name);
+    if (m && !pidAlive(Number(m[1])))
+      await rm(join(root, name), { recursive: true, force: true }).catch(() => {});
+  }
 }
 
 /** A part's read or decryption failure as the error to report, naming the backup and the part. */
@@ -109,12 +192,17 @@ export function partError(m: Manifest, part: PartRecord, e: unknown): StrongboxE
     : new StrongboxError("PART_READ", `${where}: ${(e as Error).message}`, { cause: e });
 }
 
-/** Stored bytes of one part, checked against the manifest's size and SHA-256 as they stream. */
+/**
+ * Stored bytes of one part, checked against the manifest's size and SHA-256: by default before any
+ * byte is handed on (see CheckedReadOptions.verifyFirst). A mismatch names the part and says it
+ * fails its hash check.
+ */
 export async function readPartChecked(
   repo: Repository,
   m: Manifest,
   part: PartRecord,
   signal?: AbortSignal,
+  o: Omit<CheckedReadOptions, "signal"> = {},
 ): Promise<Readable> {
   const where = `backup ${m.id} part ${part.index} (${part.key})`;
   try {
@@ -123,16 +211,21 @@ export async function readPartChecked(
       part,
       (x) =>
         x.kind === "larger"
-          ? new StrongboxError("PART_CORRUPT", `${where} is larger than recorded (${part.size} bytes)`)
+          ? new StrongboxError(
+              "PART_CORRUPT",
+              `${where} fails its SHA-256 check: it is larger than recorded (${part.size} bytes)`,
+              { hint: "restore from an offsite copy" },
+            )
           : x.kind === "size"
             ? new StrongboxError(
                 "PART_CORRUPT",
-                `${where} has ${x.size} bytes, the manifest says ${part.size} (truncated?)`,
+                `${where} fails its SHA-256 check: it has ${x.size} bytes, the manifest says ${part.size} (truncated?)`,
+                { hint: "restore from an offsite copy" },
               )
             : new StrongboxError("PART_CORRUPT", `${where} fails its SHA-256 check`, {
                 hint: "restore from an offsite copy",
               }),
-      signal,
+      { ...o, signal },
     );
   } catch (e) {
     throw partError(m, part, e);

@@ -3,15 +3,20 @@
 // An interrupted copy leaves no manifest; the next run re-uses the parts that arrived intact.
 import { Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
+import type { SigningKey } from "../crypto/sign.ts";
 import { StrongboxError } from "../errors.ts";
 import { resolveChain } from "./chain.ts";
 import { readPartChecked } from "./checked-read.ts";
-import { type Manifest, verifyManifest } from "./manifest.ts";
+import type { EvidenceWriter } from "./evidence.ts";
+import { type Manifest, manifestDigest } from "./manifest.ts";
 import type { Repository } from "./repository.ts";
+import { type BackupVerifier, type Distrusted, openEvidenceWriter } from "./trusted.ts";
 
 export interface CopyResult {
   copied: string[];
   alreadyThere: string[];
+  /** Not copied: untrusted in the source, or an untrusted manifest holds the id in the destination. */
+  unverified: Distrusted[];
   parts: number;
   bytes: number;
 }
@@ -22,7 +27,7 @@ async function arrivedIntact(to: Repository, m: Manifest, part: Manifest["parts"
   const st = await to.storage.stat(part.key);
   if (!st || st.size !== part.size) return false;
   try {
-    await pipeline(await readPartChecked(to, m, part), sink());
+    await pipeline(await readPartChecked(to, m, part, undefined, { verifyFirst: false }), sink());
     return true;
   } catch {
     return false;
@@ -30,46 +35,59 @@ async function arrivedIntact(to: Repository, m: Manifest, part: Manifest["parts"
 }
 
 export async function copyBackups(o: {
-  from: Repository;
-  to: Repository;
+  from: BackupVerifier;
+  to: BackupVerifier;
+  signing: SigningKey;
   id?: string;
-  trustedPublicKey: string;
   signal?: AbortSignal;
   log?: (m: string) => void;
 }): Promise<CopyResult> {
-  const there = new Set((await o.to.scan()).committed);
+  const from = o.from.repo;
+  const to = o.to.repo;
+  const toCommitted = (await to.scan()).committed;
+  const toSet = await o.to.inventory(toCommitted);
+  const there = new Set(toSet.backups.map((m) => m.id));
+  const blocked = new Map(toSet.unverified.map((u) => [u.id, u]));
+  const result: CopyResult = { copied: [], alreadyThere: [], unverified: [], parts: 0, bytes: 0 };
   let wanted: Manifest[];
-  if (o.id) wanted = await resolveChain(o.from, o.id, o.trustedPublicKey);
+  if (o.id) wanted = await resolveChain(from, o.id, o.from);
   else {
-    wanted = [];
-    for (const id of (await o.from.scan()).committed) {
-      if (!there.has(id)) wanted.push(await o.from.get(id));
-    }
+    // Only verified backups are copied; an untrusted one is reported and stays where it is.
+    const set = await o.from.inventory();
+    result.unverified.push(...set.unverified);
+    wanted = set.backups.filter((m) => !there.has(m.id));
   }
-  const result: CopyResult = { copied: [], alreadyThere: [], parts: 0, bytes: 0 };
+  let evidence: EvidenceWriter | undefined;
   for (const m of wanted) {
     o.signal?.throwIfAborted();
     if (there.has(m.id)) {
       result.alreadyThere.push(m.id);
       continue;
     }
-    verifyManifest(m, o.trustedPublicKey);
+    const held = blocked.get(m.id);
+    if (held) {
+      result.unverified.push({ ...held, message: `in ${to.name}: ${held.message}` });
+      continue;
+    }
     if (m.parent && !there.has(m.parent)) {
       throw new StrongboxError(
         "CHAIN_BROKEN",
-        `cannot copy ${m.id}: its parent ${m.parent} is not in ${o.to.name}`,
+        `cannot copy ${m.id}: its parent ${m.parent} is not in ${to.name}`,
         {
-          hint: `copy the parent first: strongbox copy --from ${o.from.name} --to ${o.to.name} ${m.parent}`,
+          hint: `copy the parent first: strongbox copy --from ${from.name} --to ${to.name} ${m.parent}`,
         },
       );
     }
     for (const p of m.parts) {
-      if (await arrivedIntact(o.to, m, p)) continue;
-      await o.to.storage.put(p.key, await readPartChecked(o.from, m, p, o.signal), { signal: o.signal });
-      if (!(await arrivedIntact(o.to, m, p))) {
+      if (await arrivedIntact(to, m, p)) continue;
+      // Streamed: the upload is read back and checked before the manifest is committed.
+      await to.storage.put(p.key, await readPartChecked(from, m, p, o.signal, { verifyFirst: false }), {
+        signal: o.signal,
+      });
+      if (!(await arrivedIntact(to, m, p))) {
         throw new StrongboxError(
           "COPY_CORRUPT",
-          `part ${p.key} of ${m.id} does not match its SHA-256 after arriving in ${o.to.name}`,
+          `part ${p.key} of ${m.id} does not match its SHA-256 after arriving in ${to.name}`,
           {
             hint: "check the destination storage; nothing was committed",
           },
@@ -78,10 +96,11 @@ export async function copyBackups(o: {
       result.parts++;
       result.bytes += p.size;
     }
-    await o.to.commit(m);
+    evidence ??= await openEvidenceWriter(o.to, o.signing, { committed: toCommitted });
+    await evidence.record("commit", [{ id: m.id, digest: manifestDigest(m) }], () => to.commit(m));
     there.add(m.id);
     result.copied.push(m.id);
-    o.log?.(`copied ${m.id} (${m.parts.length} part(s)) to ${o.to.name}`);
+    o.log?.(`copied ${m.id} (${m.parts.length} part(s)) to ${to.name}`);
   }
   return result;
 }

@@ -1,9 +1,11 @@
 // forget ID: remove one backup now, by hand, with the chain rule: a backup that incrementals
 // depend on goes only together with them (--with-dependents), and never while one of them is
 // pinned. The manifests go first, newest first, so a chain is never left with a missing middle.
+import type { SigningKey } from "../crypto/sign.ts";
 import { StrongboxError } from "../errors.ts";
 import { readPins } from "./pins.ts";
 import type { Repository } from "./repository.ts";
+import { type BackupVerifier, openEvidenceWriter } from "./trusted.ts";
 
 export interface ForgetResult {
   /** The backups removed (or to remove, with dryRun), newest first. */
@@ -17,6 +19,10 @@ export async function forgetBackup(o: {
   id: string;
   withDependents: boolean;
   trustedPublicKey: string;
+  /** Only verified backups are forgotten or counted as dependents (signature, evidence log). */
+  verifier: BackupVerifier;
+  /** Signs the evidence entries that record the removal. */
+  signing: SigningKey;
   dryRun: boolean;
 }): Promise<ForgetResult> {
   const { repo, id } = o;
@@ -29,8 +35,9 @@ export async function forgetBackup(o: {
       },
     );
   }
-  await repo.get(id); // BACKUP_NOT_FOUND
-  const manifests = await repo.list();
+  // BACKUP_NOT_FOUND, or why it is not trusted: an untrusted object is left for investigation.
+  await o.verifier.get(id);
+  const manifests = (await o.verifier.inventory()).backups;
   const going = new Set([id]);
   // Children, grandchildren…: whatever chains onto a backup that goes.
   for (let grew = true; grew; ) {
@@ -64,9 +71,16 @@ export async function forgetBackup(o: {
   const removed = [...going].sort().reverse();
   const result: ForgetResult = { removed, objectsDeleted: 0, dryRun: o.dryRun };
   if (o.dryRun) return result;
-  for (const gone of removed) {
-    await repo.storage.delete(repo.manifestKey(gone));
-    result.objectsDeleted += 1 + (await repo.removeUncommitted(gone));
-  }
+  const evidence = await openEvidenceWriter(o.verifier, o.signing);
+  await evidence.record(
+    "remove",
+    removed.map((gone) => ({ id: gone, digest: null })),
+    async () => {
+      for (const gone of removed) {
+        await repo.storage.delete(repo.manifestKey(gone));
+        result.objectsDeleted += 1 + (await repo.removeUncommitted(gone));
+      }
+    },
+  );
   return result;
 }

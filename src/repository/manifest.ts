@@ -1,7 +1,7 @@
 // The manifest: everything known about one backup, signed (Ed25519) so tampering is detected.
 // Sensitive details (host names, schema and table inventory) are an age blob inside it.
-import { randomBytes } from "node:crypto";
-import { canonicalJson, sign, verify } from "../crypto/sign.ts";
+import { createHash, randomBytes } from "node:crypto";
+import { canonicalJson, sign, signedByTrusted } from "../crypto/sign.ts";
 import { StrongboxError } from "../errors.ts";
 import type { PartRecord } from "../pipeline/parts.ts";
 
@@ -87,11 +87,19 @@ export function signManifest(m: Manifest, privateKeyPem: string, publicKey: stri
   };
 }
 
-/** Throws MANIFEST_TAMPERED unless the signature is valid for `trustedPublicKey`. */
-export function verifyManifest(m: Manifest, trustedPublicKey: string): void {
+/** SHA-256 (hex) of the whole manifest, signature included: what the evidence log records. */
+export function manifestDigest(m: Manifest): string {
+  return createHash("sha256").update(canonicalJson(m)).digest("hex");
+}
+
+/**
+ * Throws MANIFEST_UNSIGNED or MANIFEST_TAMPERED unless the signature is valid for one of the
+ * trusted public keys (one, or a list while a signing key rotation runs).
+ */
+export function verifyManifest(m: Manifest, trusted: string | readonly string[]): void {
   const sig = m.signature;
   if (!sig) throw new StrongboxError("MANIFEST_UNSIGNED", `manifest of backup ${m.id} has no signature`);
-  if (sig.publicKey !== trustedPublicKey || !verify(trustedPublicKey, signedBytes(m), sig.value)) {
+  if (!signedByTrusted(sig, trusted, () => signedBytes(m))) {
     throw new StrongboxError(
       "MANIFEST_TAMPERED",
       `manifest of backup ${m.id} fails its signature check: it was modified or signed by another key`,

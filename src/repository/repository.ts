@@ -9,6 +9,7 @@ import { canonicalJson, sign, verify } from "../crypto/sign.ts";
 import { StrongboxError } from "../errors.ts";
 import type { Storage } from "../storage/types.ts";
 import { readAll } from "../util/stream.ts";
+import { EvidenceWriter } from "./evidence.ts";
 import { BACKUP_ID_RE, type Manifest, parseManifest } from "./manifest.ts";
 
 export const REPOSITORY_FORMAT = 1;
@@ -23,6 +24,11 @@ export interface RepositoryInfo {
   signingPublicKey: string;
   compression: { algorithm: "zstd"; level: number };
   partSize: number;
+  /**
+   * The format of the repository's evidence log (evidence.ts) when it keeps one from its start:
+   * then a log without a trusted entry means it was deleted, and no backup is trusted.
+   */
+  evidence?: number;
   signature?: string;
 }
 
@@ -59,10 +65,15 @@ export class Repository {
       id: randomUUID(),
       createdAt: new Date().toISOString(),
       ...rest,
+      evidence: 1,
     };
     info.signature = sign(signingPrivateKeyPem, Buffer.from(canonicalJson(unsignedInfo(info))));
     await storage.put(REPO_CONFIG_KEY, Buffer.from(`${JSON.stringify(info, null, 2)}\n`), { ifAbsent: true });
-    return new Repository(name, storage, info);
+    const repo = new Repository(name, storage, info);
+    // The evidence log starts with the repository: an empty, signed state.
+    const signing = { privateKeyPem: signingPrivateKeyPem, publicKey: info.signingPublicKey };
+    await (await EvidenceWriter.open(repo, signing, [signing.publicKey])).baseline("genesis", {});
+    return repo;
   }
 
   static async open(name: string, storage: Storage): Promise<Repository> {
@@ -96,17 +107,27 @@ export class Repository {
     return new Repository(name, storage, info);
   }
 
-  /** Checks the repository config against the signing key we trust; throws REPO_TAMPERED. */
-  verifyInfo(trustedPublicKey: string): void {
-    const ok =
-      this.info.signingPublicKey === trustedPublicKey &&
-      !!this.info.signature &&
-      verify(trustedPublicKey, Buffer.from(canonicalJson(unsignedInfo(this.info))), this.info.signature);
+  /**
+   * Checks the repository config against the signing keys we trust (one, or a list during a
+   * signing key rotation); throws REPO_TAMPERED.
+   */
+  verifyInfo(trusted: string | readonly string[]): void {
+    const keys = typeof trusted === "string" ? [trusted] : trusted;
+    const key = this.info.signingPublicKey;
+    let ok = false;
+    try {
+      ok =
+        keys.includes(key) &&
+        !!this.info.signature &&
+        verify(key, Buffer.from(canonicalJson(unsignedInfo(this.info))), this.info.signature);
+    } catch {
+      ok = false;
+    }
     if (!ok) {
       throw new StrongboxError(
         "REPO_TAMPERED",
-        `repository ${this.name}: ${REPO_CONFIG_KEY} is not signed by the configured signing key`,
-        { hint: "someone changed the repository's recipients or keys; investigate before writing to it" },
+        `repository ${this.name}: ${REPO_CONFIG_KEY} is not signed by a trusted signing key`,
+        { hint: "someone changed the repository's recipients or keys; investigate before using it" },
       );
     }
   }

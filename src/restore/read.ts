@@ -4,7 +4,7 @@ import { Readable } from "node:stream";
 import { createDecryptStream } from "../crypto/age.ts";
 import type { AgeIdentity } from "../crypto/age-keys.ts";
 import type { PartRecord } from "../pipeline/parts.ts";
-import { checkedFailure, partError, readPartChecked } from "../repository/checked-read.ts";
+import { partError, readPartChecked } from "../repository/checked-read.ts";
 import type { Manifest } from "../repository/manifest.ts";
 import type { Repository } from "../repository/repository.ts";
 
@@ -19,29 +19,43 @@ export function repositorySource(repo: Repository, identities: AgeIdentity[]): P
   return (m, signal) => backupPlaintext(repo, m, identities, signal ? { signal } : {});
 }
 
-/** The decrypted (still compressed) stream of a backup: its parts in order. */
+/**
+ * The decrypted (still compressed) stream of a backup: its parts in order. Each part is fetched
+ * and checked against the signed manifest (size and SHA-256) before any of its bytes is decrypted:
+ * a forged part never reaches the decompressor or the target. The next part is fetched while the
+ * current one is decrypted, so at most two parts are spooled at a time.
+ */
 export function backupPlaintext(
   repo: Repository,
   m: Manifest,
   identities: AgeIdentity[],
-  options: { signal?: AbortSignal; onPart?: (part: PartRecord) => void } = {},
+  options: { signal?: AbortSignal; onPart?: (part: PartRecord) => void; tempDir?: string } = {},
 ): Readable {
+  const fetch = (part: PartRecord) =>
+    readPartChecked(repo, m, part, options.signal, { verifyFirst: true, tempDir: options.tempDir });
   async function* gen() {
-    for (const part of m.parts) {
-      options.signal?.throwIfAborted();
-      const stored = await readPartChecked(repo, m, part, options.signal);
-      const dec = createDecryptStream(identities);
-      stored.on("error", (e) => dec.destroy(e));
-      stored.pipe(dec);
-      try {
-        for await (const chunk of dec) yield chunk as Buffer;
-      } catch (e) {
-        stored.unpipe(dec);
-        const error = await checkedFailure(stored, e);
-        stored.destroy();
-        throw partError(m, part, error);
+    let next = m.parts[0] ? fetch(m.parts[0]) : undefined;
+    try {
+      for (const [i, part] of m.parts.entries()) {
+        options.signal?.throwIfAborted();
+        const stored = await next!;
+        next = m.parts[i + 1] ? fetch(m.parts[i + 1]!) : undefined;
+        // A failed prefetch is reported when its turn comes (or not at all, after a failure here).
+        next?.catch(() => {});
+        const dec = createDecryptStream(identities);
+        stored.on("error", (e) => dec.destroy(e));
+        stored.pipe(dec);
+        try {
+          for await (const chunk of dec) yield chunk as Buffer;
+        } catch (e) {
+          stored.destroy();
+          throw partError(m, part, e);
+        }
+        options.onPart?.(part);
       }
-      options.onPart?.(part);
+    } finally {
+      // Stopped early: the prefetched part's spool is closed (its file is already unlinked).
+      if (next) (await next.catch(() => undefined))?.destroy();
     }
   }
   // Object mode hands each decrypted chunk on as it is; a byte-mode stream would concatenate

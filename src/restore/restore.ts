@@ -39,11 +39,21 @@ export interface RestoreResult {
   incrementalDirs: string[];
 }
 
+function notADirectory(dir: string, e: unknown): StrongboxError {
+  return new StrongboxError("TARGET_NOT_DIRECTORY", `target directory ${dir} is not a directory`, {
+    hint: "choose a path to an empty directory, or to one that does not exist yet",
+    cause: e,
+  });
+}
+
 async function isEmptyDir(dir: string): Promise<boolean | undefined> {
   try {
     return (await readdir(dir)).length === 0;
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === "ENOENT") return undefined;
+    // The path is a regular file, or a file stands where one of its parent directories should be.
+    if (code === "ENOTDIR") throw notADirectory(dir, e);
     throw e;
   }
 }
@@ -74,7 +84,9 @@ export async function prepareTarget(targetDir: string, needBytes: number, force:
     await emptyTarget(targetDir);
   }
   await checkFreeSpace(targetDir, needBytes);
-  await mkdir(targetDir, { recursive: true, mode: 0o700 });
+  await mkdir(targetDir, { recursive: true, mode: 0o700 }).catch((e: NodeJS.ErrnoException) => {
+    throw e.code === "ENOTDIR" || e.code === "EEXIST" ? notADirectory(targetDir, e) : e;
+  });
 }
 
 /**

@@ -10,6 +10,7 @@ import { resolveChain } from "../repository/chain.ts";
 import { readPartChecked } from "../repository/checked-read.ts";
 import type { Manifest } from "../repository/manifest.ts";
 import type { Repository } from "../repository/repository.ts";
+import { BackupVerifier } from "../repository/trusted.ts";
 import { decodeBackup } from "./extract.ts";
 import { repositorySource } from "./read.ts";
 
@@ -25,7 +26,8 @@ export interface BackupVerdict {
 
 export interface VerifyOptions {
   repo: Repository;
-  trustedPublicKey: string;
+  /** A loaded verifier (signatures and evidence log), or the trusted key(s) to load one with. */
+  trust: BackupVerifier | string | readonly string[];
   ids: string[];
   identities?: AgeIdentity[];
   /** Fraction (0–1] of parts (and of backups for --read-data) to read this run, rotating. */
@@ -65,6 +67,7 @@ async function rotatingWindow(
 const sink = () => new Writable({ highWaterMark: 1 << 20, write: (_c, _e, cb) => cb() });
 
 export async function verifyBackups(o: VerifyOptions): Promise<BackupVerdict[]> {
+  const trust = o.trust instanceof BackupVerifier ? o.trust : await BackupVerifier.load(o.repo, o.trust);
   const manifests: Manifest[] = [];
   const verdicts: BackupVerdict[] = [];
   for (const id of o.ids) {
@@ -79,8 +82,7 @@ export async function verifyBackups(o: VerifyOptions): Promise<BackupVerdict[]> 
     };
     verdicts.push(v);
     try {
-      await resolveChain(o.repo, id, o.trustedPublicKey);
-      const m = await o.repo.get(id);
+      const m = (await resolveChain(o.repo, id, trust)).at(-1)!;
       v.type = m.type;
       v.partsTotal = m.parts.length;
       manifests.push(m);
@@ -117,7 +119,7 @@ export async function verifyBackups(o: VerifyOptions): Promise<BackupVerdict[]> 
       const unit = units.findIndex((u) => u.m === m && u.p === p);
       if (partPick && !partPick.has(unit)) continue;
       try {
-        await pipeline(await readPartChecked(o.repo, m, p, o.signal), sink());
+        await pipeline(await readPartChecked(o.repo, m, p, o.signal, { verifyFirst: false }), sink());
         v.partsChecked++;
       } catch (e) {
         v.ok = false;

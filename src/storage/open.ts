@@ -15,11 +15,18 @@ export type StorageSpec =
 /** Objects whose names start with these may be replaced or removed in an append-only repository. */
 const MUTABLE_PREFIXES = ["locks/"];
 
-export async function openStorage(spec: StorageSpec, o: { appendOnly: boolean }): Promise<Storage> {
+/**
+ * `create`: make a local storage's directory when it is missing (only `init` does: for every other
+ * command a missing directory is an unmounted disk or a wrong path, never an empty repository).
+ */
+export async function openStorage(
+  spec: StorageSpec,
+  o: { appendOnly: boolean; create?: boolean },
+): Promise<Storage> {
   const wrapping = { appendOnly: o.appendOnly, mutablePrefixes: MUTABLE_PREFIXES };
   switch (spec.type) {
     case "local":
-      return wrapStorage(await LocalStorage.open(spec.path), wrapping);
+      return wrapStorage(await LocalStorage.open(spec.path, { create: o.create ?? false }), wrapping);
     case "sftp": {
       const { type: _, ...options } = spec;
       return wrapStorage(await (await import("./sftp.ts")).SftpStorage.open(options), wrapping);

@@ -7,6 +7,7 @@ import { planBackup, planningHistory } from "../../src/backup/plan.ts";
 import type { StrongboxError } from "../../src/errors.ts";
 import type { NodeHealth } from "../../src/galera/health.ts";
 import { MANIFEST_FORMAT, type Manifest } from "../../src/repository/manifest.ts";
+import { BackupVerifier } from "../../src/repository/trusted.ts";
 import { tempRepository } from "../helpers/repo.ts";
 
 // One backup a day, in order: ids sort by time as real ones do.
@@ -21,7 +22,7 @@ const backup = (day: number, type: Manifest["type"]): Manifest =>
 
 describe("planning history", () => {
   it("reads the newest backups back to the last full, oldest first, and nothing for --full or --logical", async () => {
-    const { repo, dir } = await tempRepository("plan");
+    const { repo, dir, signing, commit } = await tempRepository("plan");
     const chain = [
       backup(1, "full"),
       backup(2, "incremental"),
@@ -31,45 +32,62 @@ describe("planning history", () => {
       backup(6, "logical"),
       backup(7, "incremental"),
     ];
-    for (const m of chain) await repo.commit(m);
+    for (const m of chain) await commit(m);
     // A manifest older than the last full is not read: damage there does not stop tonight's backup.
     await writeFile(join(dir, "backups", chain[1]!.id, "manifest.json"), "{ not json");
+    const verifier = await BackupVerifier.load(repo, signing.publicKey);
 
     const ids = (ms: Manifest[]) => ms.map((m) => m.id);
     const expected = ids(chain.slice(3));
-    assert.deepEqual(ids(await planningHistory(repo, undefined, undefined)), expected);
-    assert.deepEqual(ids(await planningHistory(repo, undefined, "incremental")), expected);
+    assert.deepEqual(ids(await planningHistory(verifier, undefined, undefined)), expected);
+    assert.deepEqual(ids(await planningHistory(verifier, undefined, "incremental")), expected);
     const { committed } = await repo.scan();
     assert.deepEqual(
-      ids(await planningHistory(repo, committed, undefined)),
+      ids(await planningHistory(verifier, committed, undefined)),
       expected,
       "from the caller's scan",
     );
-    assert.deepEqual(await planningHistory(repo, committed, "full"), []);
+    assert.deepEqual(await planningHistory(verifier, committed, "full"), []);
     // A full or logical backup does not wait for the caller's scan at all.
     const never = new Promise<readonly string[]>(() => {});
-    assert.deepEqual(await planningHistory(repo, never, "full"), []);
-    assert.deepEqual(await planningHistory(repo, never, "logical"), []);
-    assert.deepEqual(await planningHistory(repo, committed, "logical"), []);
+    assert.deepEqual(await planningHistory(verifier, never, "full"), []);
+    assert.deepEqual(await planningHistory(verifier, never, "logical"), []);
+    assert.deepEqual(await planningHistory(verifier, committed, "logical"), []);
   });
 
   it("reads every backup when there is no full, and none in an empty repository", async () => {
-    const { repo } = await tempRepository("plan");
-    assert.deepEqual(await planningHistory(repo, undefined, undefined), []);
-    await repo.commit(backup(1, "logical"));
-    await repo.commit(backup(2, "logical"));
+    const { repo, signing, commit } = await tempRepository("plan");
     assert.deepEqual(
-      (await planningHistory(repo, undefined, undefined)).map((m) => m.type),
+      await planningHistory(await BackupVerifier.load(repo, signing.publicKey), undefined, undefined),
+      [],
+    );
+    await commit(backup(1, "logical"));
+    await commit(backup(2, "logical"));
+    assert.deepEqual(
+      (await planningHistory(await BackupVerifier.load(repo, signing.publicKey), undefined, undefined)).map(
+        (m) => m.type,
+      ),
       ["logical", "logical"],
     );
   });
 
-  it("fails with the manifest's own error when one in the chain is damaged", async () => {
-    const { repo, dir } = await tempRepository("plan");
-    await repo.commit(backup(1, "full"));
-    await repo.commit(backup(2, "incremental"));
+  it("skips a damaged manifest in the chain: reported, never a parent", async () => {
+    const { repo, dir, signing, commit } = await tempRepository("plan");
+    await commit(backup(1, "full"));
+    await commit(backup(2, "incremental"));
     await writeFile(join(dir, "backups", backup(1, "full").id, "manifest.json"), "{ not json");
-    await assert.rejects(planningHistory(repo, undefined, undefined), { code: "MANIFEST_CORRUPT" });
+    const untrusted: string[] = [];
+    const history = await planningHistory(
+      await BackupVerifier.load(repo, signing.publicKey),
+      undefined,
+      undefined,
+      (d) => untrusted.push(`${d.id} ${d.code}`),
+    );
+    assert.deepEqual(
+      history.map((m) => m.id),
+      [backup(2, "incremental").id],
+    );
+    assert.deepEqual(untrusted, [`${backup(1, "full").id} MANIFEST_CORRUPT`]);
   });
 });
 

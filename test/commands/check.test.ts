@@ -183,7 +183,11 @@ describe("check and alert test", () => {
       /^mariabackup 10\.6\.18 cannot back up a 10\.\d+\.\d+ server \(another release series\)$/,
     );
     assert.equal(item(r.doc, "repository empty")?.status, "fail");
-    assert.match(item(r.doc, "repository empty")!.detail, /repository empty .* is not initialised/);
+    // Its directory does not exist: only init creates a repository (an unmounted disk is no empty one).
+    assert.match(
+      item(r.doc, "repository empty")!.detail,
+      /repository empty: its directory .* does not exist/,
+    );
     assert.equal(item(r.doc, "repository local")?.status, "ok");
     const offline = await check(other, "--no-connect", "--no-alert");
     assert.deepEqual(item(offline.doc, "nodes"), { item: "nodes", status: "skip", detail: "--no-connect" });

@@ -95,7 +95,14 @@ stateDir: state
     const out = new MemoryOutput();
     const r = await list(g, {}, out);
     assert.equal(r.exitCode, 0);
-    assert.deepEqual(r.result, { repository: "main", backups: [], pointInTime: null });
+    assert.deepEqual(r.result, {
+      repository: "main",
+      backups: [],
+      pointInTime: null,
+      unverified: [],
+      missing: [],
+      evidenceProblems: [],
+    });
     assert.equal(out.stdoutText, "repository main: no backups yet\n");
   });
 
@@ -153,7 +160,7 @@ stateDir: state
     const c = new MemoryOutput();
     const rc = await copy(g, { to: "offsite", missing: true }, c);
     assert.equal(rc.exitCode, 0);
-    assert.match(c.stdoutText, /^nothing to copy: offsite already has every backup of main/);
+    assert.match(c.stdoutText, /^nothing to copy: offsite already has every verified backup of main/);
     const p = new MemoryOutput(true);
     const rp = await prune(g, { repo: "offsite", dryRun: true }, p);
     assert.equal(rp.exitCode, 0);
@@ -181,6 +188,8 @@ stateDir: state
     const r = await rotate(g, { repo: "offsite" }, out);
     assert.equal(r.exitCode, 0);
     const res = JSON.parse(out.stdoutText) as { repositories: { repository: string; backups: number }[] };
-    assert.deepEqual(res.repositories, [{ repository: "offsite", backups: 0, parts: 0, resigned: 0 }]);
+    assert.deepEqual(res.repositories, [
+      { repository: "offsite", backups: 0, parts: 0, resigned: 0, skipped: [] },
+    ]);
   });
 });

@@ -1,12 +1,24 @@
-// A fresh, empty local repository in a temp directory, for tests that need a real one without a cluster.
+// A fresh, empty local repository in a temp directory, for tests that need a real one without a
+// cluster: created as `init` does (signed record, evidence log started), with `commit` to add a
+// backup as the backup host would (signed, recorded in the evidence log).
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { generateSigningKey } from "../../src/crypto/sign.ts";
+import { generateSigningKey, type SigningKey } from "../../src/crypto/sign.ts";
+import { EvidenceWriter } from "../../src/repository/evidence.ts";
+import { type Manifest, manifestDigest, signManifest } from "../../src/repository/manifest.ts";
 import { Repository } from "../../src/repository/repository.ts";
 import { LocalStorage } from "../../src/storage/local.ts";
 
-export async function tempRepository(label: string): Promise<{ repo: Repository; dir: string }> {
+export interface TempRepository {
+  repo: Repository;
+  dir: string;
+  signing: SigningKey;
+  /** Signs `m` and commits it with its evidence entries; returns the signed manifest. */
+  commit(m: Manifest): Promise<Manifest>;
+}
+
+export async function tempRepository(label: string): Promise<TempRepository> {
   const dir = await mkdtemp(join(tmpdir(), `sb-${label}-`));
   const signing = generateSigningKey();
   const repo = await Repository.init("local", await LocalStorage.open(dir), {
@@ -17,5 +29,17 @@ export async function tempRepository(label: string): Promise<{ repo: Repository;
     partSize: 1 << 20,
     signingPrivateKeyPem: signing.privateKeyPem,
   });
-  return { repo, dir };
+  return {
+    repo,
+    dir,
+    signing,
+    async commit(m) {
+      const signed = signManifest(m, signing.privateKeyPem, signing.publicKey);
+      const w = await EvidenceWriter.open(repo, signing, [signing.publicKey]);
+      await w.record("commit", [{ id: signed.id, digest: manifestDigest(signed) }], () =>
+        repo.commit(signed),
+      );
+      return signed;
+    },
+  };
 }

@@ -13,6 +13,7 @@ import { type Manifest, signManifest } from "../../src/repository/manifest.ts";
 import { Repository } from "../../src/repository/repository.ts";
 import { LocalStorage } from "../../src/storage/local.ts";
 import { cli } from "../helpers/cli.ts";
+import { commitAsBackupHost } from "../helpers/forge.ts";
 
 const CONFIG = `
 version: 1
@@ -95,12 +96,16 @@ describe("pins, forget and keepYearly", () => {
     const key = { privateKeyPem: pem, publicKey: publicKeyFromPrivate(pem) };
     main = await Repository.open("main", await LocalStorage.open(join(dir, "main")));
     vault = await Repository.open("vault", await LocalStorage.open(join(dir, "vault")));
+    // Committed as the backup host does: signed, and recorded in the evidence log.
     for (const repo of [main, vault]) {
-      await repo.commit(manifest(F1, null, key));
-      await repo.commit(manifest(I1, F1, key));
-      await repo.commit(manifest(F2, null, key));
-      await repo.commit(manifest(F3, null, key));
-      await repo.commit(manifest(F4, null, key));
+      const chain: [string, string | null][] = [
+        [F1, null],
+        [I1, F1],
+        [F2, null],
+        [F3, null],
+        [F4, null],
+      ];
+      for (const [id, parent] of chain) await commitAsBackupHost(repo, key, manifest(id, parent, key));
     }
   });
 

@@ -11,7 +11,14 @@ import { crc32, zstdCompressSync } from "node:zlib";
 import { encryptBuffer } from "../../src/crypto/age.ts";
 import { generateX25519Identity, parseIdentities, parseRecipient } from "../../src/crypto/age-keys.ts";
 import { generateSigningKey } from "../../src/crypto/sign.ts";
-import { MANIFEST_FORMAT, type Manifest, newBackupId, signManifest } from "../../src/repository/manifest.ts";
+import { EvidenceWriter } from "../../src/repository/evidence.ts";
+import {
+  MANIFEST_FORMAT,
+  type Manifest,
+  manifestDigest,
+  newBackupId,
+  signManifest,
+} from "../../src/repository/manifest.ts";
 import { Repository } from "../../src/repository/repository.ts";
 import { decodeBackup } from "../../src/restore/extract.ts";
 import { repositorySource } from "../../src/restore/read.ts";
@@ -115,7 +122,10 @@ async function craftedRepository() {
       details: (await encryptBuffer(Buffer.from("{}"), [parseRecipient(recipient)])).toString("base64"),
       tool: { name: "strongbox", version: "test", backupTool: "mariabackup" },
     };
-    await repo.commit(signManifest(m, signing.privateKeyPem, signing.publicKey));
+    // Signed and recorded as the backup host does: the attack here is the stream, not the manifest.
+    const signed = signManifest(m, signing.privateKeyPem, signing.publicKey);
+    const evidence = await EvidenceWriter.open(repo, signing, [signing.publicKey]);
+    await evidence.record("commit", [{ id, digest: manifestDigest(signed) }], () => repo.commit(signed));
     return id;
   };
 

@@ -5,6 +5,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 
 import { mkdir, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, it } from "node:test";
+import { openConfiguredRepository } from "../../src/commands/repo.ts";
 import { decryptBuffer, encryptBuffer } from "../../src/crypto/age.ts";
 import { generateX25519Identity, parseIdentities, parseRecipient } from "../../src/crypto/age-keys.ts";
 import { publicKeyFromPrivate } from "../../src/crypto/sign.ts";
@@ -19,6 +20,7 @@ import { startMariadbd, waitSynced } from "../../src/sandbox/processes.ts";
 import { pidAlive } from "../../src/util/liveness.ts";
 import { cli, editConfig } from "../helpers/cli.ts";
 import { useCluster } from "../helpers/cluster.ts";
+import { commitAsBackupHost, removeAsBackupHost } from "../helpers/forge.ts";
 
 describe("verify, restore, restore-test", () => {
   const cluster = useCluster({ nodes: 1 });
@@ -39,24 +41,47 @@ describe("verify, restore, restore-test", () => {
   const partPath = (id: string, i = 0) =>
     join(repo(), "backups", id, `part-${String(i).padStart(6, "0")}.age`);
 
+  /** Signs and commits (or replaces) a manifest as the backup host would, evidence included. */
+  const asBackupHost = async (m: Manifest, o: { replace?: boolean } = {}) => {
+    const key = readFileSync(join(cluster.dir, "keys/signing.key"), "utf8");
+    const opened = await openConfiguredRepository(cfg());
+    try {
+      await commitAsBackupHost(
+        opened.repo,
+        { privateKeyPem: key, publicKey: publicKeyFromPrivate(key) },
+        m,
+        o,
+      );
+    } finally {
+      await opened.close();
+    }
+  };
+
+  /** Removes a (damaged) backup as prune would, so that the evidence log does not miss it. */
+  const removeBackup = async (id: string) => {
+    const key = readFileSync(join(cluster.dir, "keys/signing.key"), "utf8");
+    const opened = await openConfiguredRepository(cfg());
+    try {
+      await removeAsBackupHost(opened.repo, { privateKeyPem: key, publicKey: publicKeyFromPrivate(key) }, id);
+    } finally {
+      await opened.close();
+    }
+  };
+
   /** Copies a backup under a new id so a test can damage it without spoiling the others. */
-  const cloneBackup = (id: string, suffix: string): string => {
+  const cloneBackup = async (id: string, suffix: string): Promise<string> => {
     const newId = id.replace(/-[0-9a-f]{6}$/, `-${suffix}`);
     const src = join(repo(), "backups", id);
     const dst = join(repo(), "backups", newId);
     mkdirSync(dst, { mode: 0o700 });
-    for (const f of readdirSync(src))
-      writeFileSync(join(dst, f), readFileSync(join(src, f)), { mode: 0o600 });
-    const m = JSON.parse(readFileSync(join(dst, "manifest.json"), "utf8")) as Manifest;
+    for (const f of readdirSync(src)) {
+      if (f !== "manifest.json") writeFileSync(join(dst, f), readFileSync(join(src, f)), { mode: 0o600 });
+    }
+    const m = JSON.parse(readFileSync(join(src, "manifest.json"), "utf8")) as Manifest;
     m.id = newId;
     m.chainRoot = m.parent ? m.chainRoot : newId;
     m.parts = m.parts.map((p) => ({ ...p, key: p.key.replace(id, newId) }));
-    const key = readFileSync(join(cluster.dir, "keys/signing.key"), "utf8");
-    writeFileSync(
-      join(dst, "manifest.json"),
-      JSON.stringify(signManifest(m, key, publicKeyFromPrivate(key))),
-      { mode: 0o600 },
-    );
+    await asBackupHost(m);
     return newId;
   };
 
@@ -115,7 +140,7 @@ describe("verify, restore, restore-test", () => {
   });
 
   it("a flipped byte in a part: verify names the backup and part; restore-test fails", async () => {
-    const bad = cloneBackup(full, "f11bad");
+    const bad = await cloneBackup(full, "f11bad");
     const p = partPath(bad);
     const bytes = readFileSync(p);
     const mid = Math.floor(bytes.length / 2);
@@ -139,11 +164,11 @@ describe("verify, restore, restore-test", () => {
         readdirSync(join(cluster.dir, "state/scratch")).length === 0,
       "scratch cleaned",
     );
-    await rm(join(repo(), "backups", bad), { recursive: true });
+    await removeBackup(bad);
   });
 
   it("a deleted part and a truncated part are named; a tampered manifest fails its signature", async () => {
-    const gone = cloneBackup(full, "de1e7e");
+    const gone = await cloneBackup(full, "de1e7e");
     await rm(partPath(gone));
     let r = await cli(["--config", cfg(), "verify", gone]);
     assert.equal(r.code, 2);
@@ -154,17 +179,17 @@ describe("verify, restore, restore-test", () => {
     r = await cli(["--config", cfg(), "restore-test", gone]);
     assert.equal(r.code, 2);
     assert.match(r.stderr, /is missing/);
-    await rm(join(repo(), "backups", gone), { recursive: true });
+    await removeBackup(gone);
 
-    const cut = cloneBackup(full, "c0ffee");
+    const cut = await cloneBackup(full, "c0ffee");
     const bytes = readFileSync(partPath(cut));
     writeFileSync(partPath(cut), bytes.subarray(0, bytes.length - 1000));
     r = await cli(["--config", cfg(), "verify", cut]);
     assert.equal(r.code, 2);
     assert.match(r.stderr, /has \d+ bytes, the manifest says \d+ \(truncated\?\)/);
-    await rm(join(repo(), "backups", cut), { recursive: true });
+    await removeBackup(cut);
 
-    const tampered = cloneBackup(full, "7a4bed");
+    const tampered = await cloneBackup(full, "7a4bed");
     const m = JSON.parse(readFileSync(manifestPath(tampered), "utf8"));
     m.gtid = "1-1-999999";
     writeFileSync(manifestPath(tampered), JSON.stringify(m));
@@ -175,7 +200,7 @@ describe("verify, restore, restore-test", () => {
     assert.equal(r.code, 2);
     assert.match(r.stderr, /fails its signature check/);
     assert.ok(!existsSync(join(cluster.dir, "never")));
-    await rm(join(repo(), "backups", tampered), { recursive: true });
+    await removeBackup(tampered);
   });
 
   it("unknown id, wrong identity, non-empty or too small target: clear one-line errors", async () => {
@@ -251,7 +276,7 @@ describe("verify, restore, restore-test", () => {
   });
 
   it("restore-test fails when the inventory no longer matches, and when an assertion fails", async () => {
-    const changed = cloneBackup(full, "1a7e57");
+    const changed = await cloneBackup(full, "1a7e57");
     const m = JSON.parse(readFileSync(manifestPath(changed), "utf8")) as Manifest;
     const ids = parseIdentities(readFileSync(identity(), "utf8"));
     const details = JSON.parse((await decryptBuffer(Buffer.from(m.details, "base64"), ids)).toString());
@@ -261,8 +286,7 @@ describe("verify, restore, restore-test", () => {
     m.details = (
       await encryptBuffer(Buffer.from(JSON.stringify(details)), [parseRecipient(recipient)])
     ).toString("base64");
-    const key = readFileSync(join(cluster.dir, "keys/signing.key"), "utf8");
-    writeFileSync(manifestPath(changed), JSON.stringify(signManifest(m, key, publicKeyFromPrivate(key))));
+    await asBackupHost(m, { replace: true });
     let r = await cli(["--config", cfg(), "restore-test", changed]);
     assert.equal(r.code, 2);
     assert.match(
@@ -271,7 +295,7 @@ describe("verify, restore, restore-test", () => {
         `restore-test of ${changed} failed: table shop.orders has \\d+ rows, ${orders.rows} were recorded at backup time`,
       ),
     );
-    await rm(join(repo(), "backups", changed), { recursive: true });
+    await removeBackup(changed);
 
     const strict = editConfig(cfg(), join(cluster.dir, "assert.yaml"), (c) => {
       c.restoreTest.assertions.push({
