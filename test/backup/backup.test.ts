@@ -411,10 +411,11 @@ describe("backup", () => {
         1,
       );
       const left = walk(mnt).filter((p) => statSync(p).isFile());
-      assert.deepEqual(
-        left.map((p) => p.slice(mnt.length)),
-        ["/strongbox-repository.json"],
-      );
+      // What init wrote (the repository record and the first evidence entry), nothing of the backup.
+      assert.deepEqual(left.map((p) => p.slice(mnt.length)).sort(), [
+        "/evidence/0000000001.json",
+        "/strongbox-repository.json",
+      ]);
     } finally {
       execFileSync("umount", [mnt]);
     }

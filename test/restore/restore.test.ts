@@ -11,7 +11,7 @@ import { generateX25519Identity, parseIdentities, parseRecipient } from "../../s
 import { publicKeyFromPrivate } from "../../src/crypto/sign.ts";
 import { connectNode } from "../../src/galera/connection.ts";
 import { startScratchServer } from "../../src/mariadb/scratch.ts";
-import { type Manifest, signManifest } from "../../src/repository/manifest.ts";
+import type { Manifest } from "../../src/repository/manifest.ts";
 import { findFreeBasePort, readSecret } from "../../src/sandbox/cluster.ts";
 import { datasetChecksum, loadDataset } from "../../src/sandbox/dataset.ts";
 import { clusterLayout } from "../../src/sandbox/layout.ts";
