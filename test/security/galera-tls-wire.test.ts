@@ -1,7 +1,8 @@
 // Proof on the wire (issue 22): with `sandbox up --tls`, a marker written into a table never
 // crosses loopback in clear — not while it replicates (gcomm), not when a node catches up by IST,
 // not when a node is rebuilt by SST. The same capture on a sandbox without TLS finds every marker,
-// so this test can fail. tcpdump (Debian's) records only the cluster's Galera ports.
+// so this test can fail. tcpdump (Debian's) records only the cluster's Galera ports (and, for a
+// backup through a node's agent, the agent's SSH port).
 import assert from "node:assert/strict";
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -11,7 +12,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { startNode, stopNode } from "../../src/sandbox/cluster.ts";
+import { BIN, cli, editConfig } from "../helpers/cli.ts";
 import { type TestCluster, useCluster } from "../helpers/cluster.ts";
+import { startSshd } from "../helpers/sshd.ts";
 
 const captures = mkdtempSync(join(tmpdir(), "strongbox-wire-"));
 after(() => rmSync(captures, { recursive: true, force: true }));
@@ -165,6 +168,41 @@ describe("Galera traffic on the wire, without TLS (the control: every marker is 
   it("replication, IST and SST carry the marker in clear", { timeout: 600_000 }, async () => {
     const { seen } = await threeTransfers(cluster, "plain");
     assert.deepEqual(seen, { replication: true, ist: true, sst: true });
+  });
+
+  it("a physical backup streamed from a node's agent never carries the marker in clear (SSH)", {
+    timeout: 300_000,
+  }, async () => {
+    const sshd = await startSshd({ forcedCommand: `STRONGBOX_NODE=${process.execPath} exec ${BIN} agent` });
+    await sshd.start();
+    try {
+      const cfg = editConfig(cluster.configPath, join(cluster.dir, "agent-wire.yaml"), (c) => {
+        for (const n of c.cluster.nodes)
+          n.agent = {
+            host: "127.0.0.1",
+            port: sshd.port,
+            user: sshd.user,
+            privateKey: sshd.userKeyFile,
+            hostKey: sshd.hostKeyLine,
+          };
+      });
+      assert.equal((await cli(["--config", cfg, "init"])).code, 0);
+      const m = `STRONGBOX-WIRE-AGENT-${randomBytes(6).toString("hex")}`;
+      await writeMarker(cluster, "agent", m);
+      await waitRows(cluster, 2, "agent", 20);
+      const cap = await capture([sshd.port], "agent");
+      const r = await cli(["--config", cfg, "--json", "backup", "--full"]);
+      assert.equal(r.code, 0, r.stderr);
+      const pcap = await cap.stop();
+      const stored = JSON.parse(r.stdout).bytes.stored as number;
+      assert.ok(
+        pcap.length > stored,
+        `the backup (${stored} bytes) crossed the captured port (${pcap.length})`,
+      );
+      assert.equal(pcap.includes(m), false);
+    } finally {
+      await sshd.destroy();
+    }
   });
 
   it("TLS rolled onto the running cluster node by node (docs/galera-tls.md): replication is then encrypted", {
