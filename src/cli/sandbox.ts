@@ -1,4 +1,4 @@
-import { type Command, Option } from "commander";
+import type { Command } from "commander";
 import { globals, intArg, portArg, type Session } from "./args.ts";
 
 const DIR_HELP =
@@ -28,11 +28,9 @@ export function registerSandbox(program: Command, s: Session): void {
       "--tls",
       "TLS everywhere (one cluster CA in DIR/tls): client connections (require_secure_transport=ON), Galera replication, IST and SST",
     )
-    .addOption(
-      new Option(
-        "--hosts",
-        "each node a host of its own: address 127.0.0.1N, OS account, sshd with the agent; a backup account (root only)",
-      ).conflicts("tls"),
+    .option(
+      "--hosts",
+      "each node a host of its own: address 127.0.0.1N, OS account, sshd with the agent; a backup account (root only)",
     )
     .action(async (o, cmd: Command) => s.run((await load()).up(globals(cmd), o, s.out)));
 

@@ -39,7 +39,7 @@ import {
   waitSynced,
 } from "./processes.ts";
 import { agentStatus, startNodeSshd, stopNodeSshd } from "./sshd.ts";
-import { checkJoinTls, makeSandboxTls, tlsCnf } from "./tls.ts";
+import { checkJoinTls, copyNodeTls, makeSandboxTls, tlsCnf } from "./tls.ts";
 
 export const REQUIRED_PACKAGES: { path: string; pkg: string }[] = [
   { path: "/usr/sbin/mariadbd", pkg: "mariadb-server" },
@@ -247,8 +247,10 @@ export async function sandboxUp(o: UpOptions): Promise<SandboxState> {
   }
   // Written before any account is made, so that down --purge finds every one of them.
   await writeFile(paths.state, `${JSON.stringify(state, null, 2)}\n`, { mode: MODE_FILE });
-  const tls = o.tls ? await makeSandboxTls(join(dir, "tls")) : undefined;
-  const withTls = tls ? tlsCnf(tls) : { mysqld: [], provider: [], sst: [] };
+  // One cluster CA; the node certificate names localhost and every node's address.
+  const tls = o.tls
+    ? await makeSandboxTls(join(dir, "tls"), { addresses: nodes.map((n) => n.address) })
+    : undefined;
   const accounts = new Map<string, Account>();
   if (state.hosts) {
     log(`creating OS accounts ${state.hosts.accounts.join(", ")}`);
@@ -259,6 +261,9 @@ export async function sandboxUp(o: UpOptions): Promise<SandboxState> {
   for (const n of nodes) {
     await mkdir(n.datadir, { recursive: true, mode: MODE_DIR });
     await mkdir(n.tmpdir, { recursive: true, mode: MODE_DIR });
+    // With --hosts each node reads its certificate and key from its own home, as on a real host.
+    const nodeTls = tls && accounts.has(n.name) ? await copyNodeTls(tls, join(n.dir, "tls")) : tls;
+    const withTls = nodeTls ? tlsCnf(nodeTls) : { mysqld: [], provider: [], sst: [] };
     await writeFile(
       n.cnf,
       renderNodeCnf(n, {

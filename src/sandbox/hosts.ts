@@ -2,7 +2,7 @@
 // with the agent as forced command, and the backup account's home (config, keys, secrets,
 // repository), which only that account can read. The data directories stay their nodes'.
 import { existsSync } from "node:fs";
-import { copyFile, mkdir } from "node:fs/promises";
+import { copyFile, mkdir, readFile, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { StrongboxError } from "../errors.ts";
@@ -81,6 +81,13 @@ export async function finishBackupHome(state: SandboxState): Promise<void> {
       join(sandboxPaths(state.dir).secrets, `${name}.password`),
       join(secrets, `${name}.password`),
     );
+  }
+  if (state.tls) {
+    // The backup host's part of the cluster CA: the CA to verify the nodes, its client certificate.
+    const tls = join(home, "tls");
+    await mkdir(tls, { recursive: true, mode: 0o700 });
+    for (const f of ["ca.pem", "client-cert.pem", "client-key.pem"])
+      await writeFile(join(tls, f), await readFile(join(state.dir, "tls", f)), { mode: 0o600, flag: "wx" });
   }
   await chownTree(home, accountOf(state.hosts!.backupUser));
 }

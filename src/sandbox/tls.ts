@@ -2,7 +2,7 @@
 // localhost and the nodes' addresses) used for client connections, Galera replication and IST
 // (gcomm) and SST, and a client certificate, made with the openssl CLI. Keys are 0600 in a 0700
 // directory. tlsCnf() is what every node's my.cnf gets: docs/galera-tls.md explains each line.
-import { mkdir, writeFile } from "node:fs/promises";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { StrongboxError } from "../errors.ts";
 import { checkTlsFiles, type NodeTlsConfig, readNodeTls, signedBy } from "../galera/tls.ts";
@@ -87,6 +87,23 @@ export async function makeSandboxTls(
     ]);
   }
   return t;
+}
+
+/** A node's own copy of the CA, its certificate and key (not the CA's key), in `dir` (0700). */
+export async function copyNodeTls(t: SandboxTls, dir: string): Promise<SandboxTls> {
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const copy = async (from: string, name: string) => {
+    await writeFile(join(dir, name), await readFile(from), { mode: 0o600, flag: "wx" });
+    return join(dir, name);
+  };
+  return {
+    dir,
+    ca: await copy(t.ca, "ca.pem"),
+    serverCert: await copy(t.serverCert, "server-cert.pem"),
+    serverKey: await copy(t.serverKey, "server-key.pem"),
+    clientCert: t.clientCert,
+    clientKey: t.clientKey,
+  };
 }
 
 /** my.cnf lines of a TLS node: client connections, gcomm and IST (provider options), and SST. */

@@ -47,7 +47,7 @@ let nextBase = 36000 + (process.pid % 150) * 100;
  * The returned object is filled in when `before` has run; `after` removes the processes, the
  * accounts and the directory (unless a test did already).
  */
-export function useHostsSandbox(options: { nodes?: number } = {}): HostsSandbox {
+export function useHostsSandbox(options: { nodes?: number; tls?: boolean } = {}): HostsSandbox {
   const sb = { nodes: [] } as unknown as HostsSandbox;
   const nodes = options.nodes ?? 3;
   before(
@@ -57,7 +57,14 @@ export function useHostsSandbox(options: { nodes?: number } = {}): HostsSandbox 
       sb.dir = dir;
       const basePort = await findFreeBasePort(nodes, nextBase, { id: "probe" });
       nextBase = basePort + 100;
-      const created = await createSandbox({ dir, nodes, basePort, bufferPool: "128M", hosts: true });
+      const created = await createSandbox({
+        dir,
+        nodes,
+        basePort,
+        bufferPool: "128M",
+        hosts: true,
+        tls: options.tls,
+      });
       sb.state = await readState(dir);
       sb.nodes = sandboxNodes(sb.state);
       sb.admin = await readSecret(dir, "admin");
@@ -69,6 +76,7 @@ export function useHostsSandbox(options: { nodes?: number } = {}): HostsSandbox 
         const n = sb.nodes[index - 1]!;
         return connectNode({ name: n.name, host: n.address, port: n.port }, sb.admin, {
           multipleStatements: true,
+          ...(options.tls ? { tls: { ca: join(dir, "tls", "ca.pem") } } : {}),
         });
       };
       sb.asBackup = (args, extra = {}, prefix = []) =>

@@ -453,12 +453,6 @@ describe("multi-host sandbox: refused before anything is made", () => {
     assert.equal(existsSync(dir), false);
   });
 
-  it("--hosts with --tls is a usage error", async () => {
-    const r = await cli(["sandbox", "up", "--hosts", "--tls", "--dir", join(tmpdir(), "strongbox-never")]);
-    assert.equal(r.code, 64, r.stderr);
-    assert.match(r.stderr, /--tls.* cannot be used with .*--hosts|--hosts.* cannot be used with .*--tls/);
-  });
-
   it("a sandbox directory the accounts could not reach", async () => {
     const parent = mkdtempSync(join(tmpdir(), "strongbox-private-")); // 0700
     try {
