@@ -204,6 +204,10 @@ export function sshConnect(o: SshOptions, id: SshIdentity, codes: SshErrorCodes)
       keepaliveInterval: o.keepaliveIntervalMs ?? 15_000,
       keepaliveCountMax: 3,
     });
+    // Without TCP_NODELAY, Nagle holds back the small window-adjust packets of a channel that
+    // only receives (a backup through an agent, an SFTP read): measured on loopback, 117 MB took
+    // 2.8-4.3 s instead of 0.5-0.7 s.
+    client.setNoDelay(true);
   });
 }
 
