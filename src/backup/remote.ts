@@ -6,7 +6,7 @@ import { StrongboxError } from "../errors.ts";
 import type { ClusterNode, Credentials, NodeAgent, TlsOptions } from "../galera/connection.ts";
 import type { PhysicalPosition } from "../mariadb/backup-tools.ts";
 import { type StreamResult, stallError } from "../pipeline/stream.ts";
-import { openAgent } from "../protocol/client.ts";
+import { type AgentSession, openAgent } from "../protocol/client.ts";
 import type { Hello } from "../protocol/messages.ts";
 import type { Storage } from "../storage/types.ts";
 import { watchStall } from "../util/stall.ts";
@@ -32,6 +32,30 @@ export interface RemoteBackup {
   /** Stop when no data came from the agent for this long (ms). */
   stallTimeoutMs?: number | undefined;
   version: string;
+  /** A session opened beforehand (while the grants were checked), else one is opened here. */
+  session?: Promise<AgentSession> | undefined;
+}
+
+/**
+ * Starts connecting to a node's agent (SSH handshake, the agent's start, the version handshake)
+ * so that it overlaps the backup host's own checks; the caller hands it to streamViaAgent or
+ * closes it with abandonSession.
+ */
+export function openAgentEarly(
+  node: { name: string; agent: NodeAgent },
+  version: string,
+): Promise<AgentSession> {
+  const opening = openAgent(node, version);
+  opening.catch(() => {}); // reported when streamViaAgent awaits it
+  return opening;
+}
+
+/** Closes a session opened early and not used (the backup failed before streaming). */
+export function abandonSession(opening: Promise<AgentSession> | undefined): void {
+  opening?.then(
+    (s) => s.close(),
+    () => {},
+  );
 }
 
 export async function streamViaAgent(
@@ -44,7 +68,7 @@ export async function streamViaAgent(
       { hint: "use age recipients (keys.recipients) with agents; nodes never hold secrets" },
     );
   }
-  const session = await openAgent(o.node, o.version);
+  const session = await (o.session ?? openAgent(o.node, o.version));
   const storage: Pick<Storage, "put"> = {
     put: async (key, data, options) => {
       await o.ready;

@@ -48,7 +48,7 @@ import { VERSION } from "../version.ts";
 import { type Inventory, takeInventory } from "./inventory.ts";
 import { assertLocalNode } from "./locality.ts";
 import { type BackupPlan, type PlanPolicy, planBackup, planningHistory } from "./plan.ts";
-import { streamViaAgent } from "./remote.ts";
+import { abandonSession, openAgentEarly, streamViaAgent } from "./remote.ts";
 
 /** What a backup needs of the configuration. */
 export interface BackupSettings extends PlanPolicy {
@@ -192,6 +192,12 @@ async function attempt(
   // that fixes them: some (TRIGGER, EVENT) would otherwise make backups silently incomplete.
   // A probe connection lost since gets a new one, whose failure to connect is then a node
   // failure like any other.
+  // Through an agent, its SSH session opens while the grants are checked (and the donor desynced).
+  const early =
+    plan.kind !== "logical" && node.agent && !deps.recipients.passphrase
+      ? openAgentEarly({ ...node, agent: node.agent }, VERSION)
+      : undefined;
+  let handedOver = false;
   const account = await withConnection(
     probed,
     () => connectNode(node, deps.backupCreds, { tls: deps.tls }),
@@ -201,11 +207,17 @@ async function attempt(
       if (plan.kind !== "logical" && !node.agent) await assertLocalNode(conn, node.name);
       return account;
     },
-  );
+  ).catch((e: unknown) => {
+    abandonSession(early);
+    throw e;
+  });
   const id = newBackupId();
   const startedAt = new Date();
   const clock = new Stopwatch();
-  const work = await privateTempDir("strongbox-backup-");
+  const work = await privateTempDir("strongbox-backup-").catch((e: unknown) => {
+    abandonSession(early);
+    throw e;
+  });
   let desync: DesyncGuard | undefined;
   let committed = false;
   try {
@@ -216,7 +228,9 @@ async function attempt(
     const streaming = await clock.time("stream", async () => {
       if (plan.kind !== "logical" && node.agent) {
         const inventory = startInventory(deps, node, account);
+        handedOver = true;
         const remote = await streamViaAgent({
+          session: early,
           node: { ...node, agent: node.agent },
           creds: deps.backupCreds,
           tls: deps.tls,
@@ -308,6 +322,7 @@ async function attempt(
           deps.log(`warning: could not turn wsrep_desync off on ${node.name}: ${(e as Error).message}`),
         );
     } else await clearDesyncMarker(deps.stateDir, node.name);
+    if (!handedOver) abandonSession(early);
     await work.remove().catch(() => {});
     if (!committed && !repo.storage.capabilities.appendOnly) {
       await repo.removeUncommitted(id).catch(() => {});
