@@ -85,12 +85,32 @@ ensure_node() {
   NODE="$local_node"
 }
 
+# Native addons (ssh2's crypto binding) must be built for the Node that runs them: with the system's
+# npm they would be built against its own (older) headers, fail to load, and ssh2 would fall back
+# to JavaScript crypto at several times the CPU. The npm package of Node carries its headers.
+node_headers() {
+  local dir
+  for dir in "$(dirname "$NODE")"/../node_modules/node-linux-*; do
+    [ -f "$dir/include/node/node_api.h" ] && { (cd "$dir" && pwd); return 0; }
+  done
+  return 1
+}
+
 ensure_npm_deps() {
-  local stamp="$ROOT/node_modules/.package-lock.json"
+  local stamp="$ROOT/node_modules/.package-lock.json" headers=""
+  headers="$(node_headers || true)"
   if [ ! -f "$stamp" ] || [ "$ROOT/package-lock.json" -nt "$stamp" ]; then
     say "installing npm dependencies"
-    (cd "$ROOT" && PATH="$(dirname "$NODE"):$PATH" npm ci --no-audit --no-fund --loglevel=error >/dev/null) \
+    (cd "$ROOT" && PATH="$(dirname "$NODE"):$PATH" npm_config_nodedir="${headers:-$(npm config get nodedir)}" \
+      npm ci --no-audit --no-fund --loglevel=error >/dev/null) \
       || die "npm ci failed; run it by hand in $ROOT to see why"
+  fi
+  local addon="$ROOT/node_modules/ssh2/lib/protocol/crypto/build/Release/sshcrypto.node"
+  if [ -f "$addon" ] && ! "$NODE" -e "require(process.argv[1])" "$addon" 2>/dev/null; then
+    say "rebuilding native npm modules for Node $("$NODE" --version)"
+    (cd "$ROOT" && PATH="$(dirname "$NODE"):$PATH" npm_config_nodedir="${headers:-$(npm config get nodedir)}" \
+      npm rebuild ssh2 cpu-features --loglevel=error >/dev/null) \
+      || say "warning: could not rebuild ssh2's crypto binding; SSH runs on JavaScript crypto (slower)"
   fi
 }
 

@@ -26,8 +26,8 @@ function errorFrame(e: unknown): AgentError {
   return { code: "INTERNAL", message: messageOf(e) };
 }
 
-/** Serves one session: the handshake, then one operation. Resolves when it is over. */
-export async function serveAgent(io: AgentIo): Promise<void> {
+/** Serves one session: the handshake, then one operation. Resolves when it is over: true if it went well. */
+export async function serveAgent(io: AgentIo): Promise<boolean> {
   const out = new FrameWriter(io.output);
   const frames = readFrames(io.input);
   const abort = new AbortController();
@@ -55,7 +55,7 @@ export async function serveAgent(io: AgentIo): Promise<void> {
       );
     }
     const next = await frames.next();
-    if (next.done) return; // a handshake alone: the backup host only checked the agent
+    if (next.done) return true; // a handshake alone: the backup host only checked the agent
     if (next.value.type !== FrameType.request)
       throw new StrongboxError("AGENT_PROTOCOL", "expected a request");
     const request = parseJson<AgentRequest>(next.value);
@@ -81,9 +81,11 @@ export async function serveAgent(io: AgentIo): Promise<void> {
         );
     }
     await out.json(FrameType.result, result);
+    return true;
   } catch (e) {
     io.log?.(`agent: ${messageOf(e)}`);
     await out.json(FrameType.error, errorFrame(e)).catch(() => {});
+    return false;
   } finally {
     io.output.end();
   }
