@@ -78,10 +78,11 @@ export async function startRemote(e: BenchEnv, reps: number): Promise<RemoteEnv>
       });
     }
     mkdirSync(join(sshd.dir, "shell"), { mode: 0o700 });
+    // No quoting: restic splits sftp.command on spaces itself (the temp paths have none).
     const sshArgs = [
       `-p ${sshd.port}`,
-      `-i ${q(sshd.userKeyFile)}`,
-      `-o UserKnownHostsFile=${q(sshd.knownHostsFile)}`,
+      `-i ${sshd.userKeyFile}`,
+      `-o UserKnownHostsFile=${sshd.knownHostsFile}`,
       "-o StrictHostKeyChecking=yes",
       "-o BatchMode=yes",
     ].join(" ");
