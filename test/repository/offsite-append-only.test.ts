@@ -251,4 +251,31 @@ describe("offsite copies on append-only storage, day after day", () => {
     const v = await run(cfg, "verify", m.id, "--repo", "sftp", "--read-data");
     assert.equal(v.code, 0, v.stderr);
   });
+
+  it("sftp: the remote disk full in the middle of a copy: one clear line, nothing committed", async () => {
+    // A 256 KiB filesystem as the account's repository directory: room for its config and locks.
+    const small = join(sshd.server.dir, "small");
+    mkdirSync(small, { mode: 0o700 });
+    execFileSync("mount", ["-t", "tmpfs", "-o", "size=256k,mode=0700", "tmpfs", small]);
+    try {
+      chownSync(small, 65534, 65534);
+      const full = editConfig(cfg, join(cluster.dir, "full.yaml"), (c) => {
+        const sftp = c.repositories.find((x: { name: string }) => x.name === "sftp");
+        c.repositories.push({ ...sftp, name: "small", storage: { ...sftp.storage, path: small } });
+      });
+      let r = await run(full, "init", "--repo", "small");
+      assert.equal(r.code, 0, r.stderr);
+      const biggest = (await ids("local")).at(-1)!;
+      r = await run(full, "copy", biggest, "--to", "small");
+      assert.equal(r.code, 2, r.stderr);
+      const errors = r.stderr.split("\n").filter((l) => l.startsWith("strongbox: error:"));
+      assert.equal(errors.length, 1, r.stderr);
+      assert.match(errors[0]!, /full|no space/i);
+      const listed = await run(full, "list", "--repo", "small", "--json");
+      assert.equal(listed.code, 0, listed.stderr);
+      assert.deepEqual(JSON.parse(listed.stdout).backups, [], "nothing committed");
+    } finally {
+      execFileSync("umount", [small]);
+    }
+  });
 });
