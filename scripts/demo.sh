@@ -18,6 +18,7 @@ sb() { "$ROOT/bin/strongbox" "$@"; }
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 if [ -f "$DIR/serve.pid" ]; then kill "$(cat "$DIR/serve.pid")" 2>/dev/null || true; fi
+if [ -f "$DIR/offsite/sshd.pid" ]; then kill "$(cat "$DIR/offsite/sshd.pid")" 2>/dev/null || true; fi
 if [ -f "$DIR/sandbox.json" ]; then
   step "removing the previous demo sandbox in $DIR"
   sb sandbox down --dir "$DIR" --purge
@@ -91,7 +92,6 @@ echo "dashboard: http://127.0.0.1:$PORT/   (metrics: http://127.0.0.1:$PORT/metr
 
 # --- offsite: a second repository on an SFTP server (OpenSSH sshd on loopback), append-only -------
 OFF="$DIR/offsite"
-if [ -f "$OFF/sshd.pid" ]; then kill "$(cat "$OFF/sshd.pid")" 2>/dev/null || true; fi
 step "offsite: start an SFTP server (OpenSSH sshd on loopback) whose account cannot delete or overwrite"
 rm -rf "$OFF" && mkdir -m 0700 -p "$OFF/repo"
 mkdir -p /run/sshd 2>/dev/null || true # sshd's privilege separation directory (as root)
