@@ -1,7 +1,40 @@
 // Medians of the repetitions, the spec's targets checked against them, and the Markdown tables.
 
-export type Op = "full" | "incremental" | "restore" | "agent-full" | "agent-restore";
-export type Tool = "floor" | "shell" | "strongbox" | "restic" | "borg";
+export type Op = "full" | "incremental" | "restore" | "agent-full" | "agent-restore" | "remote" | "copy";
+export type Tool =
+  | "floor"
+  | "shell"
+  | "strongbox"
+  | "restic"
+  | "borg"
+  // remote rows (bench/remote.ts): straight to the test servers
+  | "strongbox-sftp"
+  | "strongbox-s3"
+  | "restic-sftp"
+  | "restic-s3"
+  | "shell-ssh";
+
+const OPS: readonly Op[] = [
+  "full",
+  "incremental",
+  "restore",
+  "agent-full",
+  "agent-restore",
+  "remote",
+  "copy",
+];
+const TOOLS: readonly Tool[] = [
+  "floor",
+  "shell",
+  "strongbox",
+  "restic",
+  "borg",
+  "strongbox-sftp",
+  "strongbox-s3",
+  "restic-sftp",
+  "restic-s3",
+  "shell-ssh",
+];
 
 /** One measured command. */
 export interface Run {
@@ -95,6 +128,16 @@ export const LABELS: Record<Op, Partial<Record<Tool, string>>> = {
     shell: "shell: ssh node 'age -d | zstd -d | mbstream -x' < file; prepare",
     strongbox: "strongbox restore --onto the node (agent)",
   },
+  remote: {
+    "strongbox-sftp": "strongbox backup --full to SFTP (OpenSSH sshd)",
+    "strongbox-s3": "strongbox backup --full to S3 (Ceph RGW, HTTPS)",
+    "restic-sftp": "restic backup --stdin, sftp backend (same sshd)",
+    "restic-s3": "restic backup --stdin, s3 backend (same RGW, HTTPS)",
+    "shell-ssh": "shell: mariabackup | zstd | age | ssh host 'cat > file'",
+  },
+  copy: {
+    strongbox: "strongbox copy local → S3 (HTTPS)",
+  },
 };
 
 export function median(xs: number[]): number {
@@ -119,8 +162,8 @@ function round(x: number, digits = 2): number {
 
 export function summarize(runs: Run[]): Row[] {
   const rows: Row[] = [];
-  for (const op of ["full", "incremental", "restore", "agent-full", "agent-restore"] as const) {
-    for (const tool of ["floor", "shell", "strongbox", "restic", "borg"] as const) {
+  for (const op of OPS) {
+    for (const tool of TOOLS) {
       const rs = runs.filter((r) => r.op === op && r.tool === tool);
       if (rs.length === 0) continue;
       const others: Record<string, number> = {};
@@ -164,6 +207,8 @@ export const TARGETS = {
   rssGrowth: 1.2,
   /** "A small fraction of a full". */
   incrementalFraction: 0.1,
+  /** Straight to S3 or SFTP: within this much of the local backup's wall time. */
+  remoteVsLocal: 1.3,
 };
 
 function row(rows: Row[], op: Op, tool: Tool): Row | undefined {
@@ -227,11 +272,39 @@ export function checks(size: string, rows: Row[]): Check[] {
       pass: f <= TARGETS.incrementalFraction,
     });
   }
+  for (const [sbTool, resticTool] of [
+    ["strongbox-sftp", "restic-sftp"],
+    ["strongbox-s3", "restic-s3"],
+  ] as const) {
+    const remote = row(rows, "remote", sbTool);
+    if (!remote) continue;
+    if (sbFull) {
+      const ratio = remote.wallS / sbFull.wallS;
+      out.push({
+        size,
+        name: `full backup ${sbTool.slice(10).toUpperCase()} vs local`,
+        measured: `${ratio.toFixed(2)}× (${remote.wallS} s vs ${sbFull.wallS} s)`,
+        limit: `≤ ${TARGETS.remoteVsLocal}×`,
+        pass: ratio <= TARGETS.remoteVsLocal,
+      });
+    }
+    const restic = row(rows, "remote", resticTool);
+    if (restic) {
+      const speedup = restic.wallS / remote.wallS;
+      out.push({
+        size,
+        name: `full backup to ${sbTool.slice(10).toUpperCase()} faster than ${resticTool}`,
+        measured: `${speedup.toFixed(2)}× (${remote.wallS} s vs ${restic.wallS} s)`,
+        limit: `≥ ${TARGETS.fasterThanRestic}×`,
+        pass: speedup >= TARGETS.fasterThanRestic,
+      });
+    }
+  }
   const sbRss = strongboxPeakRss(rows);
   if (sbRss !== undefined) {
     out.push({
       size,
-      name: "strongbox peak RSS (backup and restore)",
+      name: "strongbox peak RSS (backup, restore, remote, copy)",
       measured: `${sbRss.toFixed(0)} MB`,
       limit: `< ${TARGETS.rssMb} MB`,
       pass: sbRss < TARGETS.rssMb,
@@ -241,7 +314,7 @@ export function checks(size: string, rows: Row[]): Check[] {
 }
 
 export function strongboxPeakRss(rows: Row[]): number | undefined {
-  const rss = rows.filter((r) => r.tool === "strongbox").map((r) => r.rssMb);
+  const rss = rows.filter((r) => r.tool.startsWith("strongbox")).map((r) => r.rssMb);
   return rss.length ? Math.max(...rss) : undefined;
 }
 
@@ -277,6 +350,26 @@ function targetFor(rows: Row[], r: Row): [string, string] {
   if (r.op === "full" && (r.tool === "restic" || r.tool === "borg") && sb) {
     const x = r.wallS / sb.wallS;
     return ["strongbox ≥ 2× faster", verdict(x >= 2, `${x.toFixed(2)}×`)];
+  }
+  if (r.op === "copy" && r.storedBytes !== undefined) {
+    return ["", `${(r.storedBytes / 1e6 / r.wallS).toFixed(0)} MB/s`];
+  }
+  if (r.op === "remote" && r.tool.startsWith("strongbox-")) {
+    const local = row(rows, "full", "strongbox");
+    if (local) {
+      const x = r.wallS / local.wallS;
+      return [
+        `≤ ${TARGETS.remoteVsLocal}× local`,
+        verdict(x <= TARGETS.remoteVsLocal, `${x.toFixed(2)}× local`),
+      ];
+    }
+  }
+  if (r.op === "remote" && r.tool.startsWith("restic-")) {
+    const mine = row(rows, "remote", r.tool.replace("restic-", "strongbox-") as Tool);
+    if (mine) {
+      const x = r.wallS / mine.wallS;
+      return ["strongbox ≥ 2× faster", verdict(x >= TARGETS.fasterThanRestic, `${x.toFixed(2)}×`)];
+    }
   }
   if (r.op === "restore" && r.tool === "strongbox" && shell) {
     const x = r.wallS / shell.wallS;

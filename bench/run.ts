@@ -17,6 +17,15 @@ import { agentCommands, emptyDir, startAgentBench } from "./agent.ts";
 import { CommandFailed, measure, type Sample } from "./measure.ts";
 import { quiesce } from "./quiesce.ts";
 import {
+  copyToS3,
+  initRemoteRestic,
+  REMOTE_OWN,
+  REMOTE_TOOLS,
+  type RemoteEnv,
+  remoteBackup,
+  startRemote,
+} from "./remote.ts";
+import {
   checks,
   checksTable,
   flatnessCheck,
@@ -61,6 +70,7 @@ const { values: args } = parseArgs({
     keep: { type: "boolean", default: false },
     "no-results": { type: "boolean", default: false },
     "no-agent": { type: "boolean", default: false },
+    "no-remote": { type: "boolean", default: false },
     /** Benchmark another tree (e.g. a copy with a fix being tried) instead of this checkout. */
     code: { type: "string" },
     help: { type: "boolean", short: "h", default: false },
@@ -79,6 +89,7 @@ if (args.help) {
   --keep               keep bench/work/<size> (repositories, backups) after the run
   --no-results         print the tables only; do not write bench/results/
   --no-agent           skip the rows through a node's agent over SSH
+  --no-remote          skip the remote rows (SFTP and S3 on the test servers; smallest size only)
 `);
   process.exit(0);
 }
@@ -202,6 +213,7 @@ function split(s: Sample, own: string[]): Pick<Run, "rssMb" | "ownCpuS" | "other
 }
 
 const OWN: Record<Tool, string[]> = {
+  ...REMOTE_OWN,
   floor: ["mariabackup"],
   shell: ["zstd", "age", "mbstream"],
   // Node names its main thread, and so the process, "MainThread".
@@ -278,6 +290,7 @@ async function benchSize(
   e: BenchEnv & { node: ReturnType<typeof nodeLayout> },
   size: string,
   load: { seconds: number },
+  remote: boolean,
 ): Promise<SizeResult> {
   const runs: Run[] = [];
   const log = (r: Run) => {
@@ -331,6 +344,8 @@ async function benchSize(
       log(r);
     }
   }
+
+  if (remote) await benchRemote(e, size, lastFull, timeout, log);
 
   say(`${size}: incrementals after a ${writeSeconds} s write load at ${writeRate}/s, ${reps} repetition(s)`);
   for (let rep = 0; rep < reps; rep++) {
@@ -464,13 +479,48 @@ async function benchAgent(
   }
 }
 
+/**
+ * The remote rows: the same full backup straight to SFTP and S3, restic's own backends and the
+ * shell over ssh on the same servers, then `copy` of the local full backup to S3. Right after the
+ * local full backups, so the data directory is the same for every row.
+ */
+async function benchRemote(
+  e: BenchEnv,
+  size: string,
+  lastFull: string,
+  timeout: number,
+  log: (r: Run) => void,
+): Promise<void> {
+  say(`${size}: starting the remote servers (OpenSSH sshd, Ceph RGW) and their repositories`);
+  const r: RemoteEnv = await startRemote(e, reps);
+  try {
+    say(`${size}: full backups to remote storage, ${reps} repetition(s)`);
+    for (let rep = 0; rep < reps; rep++) {
+      for (const tool of rotate(REMOTE_TOOLS, rep)) {
+        if (tool === "restic-sftp" || tool === "restic-s3") initRemoteRestic(e, r, tool, rep);
+        const [run, s] = await timed("remote", tool, rep, remoteBackup(e, r, tool, rep), timeout);
+        if (tool.startsWith("strongbox-")) fromManifest(run, s);
+        log(run);
+      }
+    }
+    say(`${size}: copy of the local full backup to S3, ${reps} repetition(s)`);
+    for (let rep = 0; rep < reps; rep++) {
+      const [run, s] = await timed("copy", "strongbox", rep, copyToS3(e, r, lastFull, rep), timeout);
+      run.storedBytes = (JSON.parse(s.stdout) as { bytes: number }).bytes;
+      log(run);
+    }
+  } finally {
+    await r.stop();
+  }
+}
+
 function stageNotes(sizes: { size: string; rows: Row[] }[]): string {
   const lines: string[] = [];
   for (const s of sizes) {
     for (const r of s.rows) {
       if (r.tool === "floor") continue;
       const parts: string[] = [];
-      if (r.stages && (r.tool === "strongbox" || r.op === "restore"))
+      if (r.stages && (r.tool.startsWith("strongbox") || r.op === "restore"))
         parts.push(
           Object.entries(r.stages)
             .map(([k, v]) => `${k} ${v.toFixed(2)} s`)
@@ -510,7 +560,8 @@ async function main(): Promise<void> {
     if (stopping) break;
     const e = await setupSize(size);
     try {
-      results.push(await benchSize(e, size, e.load));
+      // Remote rows at the first size only: the S3 server keeps its objects in memory.
+      results.push(await benchSize(e, size, e.load, !args["no-remote"] && size === sizes[0]));
     } finally {
       await teardown(e);
     }

@@ -48,6 +48,8 @@ export interface ArchiveOptions {
   preferNode?: string | undefined;
   writerNode?: string | undefined;
   recipients: AgeRecipient[];
+  /** Their names, recorded in each file's index entry (key rotation skips what is current). */
+  recipientNames?: string[];
   signing: { privateKeyPem: string; publicKey: string };
   /** FLUSH BINARY LOGS first, so the open file is closed and archived too. */
   flush?: boolean;
@@ -354,7 +356,15 @@ async function archiveFromNode(node: ClusterNode, o: ArchiveOptions, stopAtGap: 
         const key = binlogObjectKey(node.name, l.name);
         const stored = await storeEncrypted(o.repo, key, path, o.recipients, o.signal);
         const e = signEntry(
-          { ...base, seq: nextSeq++, kind: "file", key, ...stored, archivedAt: new Date().toISOString() },
+          {
+            ...base,
+            seq: nextSeq++,
+            kind: "file",
+            key,
+            ...stored,
+            archivedAt: new Date().toISOString(),
+            ...(o.recipientNames ? { recipients: o.recipientNames } : {}),
+          },
           o.signing.privateKeyPem,
           o.signing.publicKey,
         );

@@ -41,6 +41,7 @@ export async function binlogArchive(
     // Reading binlogs over the replication protocol needs REPLICATION SLAVE, and closing the open
     // file needs RELOAD: the admin account when there is one (docs/pitr.md lists the grants).
     const creds = (await credentialsFor(loaded, "admin")) ?? (await credentialsFor(loaded, "backup"))!;
+    const recipients = await recipientsOf(loaded);
     const base = {
       repo,
       nodes,
@@ -48,7 +49,8 @@ export async function binlogArchive(
       tls: clusterTls(loaded),
       preferNode,
       writerNode: loaded.config.cluster.writerNode,
-      recipients: (await recipientsOf(loaded)).age,
+      recipients: recipients.age,
+      recipientNames: recipients.names,
       signing,
       log: (m: string) => out.log(m),
       signal: abort.signal,

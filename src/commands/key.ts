@@ -18,9 +18,10 @@ import type { RecipientSet } from "../crypto/recipient-set.ts";
 import type { SigningKey } from "../crypto/sign.ts";
 import { generateSigningKey, publicKeyFromPrivate } from "../crypto/sign.ts";
 import { StrongboxError, UsageError } from "../errors.ts";
-import { resignAll, rotateRecipients } from "../keys/rotate.ts";
+import { rotateBinlogs } from "../keys/binlogs.ts";
+import { resignAll, rotateRecipients, sameRecipients } from "../keys/rotate.ts";
 import { runMonitored } from "../monitor/monitor.ts";
-import { binlogEntryDigest, readIndex } from "../repository/binlog-index.ts";
+import { binlogEntryDigest, readIndex, readTrustedIndex } from "../repository/binlog-index.ts";
 import type { Repository } from "../repository/repository.ts";
 import { BackupVerifier, type Distrusted, openEvidenceWriter } from "../repository/trusted.ts";
 import { asWriter } from "../repository/writer.ts";
@@ -124,37 +125,61 @@ interface RotateOne {
   accepted: string[];
   signing: SigningKey;
   resign: boolean;
+  /** Aborted when the writer lock is lost. */
+  signal: AbortSignal;
   log: (message: string) => void;
 }
 
-/** One repository, under its writer lock: re-wrap part headers, re-sign, re-sign the config. */
+/** What one repository got from a rotation, and what stays readable by keys no longer recipients. */
+export interface RotateReport {
+  repository: string;
+  appendOnly: boolean;
+  backups: number;
+  parts: number;
+  binlogs: number;
+  /** Objects an interrupted rotation had left behind, removed. */
+  leftovers: number;
+  resigned: number;
+  skipped: Distrusted[];
+  stillReadable: { backups: string[]; binlogs: number; keys: string[]; why: string } | undefined;
+}
+
+/** One repository, under its writer lock: re-wrap part and binlog headers, re-sign, re-sign the config. */
 async function rotateOne(
   o: RotateOne,
-): Promise<{ backups: number; parts: number; resigned: number; skipped: Distrusted[] }> {
+): Promise<Omit<RotateReport, "repository" | "appendOnly" | "stillReadable">> {
   // Read under the lock; the evidence writer settles what a killed run left in flight.
   const trust = () => BackupVerifier.load(o.repo, o.accepted);
   const evidence = await openEvidenceWriter(await trust(), o.signing);
-  let rewrapped: { backups: number; parts: number; skipped: Distrusted[] } = {
+  let rewrapped: { backups: number; parts: number; leftovers: number; skipped: Distrusted[] } = {
     backups: 0,
     parts: 0,
+    leftovers: 0,
     skipped: [],
   };
+  let binlogs = { files: 0, leftovers: 0 };
   if (o.identities) {
-    rewrapped = await rotateRecipients({
+    const common = {
       repo: o.repo,
-      trust: await trust(),
-      evidence,
       signing: o.signing,
       identities: o.identities,
       recipients: o.recipients.age,
       recipientNames: o.recipients.names,
-      passphrase: o.recipients.passphrase,
+      signal: o.signal,
       log: o.log,
+    };
+    rewrapped = await rotateRecipients({
+      ...common,
+      trust: await trust(),
+      evidence,
+      passphrase: o.recipients.passphrase,
     });
+    binlogs = await rotateBinlogs({ ...common, acceptedPublicKeys: o.accepted });
   }
   const resigned = o.resign
     ? await resignAll({ repo: o.repo, trust: await trust(), evidence, signing: o.signing, log: o.log })
     : { resigned: 0, skipped: [] };
+  o.signal.throwIfAborted();
   await o.repo.updateInfo(
     {
       recipients: o.recipients.names,
@@ -175,7 +200,68 @@ async function rotateOne(
   const skipped = [...rewrapped.skipped, ...resigned.skipped].filter(
     (u, i, all) => all.findIndex((x) => x.id === u.id) === i,
   );
-  return { backups: rewrapped.backups, parts: rewrapped.parts, resigned: resigned.resigned, skipped };
+  return {
+    backups: rewrapped.backups,
+    parts: rewrapped.parts,
+    binlogs: binlogs.files,
+    leftovers: rewrapped.leftovers + binlogs.leftovers,
+    resigned: resigned.resigned,
+    skipped,
+  };
+}
+
+const APPEND_ONLY_WHY =
+  "the repository is append-only: its storage refuses overwrites and deletes, so their headers cannot be replaced; they stay readable by those keys until they are removed there (prune with credentials that may delete) or rotated from a configuration whose credentials may delete";
+
+/** An append-only repository is not rotated: what in it stays readable by keys that are not recipients now. */
+async function appendOnlyReport(repo: Repository, trusted: string[], names: string[]): Promise<RotateReport> {
+  const keys = new Set<string>();
+  const backups: string[] = [];
+  const set = await (await BackupVerifier.load(repo, trusted)).inventory();
+  for (const m of set.backups) {
+    if (sameRecipients(m.encryption.recipients, names)) continue;
+    backups.push(m.id);
+    for (const r of m.encryption.recipients) if (!names.includes(r)) keys.add(r);
+  }
+  let binlogs = 0;
+  for (const e of (await readTrustedIndex(repo, trusted)).filter((x) => x.kind === "file")) {
+    if (sameRecipients(e.recipients, names)) continue;
+    binlogs++;
+    for (const r of e.recipients ?? ["(recipients not recorded: archived before they were)"]) {
+      if (!names.includes(r)) keys.add(r);
+    }
+  }
+  return {
+    repository: repo.name,
+    appendOnly: true,
+    backups: 0,
+    parts: 0,
+    binlogs: 0,
+    leftovers: 0,
+    resigned: 0,
+    skipped: set.unverified,
+    stillReadable:
+      backups.length + binlogs > 0 ? { backups, binlogs, keys: [...keys], why: APPEND_ONLY_WHY } : undefined,
+  };
+}
+
+function describeReport(r: RotateReport, resign: boolean, rekeyed: boolean): string {
+  if (r.appendOnly) {
+    const left = r.stillReadable;
+    if (!left) {
+      return `repository ${r.repository}: append-only, not rotated: everything in it is already encrypted to the current recipients only`;
+    }
+    const what = `${left.backups.length} backup(s) and ${left.binlogs} archived binlog(s)`;
+    return left.keys.length > 0
+      ? `repository ${r.repository}: append-only, not rotated: ${what} stay readable by ${left.keys.join(", ")}: ${left.why}`
+      : `repository ${r.repository}: append-only, not rotated: ${what} stay encrypted to their old recipients only (the new ones cannot read them): ${left.why}`;
+  }
+  return [
+    `repository ${r.repository}: ${r.backups} backup(s) re-keyed (${r.parts} part header(s) rewritten, payloads untouched), ${r.binlogs} archived binlog(s) re-keyed`,
+    ...(r.leftovers > 0 ? [`${r.leftovers} object(s) of an interrupted rotation removed`] : []),
+    ...(resign ? [`${r.resigned} manifest(s) re-signed`] : []),
+    ...(rekeyed ? ["nothing there is readable by a key that is not a recipient now"] : []),
+  ].join(", ");
 }
 
 /** The next signing key, made ahead (kept in `<signingKey>.new`), or the one a killed run left. */
@@ -251,13 +337,7 @@ export async function rotate(
   const identities = o.signing && !o.identity ? undefined : await identitiesOf(loaded, o.identity);
   // Both keys are trusted until the rotation completes (and readers' pinned keys, if any).
   const trusted = [...new Set([...(await trustedKeysOf(loaded)), ...accepted])];
-  const results: {
-    repository: string;
-    backups: number;
-    parts: number;
-    resigned: number;
-    skipped: Distrusted[];
-  }[] = [];
+  const results: RotateReport[] = [];
   for (const name of names) {
     // Each repository's rotation is a run of its own in the catalog.
     const meta = { command: "key-rotate", repository: name, kind: o.signing ? "signing" : "recipients" };
@@ -265,9 +345,15 @@ export async function rotate(
       const repo = await openRepository(loaded, name);
       try {
         repo.verifyInfo(trusted);
+        // Goes on past an append-only repository, saying what stays readable there and why.
+        if (repo.storage.capabilities.appendOnly) {
+          const report = await appendOnlyReport(repo, trusted, recipients.names);
+          run.details = { appendOnly: true, stillReadable: report.stillReadable };
+          return report;
+        }
         const command = `key rotate${o.signing ? " --signing" : ""}`;
         const ttlMs = parseDuration(loaded.config.backup.lockTtl);
-        const done = await asWriter(repo, { command, ttlMs }, () =>
+        const done = await asWriter(repo, { command, ttlMs }, (session) =>
           rotateOne({
             repo,
             identities,
@@ -275,16 +361,17 @@ export async function rotate(
             accepted: trusted,
             signing,
             resign: o.signing ?? false,
+            signal: session.signal,
             log: (m) => out.log(m),
           }),
         );
         run.details = { ...done };
-        return done;
+        return { repository: name, appendOnly: false, ...done, stillReadable: undefined };
       } finally {
         await repo.storage.close();
       }
     });
-    results.push({ repository: name, ...r });
+    results.push(r);
   }
   if (newKeyPath) {
     const retired = `${keyPath}.retired-${new Date()
@@ -298,10 +385,7 @@ export async function rotate(
   }
   return reply(out, { signingPublicKey: signing.publicKey, repositories: results }, () =>
     [
-      ...results.map(
-        (r) =>
-          `repository ${r.repository}: ${r.backups} backup(s) re-keyed (${r.parts} part header(s) rewritten, payloads untouched)${o.signing ? `, ${r.resigned} manifest(s) re-signed` : ""}`,
-      ),
+      ...results.map((r) => describeReport(r, o.signing ?? false, identities !== undefined)),
       ...results.flatMap((r) =>
         r.skipped.map((u) => `UNVERIFIED ${u.id} in ${r.repository}: skipped, left as it is (${u.message})`),
       ),

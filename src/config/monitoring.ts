@@ -6,7 +6,7 @@ import { StrongboxError } from "../errors.ts";
 import type { AlertSettings, MonitorSettings, RuleSettings } from "../monitor/settings.ts";
 import { parseDuration } from "../util/duration.ts";
 import { assertPrivateFile } from "../util/private-file.ts";
-import { stateDirOf } from "./context.ts";
+import { repositoryConfig, stateDirOf } from "./context.ts";
 import type { LoadedConfig } from "./load.ts";
 import { type MonitoringConfig, monitoringSchema } from "./schema.ts";
 
@@ -15,9 +15,16 @@ export function monitorSettingsOf(loaded: LoadedConfig): MonitorSettings {
   return {
     catalogPath: catalogPathOf(loaded),
     repositories: repositoriesOf(loaded),
-    rules: ruleSettings(monitoringConfigOf(loaded.config)),
+    rules: { ...ruleSettings(monitoringConfigOf(loaded.config)), offsite: offsiteOf(loaded) },
     alerts: () => alertSettings(loaded),
   };
+}
+
+/** The offsite rule's repositories: the default one and where its backups are copied to. */
+function offsiteOf(loaded: LoadedConfig): RuleSettings["offsite"] {
+  if (!monitoringConfigOf(loaded.config).rules.requireOffsite) return undefined;
+  const primary = repositoryConfig(loaded).name;
+  return { primary, targets: loaded.config.backup.copyTo.filter((t) => t !== primary) };
 }
 
 function optionalAge(v: string): number | undefined {

@@ -505,6 +505,12 @@ const monitoringRulesSchema = z
       .describe(
         "CRITICAL when the binlog archive is this far behind the cluster's newest transaction, or no archive pass succeeded for this long (only for repositories that archive binlogs)",
       ),
+    requireOffsite: z
+      .boolean()
+      .default(true)
+      .describe(
+        "WARNING when the default repository has no offsite copy (backup.copyTo) or its newest copy is older than maxCopyAge (else maxBackupAge)",
+      ),
     longRun: longRunSchema.default(longRunSchema.parse({})).describe("the unusually-long-run rule"),
     size: sizeRuleSchema.default(sizeRuleSchema.parse({})).describe("the unusual-backup-size rule"),
     repositories: z

@@ -61,6 +61,12 @@ export const KEY_ERRORS = {
       meaning: "key rotation met an object that is not a part of the backup being rotated",
       hint: "run strongbox verify; the repository may have been altered",
     },
+    ROTATE_CORRUPT: {
+      exit: FAIL,
+      meaning:
+        "key rotation read an object whose bytes do not match the size and SHA-256 its signed manifest or binlog index entry records; nothing was replaced",
+      hint: "run strongbox verify; restore the object from an offsite copy",
+    },
     AGE_BAD_IDENTITY: {
       exit: FAIL,
       meaning: "an identity file does not hold a valid age identity (AGE-SECRET-KEY-1…)",

@@ -5,6 +5,7 @@
 import { formatDuration } from "../util/duration.ts";
 import type { Catalog } from "./catalog.ts";
 import type { Run, Severity } from "./catalog-types.ts";
+import { offsiteFindings } from "./offsite-rule.ts";
 import { pitrFindings } from "./pitr.ts";
 import type { LongRunSettings, RuleSettings } from "./settings.ts";
 import { longRunThreshold, median, sizeAnomaly } from "./stats.ts";
@@ -15,6 +16,7 @@ export const RULES = [
   "verify-too-old",
   "restore-test-too-old",
   "copy-too-old",
+  "offsite-missing",
   "long-run",
   "size-anomaly",
   "binlog-lag",
@@ -383,6 +385,7 @@ export function evaluateRules(catalog: Catalog, o: EvaluateOptions): Finding[] {
     out.push(...failureFindings(catalog, repository, commands));
     if (!o.rules.ageRepositories || o.rules.ageRepositories.includes(repository)) {
       out.push(...ageFindings(catalog, repository, o.rules, now));
+      out.push(...offsiteFindings(catalog, repository, o.rules, now));
     }
     out.push(...longRunFindings(catalog, repository, mine, o.rules.longRun, now));
     out.push(

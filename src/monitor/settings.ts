@@ -30,6 +30,11 @@ export interface RuleSettings {
   size: SizeSettings;
   /** Repositories the age rules apply to; undefined: all that are evaluated. */
   ageRepositories: string[] | undefined;
+  /**
+   * The offsite rule: the repository backups go into and the repositories they are copied to
+   * (backup.copyTo). Undefined: the rule is off.
+   */
+  offsite?: { primary: string; targets: string[] } | undefined;
 }
 
 export interface WebhookSettings {

@@ -44,6 +44,13 @@ export interface SealOptions {
   signal?: AbortSignal;
   /** The first part's file is created only once this settles; a rejection fails the sealing. */
   ready?: Promise<unknown> | undefined;
+  /**
+   * Hand the sealer the next part's key only once the part before is committed: commits that
+   * upload (spool.ts) then hold the sealer back, so only a few part files exist at a time.
+   */
+  keysAfterCommit?: boolean;
+  /** Commits running at once (default 1; uploads from a spool overlap two). */
+  commitConcurrency?: number;
 }
 
 export interface Sealing {
@@ -108,7 +115,9 @@ export function sealParts(input: Readable, o: SealOptions): Sealing {
   for (let i = 0; i < KEYS_AHEAD; i++) sendKey();
 
   const records: PartRecord[] = [];
+  // Commits start in part order; up to commitConcurrency of them run at once.
   let committing: Promise<void> = Promise.resolve();
+  const running: Promise<void>[] = [];
   const lines = createInterface({ input: child.stdout! });
   lines.on("line", (line) => {
     const m = /^part (\d+) (\d+) (\d+) ([0-9a-f]{64})$/.exec(line);
@@ -126,11 +135,16 @@ export function sealParts(input: Readable, o: SealOptions): Sealing {
       plainSize: Number(m[2]),
     };
     records.push(done);
-    sendKey();
+    if (!o.keysAfterCommit) sendKey();
     committing = committing.then(async () => {
+      while (running.length >= (o.commitConcurrency ?? 1)) await running.shift();
       if (failure) return;
-      await o.files.commit(part.temp, part.key);
-      part.temp = "";
+      const commit = o.files.commit(part.temp, part.key).then(() => {
+        part.temp = "";
+      });
+      commit.catch(fail);
+      if (o.keysAfterCommit) commit.then(sendKey, () => {});
+      running.push(commit.catch(() => {}));
     });
     committing.catch(fail);
   });
@@ -150,6 +164,7 @@ export function sealParts(input: Readable, o: SealOptions): Sealing {
       const { code, signal } = await exited;
       await sending.catch(() => {});
       await committing.catch(() => {});
+      await Promise.all(running);
       if (failure) throw failure.error;
       if (code !== 0) throw sealerError(code, signal, stderr.lastLines(1), o, handed[records.length]?.key);
       if (records.length === 0) throw new StrongboxError("SEALER_PROTOCOL", "strongbox-seal wrote no part");

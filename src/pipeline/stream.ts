@@ -13,6 +13,7 @@ import { zstdCompress } from "./compress.ts";
 import { allOrFirstError } from "./failfast.ts";
 import { type PartRecord, writeParts } from "./parts.ts";
 import { nativeSealer, sealParts } from "./seal.ts";
+import { openSpool, type Spool } from "./spool.ts";
 
 const HEAD_BYTES = 256 * 1024;
 
@@ -101,20 +102,33 @@ export async function streamToParts(source: StreamSource, o: StreamOptions): Pro
           if (n !== undefined) o.onProgress?.(n);
         }, 500)
       : undefined;
-  // A local repository gets its parts from the native sealer, which reads zstd's output itself.
-  const files = o.storage.localFiles?.();
-  const sealer = files && nativeSealer();
-  const sealing = sealer
-    ? sealParts(zstd.child.stdout!, {
-        sealer,
-        files,
-        keyFor: o.keyFor,
-        partSize: o.partSize,
-        recipients: o.recipients,
-        signal,
-        ready: o.ready,
-      })
-    : undefined;
+  // The native sealer reads zstd's output itself: into a local repository's files, or into a
+  // spool of a few parts that are uploaded from there (spool.ts).
+  const sealer = nativeSealer();
+  const local = o.storage.localFiles?.();
+  let spool: Spool | undefined;
+  if (sealer && !local) {
+    try {
+      spool = await openSpool(o.storage);
+    } catch {
+      spool = undefined; // no usable TMPDIR: Node seals the parts
+    }
+  }
+  const files = local ?? spool;
+  const sealing =
+    sealer && files
+      ? sealParts(zstd.child.stdout!, {
+          sealer,
+          files,
+          keyFor: o.keyFor,
+          partSize: o.partSize,
+          recipients: o.recipients,
+          signal,
+          ready: o.ready,
+          keysAfterCommit: spool !== undefined,
+          commitConcurrency: spool ? 2 : 1,
+        })
+      : undefined;
   if (sealing) zstd.child.stdout!.destroy();
   // The watchdog reads the bytes the tool wrote: zstd's input count when the tool feeds zstd
   // directly, else what passed through here.
@@ -190,5 +204,6 @@ export async function streamToParts(source: StreamSource, o: StreamOptions): Pro
     watch?.stop();
     if (poll) clearInterval(poll);
     o.signal?.removeEventListener("abort", onAbort);
+    await spool?.close();
   }
 }

@@ -1,6 +1,7 @@
 // The signed binlog index: one small signed object per archived file, skipped duplicate or gap,
-// under binlogs/index/<seq>.json, written create-if-absent (never replaced). Readers list the
-// prefix and verify every entry, so a tampered, forged or dropped-in entry is detected.
+// under binlogs/index/<seq>.json, written create-if-absent. Only key rotation replaces an entry
+// (re-signed, naming the re-wrapped object), as it replaces manifests. Readers list the prefix and
+// verify every entry, so a tampered, forged or dropped-in entry is detected.
 //
 //   binlogs/<node>/<file>.zst.age     the binlog file: zstd, then age v1 to the recipients
 //   binlogs/index/0000000042.json     what it holds: node, file, size, sha256, GTID range, times
@@ -49,6 +50,11 @@ export interface BinlogEntry {
   /** kind "gap": the last GTID archived before it and the first one found after it. */
   gap: { after: string; before: string } | null;
   archivedAt: string;
+  /**
+   * The recipients the stored file is encrypted to (kind "file"). Absent in entries written before
+   * it was recorded: key rotation then re-wraps the file whatever its recipients.
+   */
+  recipients?: string[];
   signature?: { algorithm: "ed25519"; publicKey: string; value: string };
 }
 
@@ -165,6 +171,11 @@ export async function appendEntry(repo: Repository, e: BinlogEntry): Promise<voi
     }
     throw err;
   }
+}
+
+/** Key rotation only: atomically replaces an entry with a re-signed one of the same seq. */
+export async function replaceEntry(repo: Repository, e: BinlogEntry): Promise<void> {
+  await repo.storage.put(indexKey(e.seq), Buffer.from(`${JSON.stringify(e, null, 2)}\n`));
 }
 
 /**

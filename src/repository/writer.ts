@@ -18,13 +18,18 @@ export interface WriterOptions {
 }
 
 export interface WriterSession {
+  /** Aborted when the lock is lost (another writer took it over after it expired) or released. */
+  signal: AbortSignal;
   /** The committed backup ids of the housekeeping's scan (undefined: no scan was made). */
   housekeeping: Promise<readonly string[] | undefined>;
 }
 
-/** The heartbeat renews the lock four times per TTL, between once a second and once a minute. */
+/**
+ * The heartbeat renews the lock four times per TTL, between once a second and once every ten
+ * minutes. Every renewal is a new lock record (lock.ts), which an append-only repository keeps.
+ */
 export function heartbeatInterval(ttlMs: number): number {
-  return Math.max(1000, Math.min(60_000, ttlMs / 4));
+  return Math.max(1000, Math.min(600_000, ttlMs / 4));
 }
 
 async function housekeep(repo: Repository, log: (m: string) => void): Promise<readonly string[] | undefined> {
@@ -53,7 +58,7 @@ export async function asWriter<T>(
   const housekeeping = o.housekeeping ? housekeep(repo, o.log ?? (() => {})) : Promise.resolve(undefined);
   housekeeping.catch(() => {});
   try {
-    return await work({ housekeeping });
+    return await work({ housekeeping, signal: lock.signal });
   } finally {
     // Nothing is removed from the repository once the lock is released.
     await housekeeping.catch(() => {});

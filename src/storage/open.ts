@@ -12,9 +12,6 @@ export type StorageSpec =
   | ({ type: "sftp" } & SftpStorageOptions)
   | ({ type: "s3" } & S3StorageOptions);
 
-/** Objects whose names start with these may be replaced or removed in an append-only repository. */
-const MUTABLE_PREFIXES = ["locks/"];
-
 /**
  * `create`: make a local storage's directory when it is missing (only `init` does: for every other
  * command a missing directory is an unmounted disk or a wrong path, never an empty repository).
@@ -23,7 +20,8 @@ export async function openStorage(
   spec: StorageSpec,
   o: { appendOnly: boolean; create?: boolean },
 ): Promise<Storage> {
-  const wrapping = { appendOnly: o.appendOnly, mutablePrefixes: MUTABLE_PREFIXES };
+  // Nothing stays mutable in an append-only repository: the writer lock only ever creates records.
+  const wrapping = { appendOnly: o.appendOnly };
   switch (spec.type) {
     case "local":
       return wrapStorage(await LocalStorage.open(spec.path, { create: o.create ?? false }), wrapping);

@@ -23,7 +23,7 @@ import {
   type S3StorageOptions,
 } from "./s3-client.ts";
 import { errorName, httpStatus, mapS3Error } from "./s3-errors.ts";
-import { MultipartUploads, PartReader, SourceFailure } from "./s3-multipart.ts";
+import { MultipartUploads, type PartBody, PartReader, SourceFailure } from "./s3-multipart.ts";
 import {
   type GetOptions,
   type ObjectInfo,
@@ -115,16 +115,38 @@ export class S3Storage implements Storage {
     }
     const source = signal ? addAbortSignal(signal, data) : data;
     const reader = new PartReader(source, this.partSize);
+    // Part buffers come from the storage's pool (BufferPool); held here until handed over.
+    const pool = this.uploads.pool;
+    const held: Buffer[] = [];
+    let sent = false;
     try {
-      const first = (await reader.read(true))!;
-      if (first.length < this.partSize) return await this.putSingle(key, first, ifAbsent, signal);
-      const second = await reader.read();
-      if (!second) return await this.putSingle(key, first, ifAbsent, signal);
-      return await this.putMultipart(key, [first, second], () => reader.read(), ifAbsent, signal);
+      held.push(await pool.acquire(signal));
+      const first = (await reader.read(held[0]!, true))!;
+      if (first.length < this.partSize) {
+        const r = await this.putSingle(key, first, ifAbsent, signal);
+        sent = true;
+        return r;
+      }
+      held.push(await pool.acquire(signal));
+      const second = await reader.read(held[1]!);
+      if (!second) {
+        const r = await this.putSingle(key, first, ifAbsent, signal);
+        sent = true;
+        return r;
+      }
+      const buffered = [
+        { body: first, buffer: held[0] },
+        { body: second, buffer: held[1] },
+      ];
+      held.length = 0; // the upload gives them back as their parts are stored
+      return await this.putMultipart(key, buffered, (into) => reader.read(into), ifAbsent, signal);
     } catch (error) {
       await reader.cancel();
       if (error instanceof SourceFailure) throw error.cause; // the caller's stream, or an abort
       throw error;
+    } finally {
+      // After a failed request the buffer may still be referenced: drop it, return only the slot.
+      for (const buffer of held) pool.release(sent ? buffer : undefined);
     }
   }
 
@@ -346,8 +368,8 @@ export class S3Storage implements Storage {
 
   private async putMultipart(
     key: string,
-    buffered: Buffer[],
-    next: () => Promise<Buffer | undefined>,
+    buffered: PartBody[],
+    next: (into: Buffer) => Promise<Buffer | undefined>,
     ifAbsent: boolean,
     signal: AbortSignal | undefined,
   ): Promise<{ size: number }> {

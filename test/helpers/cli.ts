@@ -1,6 +1,6 @@
 // Runs the real CLI (bin/strongbox) as a child process, as an operator or a cron job would.
 import { type ChildProcess, spawn } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { parse, stringify } from "yaml";
 
 export const BIN = new URL("../../bin/strongbox", import.meta.url).pathname;
@@ -55,4 +55,22 @@ export function editConfig(from: string, to: string, edit: (c: Loose) => void): 
   edit(c);
   writeFileSync(to, stringify(c), { mode: 0o600 });
   return to;
+}
+
+/**
+ * Whether a thread of process `pid` is blocked opening a FIFO that has no other end yet (the
+ * kernel's wait_for_partner): how tests stop a command at a chosen object, a FIFO put in its place.
+ */
+export function waitsOnFifo(pid: number): boolean {
+  try {
+    return readdirSync(`/proc/${pid}/task`).some((tid) => {
+      try {
+        return readFileSync(`/proc/${pid}/task/${tid}/wchan`, "utf8").trim() === "wait_for_partner";
+      } catch {
+        return false;
+      }
+    });
+  } catch {
+    return false;
+  }
 }

@@ -14,7 +14,7 @@ import { join } from "node:path";
 import { after, before } from "node:test";
 import { setTimeout as delay } from "node:timers/promises";
 import { promisify } from "node:util";
-import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
+import { CreateBucketCommand, PutBucketPolicyCommand, S3Client } from "@aws-sdk/client-s3";
 
 const run = promisify(execFile);
 
@@ -381,6 +381,35 @@ rgw enable lc threads = false
       await rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * The bucket policy of docs/storage.md for append-only credentials: user `uid` may list, read and
+ * write (and set retention, for Object Lock), and is denied deletes and policy changes.
+ */
+export async function denyDeletes(server: S3Server, bucket: string, uid: string): Promise<void> {
+  const principal = { AWS: [`arn:aws:iam:::user/${uid}`] };
+  const resource = [`arn:aws:s3:::${bucket}`, `arn:aws:s3:::${bucket}/*`];
+  const allow = ["s3:ListBucket", "s3:ListBucketMultipartUploads", "s3:GetObject", "s3:PutObject"];
+  allow.push("s3:GetObjectRetention", "s3:PutObjectRetention", "s3:AbortMultipartUpload");
+  allow.push("s3:ListMultipartUploadParts");
+  const deny = ["s3:DeleteObject", "s3:DeleteObjectVersion", "s3:BypassGovernanceRetention"];
+  deny.push("s3:PutBucketPolicy", "s3:PutLifecycleConfiguration");
+  const statement = (Effect: string, Action: string[]) => ({
+    Effect,
+    Principal: principal,
+    Action,
+    Resource: resource,
+  });
+  await server.admin.send(
+    new PutBucketPolicyCommand({
+      Bucket: bucket,
+      Policy: JSON.stringify({
+        Version: "2012-10-17",
+        Statement: [statement("Allow", allow), statement("Deny", deny)],
+      }),
+    }),
+  );
 }
 
 /** Starts one S3 server for the calling test file (before) and removes it (after). */

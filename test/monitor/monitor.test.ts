@@ -140,6 +140,7 @@ monitoring:
   rules:
     maxRestoreTestAge: "off"
     maxVerifyAge: "off"
+    requireOffsite: false
   alerts:
     webhook: { url: "${http.url}", tokenFile: hook.token, timeout: 5s }
     email: { host: 127.0.0.1, port: ${smtp.port}, user: ${smtp.user}, passwordFile: smtp.pw, from: sb@example.com, to: [dba@example.com] }

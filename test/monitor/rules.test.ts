@@ -139,6 +139,58 @@ describe("rules: ages", () => {
   });
 });
 
+describe("rules: an offsite copy of the primary repository", () => {
+  it("warns without a configured offsite copy, before the first copy, and when the newest copy is too old", async () => {
+    const clock = new Clock();
+    const { catalog, cleanup } = await tempCatalog(clock);
+    try {
+      const repos = ["main", "offsite"];
+      // Only this rule: the backup-age rule has its own tests.
+      const offsite = (rules: RuleSettings) =>
+        evaluate(catalog, rules, repos).filter((x) => x.rule === "offsite-missing");
+      const base = rulesWith({
+        maxBackupAgeMs: 30 * DAY,
+        maxVerifyAgeMs: undefined,
+        maxRestoreTestAgeMs: undefined,
+      });
+      const none = { ...base, offsite: { primary: "main", targets: [] } };
+      const f = offsite(none)[0];
+      assert.equal(f?.severity, "warning");
+      assert.match(
+        f?.message ?? "",
+        /repository "main" has no offsite copy configured: add .* to backup\.copyTo/,
+      );
+
+      const rules = { ...base, offsite: { primary: "main", targets: ["offsite"] } };
+      assert.deepEqual(offsite(rules), [], "nothing to copy before the first backup");
+      seedRun(catalog, clock, { command: "backup", repository: "main", kind: "full" });
+      const never = offsite(rules);
+      assert.deepEqual(rulesOf(never), ["offsite-missing:main:copy"]);
+      assert.match(never[0]!.message, /never been copied to its offsite repository "offsite"/);
+
+      seedRun(catalog, clock, { command: "copy", repository: "offsite" });
+      assert.deepEqual(offsite(rules), []);
+      // Without maxCopyAge, the limit is maxBackupAge.
+      clock.advance(31 * DAY);
+      seedRun(catalog, clock, { command: "backup", repository: "main", kind: "full" });
+      const old = offsite(rules);
+      assert.equal(old.length, 1);
+      assert.match(
+        old[0]!.message,
+        /newest copy of repository "main" to "offsite" finished .* ago .*; the limit is 30d/,
+      );
+      assert.deepEqual(
+        evaluate(catalog, { ...rules, offsite: undefined }, repos).filter(
+          (x) => x.rule === "offsite-missing",
+        ),
+        [],
+      );
+    } finally {
+      await cleanup();
+    }
+  });
+});
+
 describe("rules: unusually long runs", () => {
   const rules = rulesWith({
     maxBackupAgeMs: 365 * DAY,

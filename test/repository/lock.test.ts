@@ -11,9 +11,11 @@ import { StrongboxError } from "../../src/errors.ts";
 import {
   acquireLock,
   currentHolder,
-  LOCK_KEY,
+  LEGACY_LOCK_KEY,
+  LOCK_PREFIX,
   type LockHolder,
   type LockRecord,
+  lockRecordKey,
   readLock,
 } from "../../src/repository/lock.ts";
 import { LocalStorage } from "../../src/storage/local.ts";
@@ -33,7 +35,9 @@ async function deadPid(): Promise<number> {
 function staleRecord(overrides: Partial<LockRecord>): LockRecord {
   const at = new Date(Date.now() - 60_000).toISOString();
   return {
-    version: 1,
+    version: 2,
+    seq: 1,
+    state: "held",
     token: "0".repeat(32),
     host: "db9.example",
     pid: 4242,
@@ -62,11 +66,25 @@ describe("repository lock", () => {
     storage = await LocalStorage.open(join(dir, `repo-${++n}`));
     return storage;
   }
+  /** Appends a record after the newest one (as another writer would). */
   async function writeRecord(record: LockRecord): Promise<void> {
-    await storage.put(LOCK_KEY, Buffer.from(JSON.stringify(record)));
+    const keys = await recordKeys();
+    const seq = keys.length === 0 ? 1 : Number(/(\d{12})/.exec(keys.at(-1)!)![1]) + 1;
+    await storage.put(lockRecordKey(seq), Buffer.from(JSON.stringify({ ...record, seq })), {
+      ifAbsent: true,
+    });
+  }
+  async function recordKeys(s: Storage = storage): Promise<string[]> {
+    const keys: string[] = [];
+    for await (const o of s.list(LOCK_PREFIX)) keys.push(o.key);
+    return keys.sort();
+  }
+  async function newestRecord(): Promise<LockRecord> {
+    const keys = await recordKeys();
+    return JSON.parse(await readFile(join(storage.root, keys.at(-1)!), "utf8")) as LockRecord;
   }
 
-  test("acquire writes a record naming the holder; release removes it", async () => {
+  test("acquire writes a record naming the holder; release writes a release record and tidies", async () => {
     await fresh();
     const lock = await acquireLock(storage, { holder: currentHolder("backup --full"), ttlMs: 60_000 });
     const record = await readLock(storage);
@@ -79,9 +97,12 @@ describe("repository lock", () => {
     assert.equal(expires, 60_000);
     assert.equal(lock.signal.aborted, false);
     await lock.release();
-    assert.equal(await storage.stat(LOCK_KEY), undefined);
+    assert.equal(await readLock(storage), undefined);
+    assert.deepEqual(await recordKeys(), [lockRecordKey(2)], "the records before the release are removed");
+    assert.equal((await newestRecord()).state, "released");
     assert.equal(lock.signal.aborted, true);
     await lock.release(); // twice is harmless
+    assert.deepEqual(await recordKeys(), [lockRecordKey(2)]);
   });
 
   test("a second acquire is refused, naming the holder and since when", async () => {
@@ -123,11 +144,11 @@ describe("repository lock", () => {
     await lock.release();
   });
 
-  test("an acquire aborted after breaking a stale lock leaves no lock behind", async () => {
+  test("an acquire aborted while confirming (no atomic create) leaves no lock behind", async () => {
     await fresh();
     await writeRecord(staleRecord({ host, pid: await deadPid() }));
     const controller = new AbortController();
-    const acquiring = acquireLock(storage, {
+    const acquiring = acquireLock(nonAtomic(storage, 0), {
       holder: holder("backup"),
       ttlMs: 60_000,
       settleMs: 10_000,
@@ -137,7 +158,8 @@ describe("repository lock", () => {
     assert.equal((await readLock(storage))?.command, "backup", "created, now confirming");
     controller.abort();
     await assert.rejects(acquiring, { name: "AbortError" });
-    assert.equal(await storage.stat(LOCK_KEY), undefined);
+    assert.equal(await readLock(storage), undefined);
+    assert.equal((await newestRecord()).state, "released");
   });
 
   test("a dead-looking pid on another host is not broken before expiry", async () => {
@@ -160,18 +182,22 @@ describe("repository lock", () => {
     await lock.release();
   });
 
-  test("an unreadable lock record is not broken automatically", async () => {
+  test("an unreadable lock record counts as held until its object's time plus the TTL", async () => {
     await fresh();
-    await storage.put(LOCK_KEY, Buffer.from("not json"));
+    await storage.put(lockRecordKey(1), Buffer.from("not json"));
     await assert.rejects(
-      acquireLock(storage, { holder: holder("backup"), ttlMs: 1 }),
+      acquireLock(storage, { holder: holder("backup"), ttlMs: 60_000 }),
       (error: StrongboxError) => {
         assert.equal(error.code, "REPO_LOCKED");
-        assert.match(error.message, /unreadable lock record/);
-        assert.match(error.hint ?? "", /delete locks\/writer\.json/);
+        assert.match(error.message, /unreadable lock record \(locks\/writer\/000000000001\.json\)/);
+        assert.match(error.hint ?? "", /counts as held until/);
         return true;
       },
     );
+    const later = () => Date.now() + 61_000;
+    const lock = await acquireLock(storage, { holder: holder("backup"), ttlMs: 60_000, now: later });
+    assert.equal(lock.record.seq, 2);
+    await lock.release();
   });
 
   test("release and refresh never touch a lock that is no longer ours", async () => {
@@ -203,7 +229,7 @@ describe("repository lock", () => {
     await d.release();
   });
 
-  test("refresh extends the expiry; too close to expiry the lock counts as lost", async () => {
+  test("refresh appends a record with a later expiry; late but untaken it still holds", async () => {
     await fresh();
     let clock = Date.now();
     const now = () => clock;
@@ -211,13 +237,28 @@ describe("repository lock", () => {
     clock += 5000;
     await lock.refresh();
     const record = await readLock(storage);
+    assert.equal(record?.seq, 2);
     assert.equal(record?.expiresAt, new Date(clock + 10_000).toISOString());
     assert.equal(record?.acquiredAt, lock.record.acquiredAt);
     assert.equal(record?.refreshedAt, new Date(clock).toISOString());
+    // Past its expiry, but nobody took the next number: the create decides, so it is still ours.
+    clock += 12_000;
+    await lock.refresh();
+    assert.equal((await readLock(storage))?.seq, 3);
+    await lock.release();
+    assert.equal(await readLock(storage), undefined);
+  });
+
+  test("without an atomic create, a record too close to expiry counts as lost", async () => {
+    await fresh();
+    let clock = Date.now();
+    const now = () => clock;
+    const racy = nonAtomic(storage, 0);
+    const lock = await acquireLock(racy, { holder: holder("backup"), ttlMs: 10_000, now, settleMs: 10 });
     clock += 9500; // 500 ms left: less than a tenth of the TTL
     await assert.rejects(lock.refresh(), { code: "REPO_LOCK_LOST", message: /expired at/ });
     assert.equal(lock.signal.aborted, true);
-    // The record is left for the next writer to break, not deleted under its feet.
+    // Left for the next writer to supersede, not released under its feet.
     await lock.release();
     assert.equal((await readLock(storage))?.token, lock.record.token);
   });
@@ -282,32 +323,16 @@ describe("repository lock", () => {
     }
   });
 
-  test("a breaker whose delete lands late does not leave two holders", async () => {
+  test("without an atomic create, racing creators of one number leave one holder: the last write", async () => {
     await fresh();
     const pid = await deadPid();
     await writeRecord(staleRecord({ host, pid }));
-    // Both read the same stale record; A deletes it and creates its own lock, then B's delete
-    // (decided on its earlier read) lands and removes A's record. Only the settle-and-confirm step
-    // keeps A from also believing it holds the lock.
-    const slowDeletes = (ms: number): Storage => ({
-      description: storage.description,
-      capabilities: storage.capabilities,
-      put: (key, data, options) => storage.put(key, data, options),
-      get: (key, options) => storage.get(key, options),
-      stat: (key, options) => storage.stat(key, options),
-      list: (prefix, options) => storage.list(prefix, options),
-      delete: async (key, options) => {
-        await delay(ms);
-        return storage.delete(key, options);
-      },
-      close: () => storage.close(),
-    });
+    // Both check that number 2 is free, then both write it: B's write (later) replaces A's. Only
+    // the settle-and-confirm step keeps A from also believing it holds the lock.
     const results = await Promise.allSettled([
-      acquireLock(slowDeletes(10), { holder: holder("backup A"), ttlMs: 60_000, settleMs: 300 }),
-      acquireLock(slowDeletes(100), { holder: holder("backup B"), ttlMs: 60_000, settleMs: 300 }),
+      acquireLock(nonAtomic(storage, 10), { holder: holder("backup A"), ttlMs: 60_000, settleMs: 300 }),
+      acquireLock(nonAtomic(storage, 100), { holder: holder("backup B"), ttlMs: 60_000, settleMs: 300 }),
     ]);
-    // Normally A loses (its record was deleted by B's late delete); under heavy load the order may
-    // differ, but never with two holders.
     const winners = results.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
     assert.equal(winners.length, 1, `${winners.length} holders`);
     const lock = winners[0]!;
@@ -347,16 +372,50 @@ describe("repository lock", () => {
     assert.ok(dropped);
     assert.equal((await readLock(storage))?.token, lock.record.token);
     await lock.release();
-    assert.equal(await storage.stat(LOCK_KEY), undefined);
+    assert.equal(await readLock(storage), undefined);
   });
 
-  test("works on an append-only storage that leaves locks/ mutable", async () => {
+  test("on append-only storage nothing is deleted or overwritten, round after round", async () => {
     await fresh();
-    const core = wrapStorage(storage, { appendOnly: true, mutablePrefixes: ["locks/"] });
-    const lock = await acquireLock(core, { holder: holder("copy"), ttlMs: 60_000 });
-    await lock.refresh();
+    const core = wrapStorage(storage, { appendOnly: true });
+    for (let round = 1; round <= 5; round++) {
+      const lock = await acquireLock(core, { holder: holder(`copy ${round}`), ttlMs: 60_000 });
+      assert.equal(lock.record.seq, 3 * round - 2);
+      await lock.refresh();
+      await lock.release();
+      assert.equal(await readLock(core), undefined);
+    }
+    assert.equal((await recordKeys()).length, 15, "every record is kept");
+    // A writer killed while holding it: its record is superseded, not removed.
+    await writeRecord(staleRecord({ host, pid: await deadPid(), seq: 16 }));
+    const broken: string[] = [];
+    const lock = await acquireLock(core, {
+      holder: holder("copy 6"),
+      ttlMs: 60_000,
+      onBreak: (_stale, reason) => broken.push(reason),
+    });
+    assert.deepEqual(broken, ["its process is no longer running"]);
+    assert.equal(lock.record.seq, 17);
     await lock.release();
-    assert.equal(await storage.stat(LOCK_KEY), undefined);
+    assert.equal((await recordKeys()).length, 18);
+  });
+
+  test("a live lock object of an earlier version is honoured; an expired one is ignored", async () => {
+    await fresh();
+    const { seq: _seq, state: _state, ...current } = staleRecord({ host: "db2.example" });
+    const legacy = { ...current, version: 1 };
+    await storage.put(LEGACY_LOCK_KEY, Buffer.from(JSON.stringify(legacy)));
+    await assert.rejects(acquireLock(storage, { holder: holder("backup"), ttlMs: 60_000 }), {
+      code: "REPO_LOCKED",
+      message: /pid 4242 on db2\.example/,
+    });
+    await storage.put(
+      LEGACY_LOCK_KEY,
+      Buffer.from(JSON.stringify({ ...legacy, expiresAt: new Date(Date.now() - 1000).toISOString() })),
+    );
+    const lock = await acquireLock(storage, { holder: holder("backup"), ttlMs: 60_000 });
+    assert.equal(lock.record.seq, 1);
+    await lock.release();
   });
 
   test("await using releases the lock", async () => {
@@ -365,16 +424,39 @@ describe("repository lock", () => {
       await using lock = await acquireLock(storage, { holder: holder("verify"), ttlMs: 60_000 });
       assert.equal((await readLock(storage))?.token, lock.record.token);
     }
-    assert.equal(await storage.stat(LOCK_KEY), undefined);
+    assert.equal(await readLock(storage), undefined);
   });
 
   test("the lock file on disk is a readable record, mode 0600", async () => {
     const local = await fresh();
     const lock = await acquireLock(local, { holder: holder("backup"), ttlMs: 60_000 });
-    const path = join(local.root, "locks", "writer.json");
+    const path = join(local.root, lockRecordKey(1));
     const parsed = JSON.parse(await readFile(path, "utf8")) as LockRecord;
     assert.equal(parsed.command, "backup");
     assert.equal((await stat(path)).mode & 0o777, 0o600);
     await lock.release();
   });
 });
+
+/**
+ * The storage with create-if-absent as a check before the write, `gapMs` apart, as a backend
+ * without conditional writes does it (capabilities.conditionalCreate: false).
+ */
+function nonAtomic(storage: Storage, gapMs: number): Storage {
+  return {
+    description: storage.description,
+    capabilities: { ...storage.capabilities, conditionalCreate: false },
+    put: async (key: string, data: Readable | Uint8Array, options?: PutOptions) => {
+      if (options?.ifAbsent && (await storage.stat(key))) {
+        throw new StrongboxError("STORAGE_EXISTS", `${key} exists`);
+      }
+      await delay(gapMs);
+      return storage.put(key, data, { ...options, ifAbsent: false });
+    },
+    get: (key, options) => storage.get(key, options),
+    stat: (key, options) => storage.stat(key, options),
+    list: (prefix, options) => storage.list(prefix, options),
+    delete: (key, options) => storage.delete(key, options),
+    close: () => storage.close(),
+  };
+}

@@ -15,7 +15,6 @@ import {
   ListMultipartUploadsCommand,
   ListObjectsV2Command,
   ListObjectVersionsCommand,
-  PutBucketPolicyCommand,
 } from "@aws-sdk/client-s3";
 import { openRepositoryStorage } from "../../src/commands/repo.ts";
 import type { LoadedConfig } from "../../src/config/load.ts";
@@ -23,7 +22,7 @@ import { repositorySchema } from "../../src/config/schema.ts";
 import { S3Storage } from "../../src/storage/s3.ts";
 import type { S3StorageOptions } from "../../src/storage/s3-client.ts";
 import { wrapStorage } from "../../src/storage/wrap.ts";
-import { type S3Server, startS3Server } from "../helpers/s3server.ts";
+import { denyDeletes, type S3Server, startS3Server } from "../helpers/s3server.ts";
 import { byteStream, getBytes, listAll, stallingStream, storageConformance } from "./conformance.ts";
 
 const MiB = 1024 * 1024;
@@ -445,41 +444,7 @@ describe("s3 storage", () => {
     const bucket = "strongbox-append-only";
     await server.createBucket(bucket);
     const writer = await server.createUser("backup-writer");
-    const principal = { AWS: ["arn:aws:iam:::user/backup-writer"] };
-    await server.admin.send(
-      new PutBucketPolicyCommand({
-        Bucket: bucket,
-        Policy: JSON.stringify({
-          Version: "2012-10-17",
-          Statement: [
-            {
-              Effect: "Allow",
-              Principal: principal,
-              Action: [
-                "s3:ListBucket",
-                "s3:ListBucketMultipartUploads",
-                "s3:GetObject",
-                "s3:PutObject",
-                "s3:AbortMultipartUpload",
-                "s3:ListMultipartUploadParts",
-              ],
-              Resource: [`arn:aws:s3:::${bucket}`, `arn:aws:s3:::${bucket}/*`],
-            },
-            {
-              Effect: "Deny",
-              Principal: principal,
-              Action: [
-                "s3:DeleteObject",
-                "s3:DeleteObjectVersion",
-                "s3:PutBucketPolicy",
-                "s3:PutLifecycleConfiguration",
-              ],
-              Resource: [`arn:aws:s3:::${bucket}`, `arn:aws:s3:::${bucket}/*`],
-            },
-          ],
-        }),
-      }),
-    );
+    await denyDeletes(server, bucket, "backup-writer");
     const storage = await S3Storage.open(
       options({ bucket, credentialsFile: writer.credentialsFile, partSize: 5 * MiB }),
     );
