@@ -189,7 +189,16 @@ stateDir: state
     assert.equal(r.exitCode, 0);
     const res = JSON.parse(out.stdoutText) as { repositories: { repository: string; backups: number }[] };
     assert.deepEqual(res.repositories, [
-      { repository: "offsite", backups: 0, parts: 0, resigned: 0, skipped: [] },
+      {
+        repository: "offsite",
+        appendOnly: false,
+        backups: 0,
+        parts: 0,
+        binlogs: 0,
+        leftovers: 0,
+        resigned: 0,
+        skipped: [],
+      },
     ]);
   });
 });

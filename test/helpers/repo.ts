@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { generateSigningKey, type SigningKey } from "../../src/crypto/sign.ts";
 import { EvidenceWriter } from "../../src/repository/evidence.ts";
+import { readLock } from "../../src/repository/lock.ts";
 import { type Manifest, manifestDigest, signManifest } from "../../src/repository/manifest.ts";
 import { Repository } from "../../src/repository/repository.ts";
 import { LocalStorage } from "../../src/storage/local.ts";
@@ -42,4 +43,17 @@ export async function tempRepository(label: string): Promise<TempRepository> {
       return signed;
     },
   };
+}
+
+/** Whether a writer holds the lock of the local repository in `dir` now (the newest lock record). */
+export async function lockHeld(dir: string): Promise<boolean> {
+  const storage = await LocalStorage.open(dir, { create: false }).catch(() => undefined);
+  if (!storage) return false;
+  try {
+    return (await readLock(storage)) !== undefined;
+  } catch {
+    return false;
+  } finally {
+    await storage.close();
+  }
 }

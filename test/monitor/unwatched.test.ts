@@ -15,6 +15,7 @@ import { loadDataset } from "../../src/sandbox/dataset.ts";
 import { pidAlive } from "../../src/util/liveness.ts";
 import { BIN, cli, editConfig, FIXTURES, startCli } from "../helpers/cli.ts";
 import { useCluster } from "../helpers/cluster.ts";
+import { lockHeld } from "../helpers/repo.ts";
 import { startSshd } from "../helpers/sshd.ts";
 import { startHttpReceiver, startSmtpReceiver } from "./receivers.ts";
 
@@ -41,9 +42,13 @@ function descendsFrom(pid: number, ancestor: number): boolean {
   return false;
 }
 
-async function until(what: string, check: () => boolean, timeoutMs = 120_000): Promise<void> {
+async function until(
+  what: string,
+  check: () => boolean | Promise<boolean>,
+  timeoutMs = 120_000,
+): Promise<void> {
   const end = Date.now() + timeoutMs;
-  while (!check()) {
+  while (!(await check())) {
     if (Date.now() > end) throw new Error(`timed out waiting until ${what}`);
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -392,12 +397,12 @@ describe("nothing unwatched", () => {
       c.backup.mariabackupPath = join(FIXTURES, "mariabackup-slow.sh");
       c.backup.partSize = "256KiB";
     });
-    const lock = join(cluster.dir, "repository", "locks", "writer.json");
+    const repoDir = join(cluster.dir, "repository");
     for (const point of ["lock taken", "parts being written"] as const) {
       const left = new Set(uncommitted());
       const b = startCli(["--config", slow, "backup", "--full"], { ...env, THROTTLE_BPS: "1000000" });
       const started = () => uncommitted().some((id) => !left.has(id));
-      await until(point, point === "lock taken" ? () => existsSync(lock) : started);
+      await until(point, point === "lock taken" ? () => lockHeld(repoDir) : started);
       b.child.kill("SIGKILL");
       await b.result;
       assert.deepEqual(scan(), [], `after kill -9 when ${point}`);
