@@ -70,6 +70,7 @@ const { values: args } = parseArgs({
     keep: { type: "boolean", default: false },
     "no-results": { type: "boolean", default: false },
     "no-agent": { type: "boolean", default: false },
+    "only-agent": { type: "boolean", default: false },
     "no-remote": { type: "boolean", default: false },
     /** Benchmark another tree (e.g. a copy with a fix being tried) instead of this checkout. */
     code: { type: "string" },
@@ -90,6 +91,7 @@ if (args.help) {
   --keep               keep bench/work/<size> (repositories, backups) after the run
   --no-results         print the tables only; do not write bench/results/
   --no-agent           skip the rows through a node's agent over SSH
+  --only-agent         only the rows through a node's agent (agent-full, agent-restore)
   --no-remote          skip the remote rows (SFTP and S3 on the test servers; smallest size only)
 `);
   process.exit(0);
@@ -308,6 +310,21 @@ async function benchSize(
   // Warm-up: the first read of the data directory pays for the page cache; nobody is timed on it.
   say(`${size}: warm-up stream (untimed)`);
   await timed("full", "floor", -1, backups.floor(e), timeout);
+
+  if (args["only-agent"]) {
+    // Only the rows through the node's agent: quicker to repeat while working on that path.
+    await benchAgent(e, size, timeout, log, "");
+    const agentFull = runs.find((r) => r.op === "agent-full" && r.rawBytes !== undefined);
+    return {
+      size,
+      requestedBytes: parseSize(size),
+      rawStreamBytes: agentFull?.rawBytes ?? 0,
+      datadirBytes,
+      loadSeconds: load.seconds,
+      writeLoad: { seconds: writeSeconds, rate: writeRate },
+      runs,
+    };
+  }
 
   let rawStreamBytes = 0;
   let lastFull = "";
