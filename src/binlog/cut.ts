@@ -65,11 +65,13 @@ export async function completeTransactions(
   const exited = new Promise<number | null>((resolve, reject) => {
     child.once("error", (e: NodeJS.ErrnoException) =>
       reject(
-        new StrongboxError(
-          "CHILD_NOT_FOUND",
-          `mariadb-binlog: ${e.code === "ENOENT" ? "command not found" : e.message}`,
-          { hint: "install the MariaDB client package", cause: e },
-        ),
+        e.name === "AbortError"
+          ? e
+          : new StrongboxError(
+              "CHILD_NOT_FOUND",
+              `mariadb-binlog: ${e.code === "ENOENT" ? "command not found" : e.message}`,
+              { hint: "install the MariaDB client package", cause: e },
+            ),
       ),
     );
     child.once("close", (code) => resolve(code));

@@ -9,29 +9,30 @@
 // more (purged), the stream starts at the oldest binlog of the preferred node and a gap entry is
 // recorded before the first transaction found.
 import { join } from "node:path";
-import type { AgeRecipient } from "../crypto/age-keys.ts";
 import { StrongboxError } from "../errors.ts";
-import type { ClusterNode, Credentials, TlsOptions } from "../galera/connection.ts";
+import type { ClusterNode } from "../galera/connection.ts";
 import { connectNode, queryRows } from "../galera/connection.ts";
 import { isEligible, probeNode, rankDonors } from "../galera/health.ts";
 import { formatGtid, type Gtid, gtidInList, parseGtid } from "../mariadb/gtid.ts";
 import { type BinlogEntry, readTrustedIndex } from "../repository/binlog-index.ts";
-import type { Repository } from "../repository/repository.ts";
 import { sleep } from "../util/proc.ts";
-import { type ArchiveResult, clusterDomain, gapError, lastArchived, listBinaryLogs } from "./archive.ts";
+import {
+  type ArchiveOptions,
+  type ArchiveResult,
+  clusterDomain,
+  gapError,
+  lastArchived,
+  listBinaryLogs,
+} from "./archive.ts";
 import { Rollup, type RollupLimits } from "./rollup.ts";
 import { checkpointEntry, gapEntry, type Sealed, sealChunk, spoolFullError, UploadQueue } from "./segment.ts";
 import { type BinlogStream, SpoolReader, spoolDirectory, startStream, streamFailure } from "./stream.ts";
 
-export interface StreamFollowOptions {
-  repo: Repository;
-  nodes: ClusterNode[];
-  creds: Credentials;
-  tls?: TlsOptions | undefined;
-  preferNode?: string | undefined;
-  writerNode?: string | undefined;
-  recipients: AgeRecipient[];
-  signing: { privateKeyPem: string; publicKey: string };
+export interface StreamFollowOptions
+  extends Pick<
+    ArchiveOptions,
+    "repo" | "nodes" | "creds" | "tls" | "preferNode" | "writerNode" | "recipients" | "signing" | "log"
+  > {
   /** binlog.maxDelay: a committed transaction is durable within it (ms). */
   maxDelayMs: number;
   /** binlog.spoolMax: sealed bytes waiting for the storage before receiving pauses. */
@@ -43,7 +44,6 @@ export interface StreamFollowOptions {
   /** Where the spool directory is made (default /dev/shm, else the temp dir). */
   spoolParent?: string | undefined;
   mariadbBinlog?: string | undefined;
-  log?: (m: string) => void;
   onError?: (e: unknown) => void;
   onDurable?: (e: BinlogEntry) => void;
   /** Every checkpointMs: what became durable since the last call (recorded as a pass). */
@@ -124,10 +124,11 @@ export async function streamFollow(o: StreamFollowOptions): Promise<BinlogEntry[
    * Seals what the spool holds complete. On a tick one segment per file read (what arrived while
    * sealing waits for the next one); `drain` (the stream is over) takes everything.
    */
-  const sealAll = async (c: Current, signal: AbortSignal | undefined = o.signal, drain = false) => {
+  const sealAll = async (c: Current, drain = false) => {
     let previous: string | undefined;
     for (;;) {
-      const chunk = await c.reader.take(signal, drain ? undefined : previous);
+      // Not aborted by the signal: a cut takes milliseconds, and at shutdown it must still run.
+      const chunk = await c.reader.take(drain ? undefined : previous);
       if (!chunk || domain === null) return;
       previous = chunk.file;
       const sealed = await sealChunk(chunk, {
@@ -161,7 +162,7 @@ export async function streamFollow(o: StreamFollowOptions): Promise<BinlogEntry[
     c.stopping = true;
     await c.stream.stop();
     // Also at shutdown: what arrived complete is sealed and stored before we exit.
-    await sealAll(c, undefined, true).catch((e) => o.onError?.(e));
+    await sealAll(c, true).catch((e) => o.onError?.(e));
     cur = undefined;
   };
 
@@ -219,10 +220,20 @@ export async function streamFollow(o: StreamFollowOptions): Promise<BinlogEntry[
 
   /** The stream ended by itself: take what arrived, then decide where to go next. */
   const ended = async (c: Current) => {
-    await sealAll(c, o.signal, true);
+    await sealAll(c, true);
     cur = undefined;
     const why = c.ended?.stderr ?? "";
     const kind = streamFailure(why);
+    if (kind === "denied") {
+      throw new StrongboxError(
+        "BACKUP_PRIVILEGES",
+        `${c.node.name}: the binlog dump was refused to ${o.creds.user}: ${why}`,
+        {
+          stage: "binlog-stream",
+          hint: `GRANT REPLICATION SLAVE, BINLOG MONITOR ON *.* TO the archiving account (strongbox user grants --method binlog)`,
+        },
+      );
+    }
     if (kind === "purged") {
       purgedOn.add(c.node.name);
       log(`${c.node.name} no longer has the transactions after ${last ? formatGtid(last) : "the start"}`);
@@ -302,7 +313,8 @@ export async function streamFollow(o: StreamFollowOptions): Promise<BinlogEntry[
           continue;
         }
       }
-      await Promise.race([sleep(tick, o.signal).catch(() => {}), cur?.stream.exited]);
+      const nap = sleep(tick, o.signal).catch(() => {});
+      await (cur ? Promise.race([nap, cur.stream.exited]) : nap);
       if (o.signal.aborted) break;
       try {
         if (cur) {
@@ -327,6 +339,7 @@ export async function streamFollow(o: StreamFollowOptions): Promise<BinlogEntry[
         }
       } catch (e) {
         if (o.signal.aborted) break;
+        if ((e as StrongboxError).code === "BACKUP_PRIVILEGES") throw e;
         o.onError?.(e);
         await stopCurrent().catch(() => {});
       }

@@ -120,7 +120,8 @@ export async function startStream(s: StreamSource): Promise<BinlogStream> {
 }
 
 /** What the server's answer means when the stream ends: the GTID purged, or not there yet. */
-export function streamFailure(stderr: string): "purged" | "missing" | "other" {
+export function streamFailure(stderr: string): "purged" | "missing" | "denied" | "other" {
+  if (/Access denied|REPLICATION SLAVE privilege/i.test(stderr)) return "denied";
   if (/required binlog files have been purged|Could not find GTID state/i.test(stderr)) return "purged";
   if (/which is not in the master's binlog/i.test(stderr)) return "missing";
   return "other";
@@ -180,7 +181,7 @@ export class SpoolReader {
   }
 
   /** The next complete transactions (at most maxChunk bytes unless one transaction is larger), or null. */
-  async take(signal?: AbortSignal, after?: string): Promise<Chunk | null> {
+  async take(after?: string): Promise<Chunk | null> {
     const names = await this.names();
     for (const [i, name] of names.entries()) {
       const finished = i < names.length - 1;
@@ -191,7 +192,7 @@ export class SpoolReader {
       }
       const f = this.files.get(name) ?? { name, header: null, consumed: 0 };
       this.files.set(name, f);
-      const chunk = await this.takeFrom(f, signal);
+      const chunk = await this.takeFrom(f);
       if (chunk) return chunk;
       if (!finished) return null;
       await rm(join(this.dir, name), { force: true });
@@ -200,7 +201,7 @@ export class SpoolReader {
     return null;
   }
 
-  private async takeFrom(f: SpoolFile, signal?: AbortSignal): Promise<Chunk | null> {
+  private async takeFrom(f: SpoolFile): Promise<Chunk | null> {
     const path = join(this.dir, f.name);
     const size = (await stat(path).catch(() => ({ size: 0 }))).size;
     if (size <= f.consumed) return null;
@@ -222,12 +223,12 @@ export class SpoolReader {
         await fh.close();
       }
       const input = f.header ? Buffer.concat([f.header, data]) : data;
-      const cut = await completeTransactions(input, { mariadbBinlog: this.o.mariadbBinlog, signal });
+      const cut = await completeTransactions(input, { mariadbBinlog: this.o.mariadbBinlog });
       if (!f.header) {
         if (cut.firstGtidAt === null) return null;
         f.header = Buffer.from(data.subarray(0, cut.firstGtidAt));
         f.consumed = cut.firstGtidAt;
-        return this.takeFrom(f, signal);
+        return this.takeFrom(f);
       }
       const last = cut.transactions.at(-1);
       if (!last) {

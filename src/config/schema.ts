@@ -579,11 +579,11 @@ export const scheduleSchema = z
 export const securitySchema = z
   .object({
     backupMethods: z
-      .array(z.enum(["physical", "logical"]))
+      .array(z.enum(["physical", "logical", "binlog"]))
       .min(1)
       .default(["physical", "logical"])
       .describe(
-        "backup methods this deployment uses: what `user grants` and `user create` grant and what `audit` compares the backup account with",
+        "backup methods this deployment uses (binlog: the account archives binlogs): what `user grants` and `user create` grant and what `audit` compares the backup account with",
       ),
     acceptFindings: z
       .array(z.string().min(1))
