@@ -3,8 +3,8 @@
 // receives into a private spool directory, and a reader that takes the complete transactions out of
 // it as they arrive.
 //
-// Plaintext on the backup host: the spool directory is on a tmpfs when there is one (/dev/shm: it
-// never reaches a disk), mode 0700, named with our pid (a run killed with -9 leaves it; the next
+// Plaintext on the backup host: the spool directory is on a tmpfs (systemd's RuntimeDirectory of
+// strongbox-binlog.service, else /dev/shm; only without either the temp dir), mode 0700, named with our pid (a run killed with -9 leaves it; the next
 // run removes it). Bytes taken out are punched out of the file at once (fallocate --punch-hole), so
 // the spool holds only what has not been sealed yet: a few seconds of binlog. mariadb-binlog runs
 // under `setpriv --pdeathsig KILL`: it dies with strongbox, even on kill -9.
@@ -23,7 +23,8 @@ const SPOOL_PREFIX = "strongbox-binlog-";
 
 /** A private spool directory on tmpfs when possible; leftovers of dead archivers are removed first. */
 export async function spoolDirectory(parent?: string): Promise<{ path: string; remove(): Promise<void> }> {
-  let base = parent;
+  // systemd's RuntimeDirectory= (strongbox-binlog.service): a private tmpfs under /run.
+  let base = parent ?? process.env.RUNTIME_DIRECTORY?.split(":")[0];
   if (!base) {
     base = await access("/dev/shm", constants.W_OK)
       .then(() => "/dev/shm")

@@ -108,7 +108,8 @@ export async function binlogArchive(
     out.note(
       `archiving binlogs continuously: every transaction durable within ${maxDelayMs / 1000} s (SIGTERM stops)`,
     );
-    // Recorded: one run per checkpointInterval with what became durable, and each failure.
+    // Recorded: one run per checkpointInterval with what became durable, and failures.
+    let failing = false;
     const gaps = await streamFollow({
       ...base,
       signal: abort.signal,
@@ -117,6 +118,7 @@ export async function binlogArchive(
       spoolMaxBytes: o.spoolMaxBytes ?? parseSize(cfg?.spoolMax ?? "64MiB"),
       spoolParent: o.spoolParent,
       onPass: async (r) => {
+        failing = false;
         await recordedPass(
           false,
           async () => r,
@@ -124,7 +126,21 @@ export async function binlogArchive(
         ).catch(() => {});
       },
       onDurable: o.onDurable,
-      onError: (e) => out.note(`strongbox: binlog archive: ${errorMessage(e)}`),
+      onError: (e) => {
+        out.note(`strongbox: binlog archive: ${errorMessage(e)}`);
+        // A failed run in the history (so the failure rule alerts): the first failure after a
+        // good pass, and always a full spool. Gaps are recorded with the pass that stores them.
+        const code = (e as { code?: string }).code;
+        if (code === "BINLOG_GAP" || (failing && code !== "BINLOG_SPOOL_FULL")) return;
+        failing = true;
+        void recordedPass(
+          false,
+          async () => {
+            throw e;
+          },
+          () => true,
+        ).catch(() => {});
+      },
     });
     const result = { stopped: true, gaps: gaps.map((x) => x.gap) };
     out.result(result, () => "binlog archiving stopped");

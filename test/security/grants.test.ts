@@ -255,7 +255,7 @@ describe("least-privilege backup account", () => {
     });
   }
 
-  it("binlog archiving streams with exactly REPLICATION SLAVE and BINLOG MONITOR; without either it stops with a line naming it", async () => {
+  it("binlog archiving streams with exactly REPLICATION SLAVE and BINLOG MONITOR; without either it fails with a line naming it", async () => {
     const json = JSON.parse(
       await user(["--json", "user", "grants", "--method", "binlog", "--user", "strongbox_binlog"]),
     );
