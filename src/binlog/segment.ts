@@ -12,6 +12,7 @@ import { formatGtid, type Gtid } from "../mariadb/gtid.ts";
 import { appendEntry, type BinlogEntry, indexKey, signEntry } from "../repository/binlog-index.ts";
 import type { Repository } from "../repository/repository.ts";
 import { sleep } from "../util/proc.ts";
+import { readAll } from "../util/stream.ts";
 import type { Chunk } from "./stream.ts";
 
 /** An index entry before its seq and signature are given (at the moment it is written). */
@@ -237,11 +238,18 @@ export class UploadQueue {
       // Index entry first (the segment stops being part of the archive), then its object. An
       // append-only storage refuses both: the segments stay, harmless (replay picks the rollup).
       if (r.seq === undefined) continue;
+      // The object the entry names now: a key rotation may have re-wrapped it under a new name.
+      const named = await readAll(await this.o.repo.storage.get(indexKey(r.seq)))
+        .then((b) => (JSON.parse(b.toString("utf8")) as BinlogEntry).key)
+        .catch(() => null);
       const gone = await this.o.repo.storage.delete(indexKey(r.seq)).then(
         () => true,
         () => false,
       );
-      if (gone && r.object) await this.o.repo.storage.delete(r.object.key).catch(() => {});
+      if (!gone) continue;
+      for (const key of new Set([named, r.object?.key])) {
+        if (key) await this.o.repo.storage.delete(key).catch(() => {});
+      }
     }
     if (signed.kind === "skipped" && signed.file === "checkpoint") {
       // Only the newest checkpoint says anything; an append-only storage keeps the old ones.
