@@ -8,6 +8,7 @@
 // exactly the transactions after it: no gap, no duplicate. When no Synced node has that GTID any
 // more (purged), the stream starts at the oldest binlog of the preferred node and a gap entry is
 // recorded before the first transaction found.
+import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { StrongboxError } from "../errors.ts";
 import type { ClusterNode } from "../galera/connection.ts";
@@ -164,6 +165,8 @@ export async function streamFollow(o: StreamFollowOptions): Promise<BinlogEntry[
     // Also at shutdown: what arrived complete is sealed and stored before we exit.
     await sealAll(c, true).catch((e) => o.onError?.(e));
     cur = undefined;
+    // What is left (an incomplete transaction) is received again from the next stream.
+    await rm(c.dir, { recursive: true, force: true });
   };
 
   const open = async (): Promise<Current> => {
@@ -222,6 +225,7 @@ export async function streamFollow(o: StreamFollowOptions): Promise<BinlogEntry[
   const ended = async (c: Current) => {
     await sealAll(c, true);
     cur = undefined;
+    await rm(c.dir, { recursive: true, force: true });
     const why = c.ended?.stderr ?? "";
     const kind = streamFailure(why);
     if (kind === "denied") {
