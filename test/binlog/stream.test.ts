@@ -367,4 +367,40 @@ describe("continuous binlog archiving", () => {
       }
     },
   );
+
+  it(
+    "records and reports a gap when no node has the next GTID any more, then goes on after it",
+    LONG,
+    async () => {
+      // While no archiver runs, every node's binlogs holding the next transactions are purged.
+      const lost = await write(10);
+      for (const k of [1, 2, 3]) {
+        const c = await cluster.connect(k);
+        await c.query("FLUSH LOCAL BINARY LOGS");
+        const [[st]] = (await c.query("SHOW MASTER STATUS")) as unknown as [[{ File: string }]];
+        await c.query(`PURGE BINARY LOGS TO '${st.File}'`);
+        await c.end();
+      }
+      const r = await follow("local", {}, async () => write(10));
+      const gaps = r.entries.filter((e) => e.kind === "gap");
+      assert.equal(gaps.length, 1, "one gap entry");
+      assert.ok(parseGtid(gaps[0]!.gap!.after).seq < lost && parseGtid(gaps[0]!.gap!.before).seq > lost);
+      assert.ok(
+        r.errors.some((e) => e.code === "BINLOG_GAP"),
+        "the gap is reported (BINLOG_GAP: the binlog-gap alert)",
+      );
+      assert.ok(
+        r.entries.some((e) => e.kind === "file" && parseGtid(e.gtidLast!).seq === lastSeq),
+        "archiving goes on after the gap",
+      );
+      const { opened } = await options("local");
+      const v = await verifyBinlogArchive(opened.repo, (await signingKeyOf(opened.loaded)).publicKey);
+      await opened.close();
+      assert.deepEqual(
+        v.gaps.map((g) => g.recorded),
+        [true],
+        "verify reports the hole, recorded by the archiver",
+      );
+    },
+  );
 });
