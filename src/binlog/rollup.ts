@@ -12,7 +12,7 @@ import { createZstdCompress, constants as zlibConstants } from "node:zlib";
 import { createEncryptStream } from "../crypto/age.ts";
 import type { AgeRecipient } from "../crypto/age-keys.ts";
 import { formatGtid, type Gtid, parseGtid } from "../mariadb/gtid.ts";
-import type { Sealed } from "./segment.ts";
+import { type Sealed, segmentKey } from "./segment.ts";
 
 export interface RollupLimits {
   /** Plaintext bytes after which the rollup is stored. */
@@ -74,7 +74,7 @@ export class Rollup {
     const last = this.segments.at(-1)!.entry;
     const g1: Gtid = parseGtid(first.gtidFirst!);
     const g2: Gtid = parseGtid(last.gtidLast!);
-    const key = `binlogs/${this.node}/stream/${this.file}.${g1.seq}-${g2.seq}.rollup.zst.age`;
+    const key = segmentKey(this.node, this.file, g1, g2, ".rollup");
     return {
       object: { key, bytes: Buffer.concat(this.out) },
       replaces: [...this.segments],

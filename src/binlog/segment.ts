@@ -3,7 +3,7 @@
 // object first, then its signed index entry. Sealed segments wait in memory until the storage took
 // them (the encrypted bytes only: the plaintext has left the spool); the bound on that queue is
 // binlog.spoolMax.
-import { createHash } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { constants as zlibConstants, zstdCompressSync } from "node:zlib";
 import { encryptBuffer } from "../crypto/age.ts";
 import type { AgeRecipient } from "../crypto/age-keys.ts";
@@ -27,8 +27,15 @@ export interface Sealed {
   seq?: number;
 }
 
-export function segmentKey(node: string, file: string, first: Gtid, last: Gtid): string {
-  return `binlogs/${node}/stream/${file}.${first.seq}-${last.seq}.zst.age`;
+/**
+ * binlogs/<node>/stream/<file>.<first seq>-<last seq>.<random>[.rollup].zst.age. The random part
+ * makes the key this sealing's own: a run killed after storing an object but before indexing it,
+ * then the next run sealing the same range, never meet at one key (age output differs each time).
+ * So an object found at our key on a retried put is our own, stored before its answer was lost.
+ */
+export function segmentKey(node: string, file: string, first: Gtid, last: Gtid, kind = ""): string {
+  const own = randomBytes(4).toString("hex");
+  return `binlogs/${node}/stream/${file}.${first.seq}-${last.seq}.${own}${kind}.zst.age`;
 }
 
 /**
@@ -221,7 +228,7 @@ export class UploadQueue {
       try {
         await this.o.repo.storage.put(s.object.key, s.object.bytes, { ifAbsent: true });
       } catch (e) {
-        // A put that succeeded but whose answer was lost, retried: the object is ours.
+        // A put that succeeded but whose answer was lost, retried: the key is ours (segmentKey).
         if ((e as StrongboxError).code !== "STORAGE_EXISTS") throw e;
       }
     }

@@ -7,10 +7,18 @@ import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { fetchDecrypted } from "../../src/binlog/apply.ts";
+import { completeTransactions } from "../../src/binlog/cut.ts";
 import { streamFollow } from "../../src/binlog/follow.ts";
 import { verifyBinlogArchive } from "../../src/binlog/verify.ts";
 import { openConfiguredRepository } from "../../src/commands/repo.ts";
-import { clusterNodes, credentialsFor, recipientsOf, signingKeyOf } from "../../src/config/context.ts";
+import {
+  clusterNodes,
+  credentialsFor,
+  identitiesOf,
+  recipientsOf,
+  signingKeyOf,
+} from "../../src/config/context.ts";
 import type { StrongboxError } from "../../src/errors.ts";
 import type { Connection } from "../../src/galera/connection.ts";
 import { parseGtid } from "../../src/mariadb/gtid.ts";
@@ -225,6 +233,32 @@ describe("continuous binlog archiving", () => {
       const v = await verifyBinlogArchive(opened.repo, (await signingKeyOf(opened.loaded)).publicKey);
       await opened.close();
       assert.deepEqual(v.problems, [], `${repo}: verify finds every segment`);
+    }
+  });
+
+  it("cuts only complete transactions out of a stream read at any byte", LONG, async () => {
+    // A rollup of real events, decrypted: every prefix of it is what a spool can hold mid-write.
+    const { opened, base } = await options("local");
+    const rollup = (await readIndex(opened.repo, base.signing.publicKey)).entries.find((e) =>
+      e.key?.includes(".rollup."),
+    )!;
+    const path = join(work, "rollup.bin");
+    await fetchDecrypted(opened.repo, rollup, await identitiesOf(opened.loaded), path);
+    await opened.close();
+    const bytes = await readFile(path);
+    const all = (await completeTransactions(bytes)).transactions;
+    assert.equal(all.length, rollup.transactions, "every transaction of the rollup is found");
+    assert.equal(all.at(-1)!.end, bytes.length);
+    for (let i = 1; i <= 40; i++) {
+      const n = Math.floor((bytes.length * i) / 41) + (i % 7);
+      const got = (await completeTransactions(bytes.subarray(0, n))).transactions;
+      assert.deepEqual(got, all.slice(0, got.length), `a prefix of the full list at ${n} bytes`);
+      assert.ok(got.every((t) => t.end <= n));
+      const next = all[got.length];
+      assert.ok(
+        !next || next.end > n,
+        `the next transaction (ending at ${next?.end}) is not complete at ${n}`,
+      );
     }
   });
 
