@@ -44,7 +44,14 @@ export function segmentKey(node: string, file: string, first: Gtid, last: Gtid, 
  */
 export async function sealChunk(
   chunk: Chunk,
-  o: { node: string; domain: number; after: Gtid | null; recipients: AgeRecipient[] },
+  o: {
+    node: string;
+    domain: number;
+    after: Gtid | null;
+    recipients: AgeRecipient[];
+    /** Recorded in the entry: key rotation re-wraps only what is not encrypted to the current set. */
+    recipientNames?: string[] | undefined;
+  },
 ): Promise<{ sealed: Sealed; raw: Buffer } | null> {
   const mine = chunk.transactions.filter((t) => t.gtid.domain === o.domain);
   const fresh = o.after ? mine.filter((t) => t.gtid.seq > o.after!.seq) : mine;
@@ -79,6 +86,7 @@ export async function sealChunk(
       gap: null,
       archivedAt: "",
       streamed: true,
+      ...(o.recipientNames ? { recipients: o.recipientNames } : {}),
     },
   };
   return { sealed, raw };

@@ -3,6 +3,8 @@
 // mariadbd killed with -9, the SFTP server stopped, the archiver killed with -9, and a restore to
 // the newest sealed segment.
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -81,6 +83,7 @@ describe("continuous binlog archiving", () => {
         preferNode: loaded.config.cluster.backupNode,
         writerNode: loaded.config.cluster.writerNode,
         recipients: (await recipientsOf(loaded)).age,
+        recipientNames: (await recipientsOf(loaded)).names,
         signing: await signingKeyOf(loaded),
         maxDelayMs: 1000,
         spoolMaxBytes: 64 * 1024 * 1024,
@@ -399,6 +402,67 @@ describe("continuous binlog archiving", () => {
       } finally {
         await server.stop();
       }
+    },
+  );
+
+  it(
+    "key rotation re-wraps segments and rollups; verify --read-data and a restore use the new key",
+    LONG,
+    async () => {
+      const keyA = join(cluster.dir, "keys/identity.txt");
+      const keyB = join(cluster.dir, "keys/b.txt");
+      const recipientOf = (file: string) => readFileSync(file, "utf8").match(/age1[0-9a-z]+/)![0];
+      const streamed = async () => {
+        const { opened, base } = await options("local");
+        const { entries } = await readIndex(opened.repo, base.signing.publicKey);
+        await opened.close();
+        return entries.filter((e) => e.kind === "file" && e.streamed);
+      };
+      assert.ok(
+        (await streamed()).some((e) => e.recipients?.join() === recipientOf(keyA)),
+        "segments record the recipients they are encrypted to",
+      );
+      let r = await cli(["key", "generate", "--out", keyB]);
+      assert.equal(r.code, 0, r.stderr);
+      r = await cli(["--config", config, "key", "add-recipient", recipientOf(keyB)]);
+      assert.equal(r.code, 0, r.stderr);
+      r = await cli(["--config", config, "key", "rotate", "--repo", "local", "--identity", keyA]);
+      assert.equal(r.code, 0, r.stderr);
+      const after = await streamed();
+      assert.ok(after.length > 0);
+      for (const e of after) {
+        assert.deepEqual(e.recipients?.sort(), [recipientOf(keyA), recipientOf(keyB)].sort());
+        const object = join(cluster.dir, "repository", e.key!);
+        assert.equal(
+          spawnSync("age", ["-d", "-i", keyB, "-o", "/dev/null", object]).status,
+          0,
+          `${e.key} opens with B`,
+        );
+      }
+      r = await cli([
+        "--config",
+        config,
+        "verify",
+        "--repo",
+        "local",
+        "--read-data",
+        "--identity",
+        keyB,
+        "--json",
+      ]);
+      assert.equal(r.code, 0, r.stderr + r.stdout);
+      r = await cli([
+        "--config",
+        config,
+        "restore-test",
+        "--to-gtid",
+        `1-1-${lastSeq}`,
+        "--identity",
+        keyB,
+        "--json",
+      ]);
+      assert.equal(r.code, 0, r.stderr + r.stdout);
+      assert.equal(JSON.parse(r.stdout).passed, true);
     },
   );
 
