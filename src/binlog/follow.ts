@@ -32,7 +32,16 @@ import { type BinlogStream, SpoolReader, spoolDirectory, startStream, streamFail
 export interface StreamFollowOptions
   extends Pick<
     ArchiveOptions,
-    "repo" | "nodes" | "creds" | "tls" | "preferNode" | "writerNode" | "recipients" | "signing" | "log"
+    | "repo"
+    | "nodes"
+    | "creds"
+    | "tls"
+    | "preferNode"
+    | "writerNode"
+    | "recipients"
+    | "recipientNames"
+    | "signing"
+    | "log"
   > {
   /** binlog.maxDelay: a committed transaction is durable within it (ms). */
   maxDelayMs: number;
@@ -137,6 +146,7 @@ export async function streamFollow(o: StreamFollowOptions): Promise<BinlogEntry[
         domain,
         after: last,
         recipients: o.recipients,
+        recipientNames: o.recipientNames,
       });
       if (!sealed) continue;
       const s = sealed.sealed;

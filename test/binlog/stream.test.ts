@@ -418,10 +418,8 @@ describe("continuous binlog archiving", () => {
         await opened.close();
         return entries.filter((e) => e.kind === "file" && e.streamed);
       };
-      assert.ok(
-        (await streamed()).some((e) => e.recipients?.join() === recipientOf(keyA)),
-        "segments record the recipients they are encrypted to",
-      );
+      const before = (await streamed()).find((e) => e.recipients)?.recipients ?? [];
+      assert.ok(before.includes(recipientOf(keyA)), "segments record the recipients they are encrypted to");
       let r = await cli(["key", "generate", "--out", keyB]);
       assert.equal(r.code, 0, r.stderr);
       r = await cli(["--config", config, "key", "add-recipient", recipientOf(keyB)]);
@@ -431,7 +429,7 @@ describe("continuous binlog archiving", () => {
       const after = await streamed();
       assert.ok(after.length > 0);
       for (const e of after) {
-        assert.deepEqual(e.recipients?.sort(), [recipientOf(keyA), recipientOf(keyB)].sort());
+        assert.deepEqual(e.recipients?.sort(), [...before, recipientOf(keyB)].sort());
         const object = join(cluster.dir, "repository", e.key!);
         assert.equal(
           spawnSync("age", ["-d", "-i", keyB, "-o", "/dev/null", object]).status,
