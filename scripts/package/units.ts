@@ -103,6 +103,9 @@ export function renderUnits(): Record<string, string> {
     Service: [
       "Type=simple",
       "ExecStart=/usr/bin/strongbox binlog archive --follow",
+      // The spool of received binlog events: a tmpfs only this service sees (docs/pitr.md).
+      "RuntimeDirectory=strongbox-binlog",
+      "RuntimeDirectoryMode=0700",
       "KillMode=mixed",
       "TimeoutStopSec=2min",
       "Restart=always",

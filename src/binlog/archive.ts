@@ -25,7 +25,7 @@ import {
   type TlsOptions,
 } from "../galera/connection.ts";
 import { probeNode, rankDonors } from "../galera/health.ts";
-import { formatGtid, gtidInList, parseGtid } from "../mariadb/gtid.ts";
+import { formatGtid, type Gtid, gtidInList, parseGtid } from "../mariadb/gtid.ts";
 import {
   appendEntry,
   type BinlogEntry,
@@ -78,7 +78,7 @@ interface BinaryLog {
 }
 
 /** The cluster's GTID domain on a node: wsrep_gtid_domain_id with wsrep_gtid_mode, else gtid_domain_id. */
-async function clusterDomain(conn: Connection): Promise<number> {
+export async function clusterDomain(conn: Connection): Promise<number> {
   const [row] = await queryRows<{
     mode: string | number | null;
     wsrep: string | number | null;
@@ -93,7 +93,7 @@ async function clusterDomain(conn: Connection): Promise<number> {
   return Number(row?.local ?? 0);
 }
 
-async function listBinaryLogs(conn: Connection): Promise<BinaryLog[]> {
+export async function listBinaryLogs(conn: Connection): Promise<BinaryLog[]> {
   try {
     const rows = await queryRows<{ Log_name: string; File_size: string | number }>(conn, "SHOW BINARY LOGS");
     return rows.map((r) => ({ name: r.Log_name, size: Number(r.File_size) }));
@@ -168,6 +168,12 @@ function lastArchivedSeq(entries: BinlogEntry[], domain: number): { seq: number;
     if (!best || g.seq > best.seq) best = { seq: g.seq, server: g.server };
   }
   return best;
+}
+
+/** The newest archived GTID of the domain (files, skipped files, checkpoints), or null. */
+export function lastArchived(entries: BinlogEntry[], domain: number): Gtid | null {
+  const l = lastArchivedSeq(entries, domain);
+  return l ? { domain, server: l.server, seq: l.seq } : null;
 }
 
 function binlogNumber(name: string): number {

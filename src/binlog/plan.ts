@@ -105,8 +105,9 @@ export function planReplay(
 
 /**
  * Until when the archive is known complete (epoch ms), when `plan` runs to its end: the newest
- * archivedAt of any file or skipped entry (each was closed by a flush just before), unless a
- * gap was recorded after the plan's end. 0 when it is not known.
+ * archivedAt of any file or skipped entry (each was closed by a flush just before, or is a
+ * checkpoint of the streaming archiver), or a streamed segment's last event, unless a gap was
+ * recorded after the plan's end. 0 when it is not known.
  */
 export function archiveCompleteAt(
   entries: BinlogEntry[],
@@ -124,7 +125,10 @@ export function archiveCompleteAt(
       continue;
     }
     if (e.gtidLast) end = Math.max(end, parseGtid(e.gtidLast).seq);
-    at = Math.max(at, Date.parse(e.archivedAt));
+    // A streamed segment proves nothing after its last event (transactions may have been in
+    // flight when it was sealed); a checkpoint or a flushed file proves up to archivedAt.
+    const proven = e.streamed ? (e.lastEventAt ? Date.parse(e.lastEventAt) : 0) : Date.parse(e.archivedAt);
+    at = Math.max(at, proven);
   }
   return planEnd >= end ? at : 0;
 }

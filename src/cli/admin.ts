@@ -10,7 +10,10 @@ export function registerAdmin(program: Command, s: Session): void {
   user
     .command("grants")
     .description("print the exact minimal GRANT statements of the backup account, with why each is needed")
-    .option("--method <method>", "physical, logical or both (default: security.backupMethods, else both)")
+    .option(
+      "--method <method>",
+      "physical, logical, both or binlog (archiving), or a list: both,binlog (default: security.backupMethods, else both)",
+    )
     .option("--user <name>", "account name (default: cluster.credentials.backup.user)")
     .option("--host <host>", "account host; repeat for several (default: from the nodes' addresses)", collect)
     .action(async (o, cmd: Command) =>
@@ -21,7 +24,10 @@ export function registerAdmin(program: Command, s: Session): void {
     .description(
       "create the backup account through the admin connection, with a random password in a 0600 file; re-runs add missing grants",
     )
-    .option("--method <method>", "physical, logical or both (default: security.backupMethods, else both)")
+    .option(
+      "--method <method>",
+      "physical, logical, both or binlog (archiving), or a list: both,binlog (default: security.backupMethods, else both)",
+    )
     .option("--user <name>", "account name (default: cluster.credentials.backup.user)")
     .option("--host <host>", "account host; repeat for several (default: from the nodes' addresses)", collect)
     .option("--socket-auth", "IDENTIFIED VIA unix_socket instead of a password (the OS user must match)")

@@ -6,9 +6,9 @@ export function registerBinlog(program: Command, s: Session): void {
   binlog
     .command("archive")
     .description(
-      "archive the closed binlogs of one Synced node (compressed, encrypted, signed index); with --follow keep going and flush the open file every binlog.flushInterval",
+      "archive the closed binlogs of one Synced node (compressed, encrypted, signed index); with --follow receive events continuously, each transaction durable within binlog.maxDelay",
     )
-    .option("--follow", "run until SIGTERM")
+    .option("--follow", "stream continuously (binlog dump) until SIGTERM")
     .option("--node <name>", "preferred node (default: binlog.node, else cluster.backupNode)")
     .option("--repo <name>", "repository (default: binlog.repository, else the default)")
     .action(async (o, cmd: Command) =>

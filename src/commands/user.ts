@@ -36,10 +36,15 @@ const DEFAULT_USER = "strongbox_backup";
 
 function parseMethod(v: string | undefined, loaded: LoadedConfig | undefined): BackupMethod[] {
   if (v === undefined) return [...(loaded?.config.security?.backupMethods ?? ["physical", "logical"])];
-  if (v !== "physical" && v !== "logical" && v !== "both") {
-    throw new UsageError(`--method must be physical, logical or both (got "${v}")`);
+  const choices = v.split(",").map((x) => x.trim());
+  for (const c of choices) {
+    if (c !== "physical" && c !== "logical" && c !== "both" && c !== "binlog") {
+      throw new UsageError(
+        `--method must be physical, logical, both or binlog, or a list of them (got "${v}")`,
+      );
+    }
   }
-  return methodsOf(v as MethodChoice);
+  return methodsOf(choices.flatMap((c) => methodsOf(c as MethodChoice)));
 }
 
 /** The account host(s) the nodes see this host connect as: localhost for sockets, the loopback address for TCP. */

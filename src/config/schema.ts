@@ -579,11 +579,11 @@ export const scheduleSchema = z
 export const securitySchema = z
   .object({
     backupMethods: z
-      .array(z.enum(["physical", "logical"]))
+      .array(z.enum(["physical", "logical", "binlog"]))
       .min(1)
       .default(["physical", "logical"])
       .describe(
-        "backup methods this deployment uses: what `user grants` and `user create` grant and what `audit` compares the backup account with",
+        "backup methods this deployment uses (binlog: the account archives binlogs): what `user grants` and `user create` grant and what `audit` compares the backup account with",
       ),
     acceptFindings: z
       .array(z.string().min(1))
@@ -647,7 +647,22 @@ export const binlogSchema = z
     flushInterval: duration
       .default("5m")
       .describe(
-        "binlog archive --follow closes (FLUSH BINARY LOGS) and archives the open binlog this often: the most data a lost cluster can take with it",
+        "the daemon's scheduled `binlog archive` passes (not --follow) close (FLUSH BINARY LOGS) and archive the open binlog; kept for them",
+      ),
+    maxDelay: duration
+      .default("5s")
+      .describe(
+        "binlog archive --follow: a committed transaction is stored and indexed in the repository within this time (segments are sealed every half of it)",
+      ),
+    spoolMax: sizeString
+      .default("64MiB")
+      .describe(
+        "binlog archive --follow: sealed (encrypted) segments held in memory while the storage is unreachable; at the bound receiving pauses and an alert is raised",
+      ),
+    checkpointInterval: duration
+      .default("1m")
+      .describe(
+        "binlog archive --follow: how often an idle, caught-up archive records that it is complete (what lets a restore reach a second after the last transaction), and each run is recorded in the history",
       ),
     repository: z
       .string()

@@ -10,6 +10,26 @@ export const BINLOG_ERRORS = {
       hint: "set log_bin, log_slave_updates and wsrep_gtid_mode; grant BINLOG MONITOR",
     },
     BINLOG_SCAN_FAILED: { exit: FAIL, meaning: "mariadb-binlog could not read a binary log", hint: "" },
+    BINLOG_STREAM: {
+      exit: FAIL,
+      meaning: "the binlog stream from a node ended (node stopped, connection lost, server error)",
+      hint: "archiving continues on another Synced node from the next GTID; check the node if it repeats",
+    },
+    BINLOG_STORAGE: {
+      exit: FAIL,
+      meaning: "the repository did not take a binlog segment; it is kept in memory and retried",
+      hint: "bring the storage back; nothing is lost while binlog.spoolMax is not reached",
+    },
+    BINLOG_SPOOL_FULL: {
+      exit: FAIL,
+      meaning: "binlog.spoolMax bytes of sealed segments wait for the storage: receiving paused",
+      hint: "bring the storage back; the nodes keep the binlogs meanwhile (binlog_expire_logs_seconds)",
+    },
+    BINLOG_SPOOL: {
+      exit: FAIL,
+      meaning: "the spool of received binlog events cannot be freed as it is read",
+      hint: "put the spool on a file system with hole punching (tmpfs, ext4, xfs)",
+    },
     BINLOG_CORRUPT: {
       exit: FAIL,
       meaning: "an archived binlog does not match its signed index entry",

@@ -55,6 +55,12 @@ export interface BinlogEntry {
    * it was recorded: key rotation then re-wraps the file whatever its recipients.
    */
   recipients?: string[];
+  /**
+   * A segment sealed from a continuous stream (binlog archive --follow): it proves the archive
+   * complete up to its last event only, not up to archivedAt (later transactions may have been in
+   * flight). Absent: a whole file closed by a flush just before archivedAt.
+   */
+  streamed?: boolean;
   signature?: { algorithm: "ed25519"; publicKey: string; value: string };
 }
 

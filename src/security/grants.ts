@@ -6,7 +6,9 @@ import { createHash } from "node:crypto";
 import { StrongboxError } from "../errors.ts";
 import { type Connection, queryRows } from "../galera/connection.ts";
 
-export type BackupMethod = "physical" | "logical";
+/** How the account is used: physical or logical backups, and binlog archiving for point-in-time recovery. */
+export type BackupMethod = "physical" | "logical" | "binlog";
+/** What "both" means: the two backup methods (binlog archiving is asked for by name). */
 export const BACKUP_METHODS: readonly BackupMethod[] = ["physical", "logical"];
 
 export interface PrivilegeNeed {
@@ -49,11 +51,20 @@ export const PRIVILEGE_NEEDS: readonly PrivilegeNeed[] = [
     without: "mariabackup: Error: missing required privilege PROCESS on *.*",
   },
   {
+    privilege: "REPLICATION SLAVE",
+    short: "for the binlog dump that binlog archive receives events with",
+    methods: ["binlog"],
+    why: "binlog archive: mariadb-binlog --read-from-remote-server (--stop-never) asks for a binlog dump, as a replica does",
+    without:
+      "mariadb-binlog: Access denied; you need (at least one of) the REPLICATION SLAVE privilege(s) for this operation (1227)",
+  },
+  {
     privilege: "BINLOG MONITOR",
-    short: "for SHOW MASTER STATUS (the binlog position and GTID of the backup)",
-    methods: ["physical"],
-    why: "mariabackup: SHOW MASTER STATUS for the binlog file, position and GTID recorded with the backup",
-    without: "mariabackup: failed to execute query SHOW MASTER STATUS: Access denied (1227)",
+    short: "for SHOW MASTER STATUS / SHOW BINARY LOGS",
+    methods: ["physical", "binlog"],
+    why: "mariabackup: SHOW MASTER STATUS for the binlog file, position and GTID recorded with the backup; binlog archive: SHOW BINARY LOGS",
+    without:
+      "mariabackup: failed to execute query SHOW MASTER STATUS: Access denied (1227); binlog archive: SHOW BINARY LOGS failed (BINLOG_NOT_ENABLED)",
   },
   {
     privilege: "SHOW VIEW",

@@ -137,6 +137,32 @@ describe("replay planning", () => {
     };
     assert.equal(archiveCompleteAt([a, gap], 1, plan, 10), 0, "a gap after the end");
   });
+  it("a streamed segment proves completeness up to its last event only; a checkpoint up to its time", () => {
+    const seg: BinlogEntry = {
+      ...entry(1, "a", 1, 50, "2026-11-26T10:00:07.000Z"),
+      streamed: true,
+      archivedAt: "2026-11-26T10:00:09.500Z",
+    };
+    const plan = planReplay([seg], 1, 10, {});
+    assert.equal(archiveCompleteAt([seg], 1, plan, 10), Date.parse("2026-11-26T10:00:07.000Z"));
+    const checkpoint: BinlogEntry = {
+      ...entry(2, "a", 50, 50),
+      kind: "skipped",
+      file: "checkpoint",
+      key: null,
+      transactions: 0,
+      firstEventAt: null,
+      lastEventAt: null,
+      archivedAt: "2026-11-26T10:01:00.000Z",
+    };
+    assert.equal(archiveCompleteAt([seg, checkpoint], 1, plan, 10), Date.parse("2026-11-26T10:01:00.000Z"));
+    const later = { ...entry(3, "a", 51, 51, "2026-11-26T10:01:30.000Z"), streamed: true };
+    assert.equal(
+      archiveCompleteAt([seg, checkpoint, later], 1, plan, 10),
+      0,
+      "the plan stops before the end",
+    );
+  });
   it("reports holes in continuity, and whether archive recorded them", () => {
     const gap: BinlogEntry = {
       ...entry(3, "b", 0, 0),

@@ -7,8 +7,9 @@ import { readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { Writable } from "node:stream";
 import { after, before, describe, it } from "node:test";
+import { streamFollow } from "../../src/binlog/follow.ts";
 import { openConfiguredRepository } from "../../src/commands/repo.ts";
-import { identitiesOf } from "../../src/config/context.ts";
+import { clusterNodes, identitiesOf, recipientsOf, signingKeyOf } from "../../src/config/context.ts";
 import type { StrongboxError } from "../../src/errors.ts";
 import { type Connection, connectNode } from "../../src/galera/connection.ts";
 import { decodeBackup } from "../../src/restore/extract.ts";
@@ -253,4 +254,71 @@ describe("least-privilege backup account", () => {
       }
     });
   }
+
+  it("binlog archiving streams with exactly REPLICATION SLAVE and BINLOG MONITOR; without either it fails with a line naming it", async () => {
+    const json = JSON.parse(
+      await user(["--json", "user", "grants", "--method", "binlog", "--user", "strongbox_binlog"]),
+    );
+    assert.deepEqual(json.statements, [
+      "GRANT REPLICATION SLAVE, BINLOG MONITOR ON *.* TO 'strongbox_binlog'@'localhost';",
+    ]);
+    const account = "'strongbox_binlog'@'localhost'";
+    const password = "binlog-only-0123456789";
+    await admin.query(`CREATE USER ${account} IDENTIFIED BY '${password}'`);
+    await admin.query(json.statements[0]);
+    const { loaded, repo, close } = await openConfiguredRepository(cfg);
+    const stream = async (until: (s: { durable: number; errors: StrongboxError[] }) => boolean) => {
+      const ac = new AbortController();
+      const state = { durable: 0, errors: [] as StrongboxError[] };
+      const loop = streamFollow({
+        repo,
+        nodes: clusterNodes(loaded),
+        creds: { user: "strongbox_binlog", password },
+        recipients: (await recipientsOf(loaded)).age,
+        signing: await signingKeyOf(loaded),
+        maxDelayMs: 500,
+        spoolMaxBytes: 1 << 20,
+        checkpointMs: 60_000,
+        signal: ac.signal,
+        onDurable: () => state.durable++,
+        onError: (e) => state.errors.push(e as StrongboxError),
+      });
+      try {
+        while (!until(state)) {
+          await admin.query(
+            "CREATE TABLE IF NOT EXISTS test.binlog_grants (id INT PRIMARY KEY AUTO_INCREMENT)",
+          );
+          await admin.query("INSERT INTO test.binlog_grants () VALUES ()");
+          await Promise.race([loop, new Promise((r) => setTimeout(r, 200))]);
+        }
+      } finally {
+        ac.abort();
+      }
+      await loop;
+      return state;
+    };
+    try {
+      await admin.query("CREATE DATABASE IF NOT EXISTS test");
+      assert.ok(
+        (await stream((s) => s.durable > 0)).durable > 0,
+        "a segment is stored with exactly those grants",
+      );
+      await admin.query(`REVOKE REPLICATION SLAVE ON *.* FROM ${account}`);
+      await assert.rejects(
+        stream(() => false),
+        (e: StrongboxError) =>
+          e.code === "BACKUP_PRIVILEGES" && /REPLICATION SLAVE/.test(e.message) && !e.message.includes("\n"),
+      );
+      await admin.query(`GRANT REPLICATION SLAVE ON *.* TO ${account}`);
+      await admin.query(`REVOKE BINLOG MONITOR ON *.* FROM ${account}`);
+      const without = await stream((s) => s.errors.length > 0);
+      assert.equal(without.durable, 0);
+      assert.equal(without.errors[0]?.code, "BINLOG_NOT_ENABLED");
+      assert.match(without.errors[0]!.message, /SHOW BINARY LOGS failed: .*denied/i);
+      assert.match(without.errors[0]!.hint ?? "", /BINLOG MONITOR/);
+    } finally {
+      await close();
+      await admin.query(`DROP USER ${account}`);
+    }
+  });
 });
