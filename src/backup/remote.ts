@@ -50,6 +50,20 @@ export function openAgentEarly(
   return opening;
 }
 
+/**
+ * The node most likely to be the donor, when it is known before the probes answer (asked for, the
+ * configured backup node, or the only node) and it has an agent: its SSH session can open while
+ * the nodes are probed and the plan is made.
+ */
+export function likelyAgentDonor(
+  nodes: readonly ClusterNode[],
+  preferred: string | undefined,
+): (ClusterNode & { agent: NodeAgent }) | undefined {
+  const name = preferred ?? (nodes.length === 1 ? nodes[0]?.name : undefined);
+  const node = nodes.find((n) => n.name === name);
+  return node?.agent ? { ...node, agent: node.agent } : undefined;
+}
+
 /** Closes a session opened early and not used (the backup failed before streaming). */
 export function abandonSession(opening: Promise<AgentSession> | undefined): void {
   opening?.then(

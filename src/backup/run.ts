@@ -30,6 +30,7 @@ import {
   type ToolRun,
 } from "../mariadb/backup-tools.ts";
 import { streamToParts } from "../pipeline/stream.ts";
+import type { AgentSession } from "../protocol/client.ts";
 import {
   type BackupType,
   MANIFEST_FORMAT,
@@ -48,7 +49,7 @@ import { VERSION } from "../version.ts";
 import { type Inventory, takeInventory } from "./inventory.ts";
 import { assertLocalNode } from "./locality.ts";
 import { type BackupPlan, type PlanPolicy, planBackup, planningHistory } from "./plan.ts";
-import { abandonSession, openAgentEarly, streamViaAgent } from "./remote.ts";
+import { abandonSession, likelyAgentDonor, openAgentEarly, streamViaAgent } from "./remote.ts";
 
 /** What a backup needs of the configuration. */
 export interface BackupSettings extends PlanPolicy {
@@ -112,6 +113,28 @@ function isNodeFailure(e: unknown): boolean {
 }
 
 export async function runBackup(deps: BackupDeps, req: BackupRequest = {}): Promise<Manifest> {
+  const likely =
+    req.kind === "logical" || deps.recipients.passphrase
+      ? undefined
+      : likelyAgentDonor(deps.nodes, req.node ?? deps.settings.backupNode);
+  let preOpened = likely ? openAgentEarly(likely, VERSION) : undefined;
+  try {
+    return await runPlanned(deps, req, likely?.name, () => {
+      const s = preOpened;
+      preOpened = undefined;
+      return s;
+    });
+  } finally {
+    abandonSession(preOpened);
+  }
+}
+
+async function runPlanned(
+  deps: BackupDeps,
+  req: BackupRequest,
+  likely: string | undefined,
+  takeSession: () => Promise<AgentSession> | undefined,
+): Promise<Manifest> {
   const { settings, nodes, backupCreds, tls } = deps;
   // The nodes are asked while the manifests are read. The first donor's probe connection then
   // checks the grants too: one connection less before mariabackup starts.
@@ -148,7 +171,8 @@ export async function runBackup(deps: BackupDeps, req: BackupRequest = {}): Prom
   let lastError: unknown;
   for (const [i, candidate] of attempts.entries()) {
     try {
-      return await attempt(deps, req, plan, candidate, i === 0 ? firstConn : undefined);
+      const session = plan.kind !== "logical" && candidate.node.name === likely ? takeSession() : undefined;
+      return await attempt(deps, req, plan, candidate, i === 0 ? firstConn : undefined, session);
     } catch (e) {
       lastError = e;
       if (req.signal?.aborted || !isNodeFailure(e) || i === attempts.length - 1) throw e;
@@ -185,6 +209,8 @@ async function attempt(
   donor: NodeHealth,
   /** The donor's probe connection, if still open: used for the grants check, then ended. */
   probed?: Connection,
+  /** The donor agent's session, opened while the nodes were probed. */
+  opened?: Promise<AgentSession>,
 ): Promise<Manifest> {
   const { repo } = deps;
   const node = deps.nodes.find((n) => n.name === donor.node.name)!;
@@ -194,9 +220,10 @@ async function attempt(
   // failure like any other.
   // Through an agent, its SSH session opens while the grants are checked (and the donor desynced).
   const early =
-    plan.kind !== "logical" && node.agent && !deps.recipients.passphrase
+    opened ??
+    (plan.kind !== "logical" && node.agent && !deps.recipients.passphrase
       ? openAgentEarly({ ...node, agent: node.agent }, VERSION)
-      : undefined;
+      : undefined);
   let handedOver = false;
   const account = await withConnection(
     probed,
