@@ -14,6 +14,7 @@ import type { Manifest } from "../repository/manifest.ts";
 import { loadSshIdentity, type SshErrorCodes, type SshOptions, sshConnect } from "../ssh/client.ts";
 import type { Storage } from "../storage/types.ts";
 import { messageOf } from "../util/error-kinds.ts";
+import { streamed } from "../util/gc.ts";
 import { TailBuffer } from "../util/proc.ts";
 import { type Frame, FrameType, FrameWriter, parseJson, readFrames } from "./frames.ts";
 import {
@@ -222,6 +223,8 @@ export class AgentSession {
             current.hash.update(f.payload);
             current.size += f.payload.length;
             received += f.payload.length;
+            // Every frame is a new Buffer (and ssh2's packets before it): collected as they stream.
+            streamed(f.payload.length);
             o.onProgress?.(received);
             // The channel is read no faster than the storage takes the bytes: SSH's window does the rest.
             if (!current.sink.write(f.payload)) {
@@ -305,6 +308,7 @@ export class AgentSession {
             const piece = chunk.subarray(at, at + MAX_UPLOAD_FRAME);
             await this.out.write(FrameType.data, piece);
             size += piece.length;
+            streamed(piece.length);
           }
         }
         await this.out.json(FrameType.partEnd, { index, plainSize: size } satisfies PartEnd);
