@@ -305,6 +305,15 @@ async function benchSize(
   };
   const datadir = join(e.sandboxDir, "node1", "data");
   const datadirBytes = duBytes(datadir);
+  const result = (rawStreamBytes: number): SizeResult => ({
+    size,
+    requestedBytes: parseSize(size),
+    rawStreamBytes,
+    datadirBytes,
+    loadSeconds: load.seconds,
+    writeLoad: { seconds: writeSeconds, rate: writeRate },
+    runs,
+  });
   let timeout = timeoutFor(datadirBytes);
 
   // Warm-up: the first read of the data directory pays for the page cache; nobody is timed on it.
@@ -315,15 +324,7 @@ async function benchSize(
     // Only the rows through the node's agent: quicker to repeat while working on that path.
     await benchAgent(e, size, timeout, log, "");
     const agentFull = runs.find((r) => r.op === "agent-full" && r.rawBytes !== undefined);
-    return {
-      size,
-      requestedBytes: parseSize(size),
-      rawStreamBytes: agentFull?.rawBytes ?? 0,
-      datadirBytes,
-      loadSeconds: load.seconds,
-      writeLoad: { seconds: writeSeconds, rate: writeRate },
-      runs,
-    };
+    return result(agentFull?.rawBytes ?? 0);
   }
 
   let rawStreamBytes = 0;
@@ -430,15 +431,7 @@ async function benchSize(
     }
   }
   if (!args["no-agent"]) await benchAgent(e, size, timeout, log, lastFull);
-  return {
-    size,
-    requestedBytes: parseSize(size),
-    rawStreamBytes,
-    datadirBytes,
-    loadSeconds: load.seconds,
-    writeLoad: { seconds: writeSeconds, rate: writeRate },
-    runs,
-  };
+  return result(rawStreamBytes);
 }
 
 /** Through the node's agent over SSH, next to the shell pipeline run by ssh (bench/agent.ts). */
