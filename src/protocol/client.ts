@@ -343,8 +343,11 @@ export class AgentSession {
           // reports that as its result); what was not sent is not needed.
           if (uploadError !== undefined) throw uploadError;
           return parseJson<T>(f);
-        } else if (f.type === FrameType.error) throw agentErrorOf(parseJson<AgentError>(f), this.node);
-        else throw this.protocol(`unexpected frame type ${f.type}`);
+        } else if (f.type === FrameType.error) {
+          // Our own upload failing closes the session; the agent may still say it saw us go.
+          if (uploadError !== undefined) throw uploadError;
+          throw agentErrorOf(parseJson<AgentError>(f), this.node);
+        } else throw this.protocol(`unexpected frame type ${f.type}`);
       }
     } catch (e) {
       if (o.signal?.aborted) throw o.signal.reason;
