@@ -61,7 +61,20 @@ export async function mapWriteError(
   operation: string,
   key: string,
 ): Promise<unknown> {
-  if (sftpCode(error) === FX.failure && session.alive) {
+  if (sftpCode(error) === FX.failure && !session.alive) {
+    // The server said only "Failure" and then the connection dropped (the statvfs below is out of
+    // reach): the drop is what the operator can act on; the next attempt reconnects.
+    return storageError(
+      StorageErrorCode.unavailable,
+      `connection lost: ${operation} ${key} in ${at.description} (the server answered "Failure" just before the connection dropped)`,
+      {
+        hint: "the SSH connection dropped; the next attempt reconnects",
+        cause: error,
+        details: { key, operation },
+      },
+    );
+  }
+  if (sftpCode(error) === FX.failure) {
     try {
       const fs = await conn.request<{ f_bavail: number; f_frsize: number; f_bsize: number }>(
         session,
