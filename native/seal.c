@@ -12,11 +12,18 @@
 // place. On any error: one line on stderr ("strongbox-seal: ERRNO-NAME what: text"), the
 // current temp file removed, exit 1.
 //
-// Usage: strongbox-seal PART_SIZE [--no-sync]
+// With --frames (a node's agent, src/agent/backup.ts) no file is written: each part goes to stdout
+// as the agent protocol's frames (src/protocol/frames.ts: partStart {"index"}, data frames of
+// sealed bytes, partEnd {"index","plainSize"}), straight into the SSH channel, and the report
+// lines go to fd 4. The path in each key record is then ignored. A frame is always written whole
+// unless stdout itself fails (the backup host is gone).
+//
+// Usage: strongbox-seal PART_SIZE [--no-sync] [--frames]
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -34,6 +41,12 @@
 #define MAX_PREFIX (64 * 1024)
 #define MAX_PATH_LEN 4096
 #define MAX_COUNTER ((1ULL << 48) - 1)
+// --frames: sealed bytes go out as data frames of about this size (the peer takes up to 4 MiB).
+#define FRAME_DATA (256 * 1024)
+// The agent protocol's frame types (src/protocol/frames.ts).
+#define FRAME_PART_START 3
+#define FRAME_DATA_TYPE 4
+#define FRAME_PART_END 5
 
 static const char *current_path;
 static int current_fd = -1;
@@ -77,6 +90,12 @@ static void write_full(int fd, const unsigned char *buf, size_t n) {
     ssize_t w = write(fd, buf, n);
     if (w < 0) {
       if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        // Node's stdout (shared with it under --frames) is non-blocking: wait until it takes more.
+        struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+        if (poll(&pfd, 1, -1) < 0 && errno != EINTR) fail("write part", errno);
+        continue;
+      }
       fail("write part", errno);
     }
     if (w == 0) fail("write part", EIO);
@@ -106,6 +125,20 @@ static unsigned char chunks[2][CHUNK];
 static EVP_CIPHER_CTX *cipher;
 static EVP_MD_CTX *digest;
 static int sync_files = 1;
+static int frames = 0;
+// Where the "part …" report lines go: stdout, or fd 4 when stdout carries frames.
+static int report_fd = 1;
+
+static void write_frame(unsigned type, const unsigned char *payload, size_t n) {
+  unsigned char head[5] = {(unsigned char)type, (unsigned char)(n >> 24), (unsigned char)(n >> 16),
+                           (unsigned char)(n >> 8), (unsigned char)n};
+  write_full(1, head, sizeof head);
+  if (n > 0) write_full(1, payload, n);
+}
+
+static void write_json_frame(unsigned type, const char *json) {
+  write_frame(type, (const unsigned char *)json, strlen(json));
+}
 
 static void read_u32(uint32_t *v) {
   unsigned char b[4];
@@ -137,6 +170,13 @@ static void write_stage(struct part *p, const unsigned char *buf, size_t n) {
 
 // Writes the aligned front of the stage (all of it when `all`), keeping the rest staged.
 static void flush_stage(struct part *p, int all) {
+  if (frames) {
+    if (p->staged > 0 && (all || p->staged >= FRAME_DATA)) {
+      write_frame(FRAME_DATA_TYPE, stage, p->staged);
+      p->staged = 0;
+    }
+    return;
+  }
   size_t n = p->direct && !all ? p->staged / ALIGN * ALIGN : p->staged;
   if (p->direct && n % ALIGN != 0) {
     // The tail of a file is not a whole block: the aligned front goes direct, the rest buffered.
@@ -172,17 +212,25 @@ static int open_part(struct part *p, unsigned index) {
   p->plain = p->stored = p->counter = 0;
   p->staged = 0;
   current_path = NULL;
-  p->fd = open(p->path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_DIRECT, 0600);
-  p->direct = 1;
-  if (p->fd < 0 && errno == EINVAL) {
-    // Linux creates the file before it finds that the filesystem refuses O_DIRECT.
-    unlink(p->path);
-    p->fd = open(p->path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (frames) {
+    char json[64];
+    snprintf(json, sizeof json, "{\"index\":%u}", index);
+    write_json_frame(FRAME_PART_START, json);
+    p->fd = -1;
     p->direct = 0;
+  } else {
+    p->fd = open(p->path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_DIRECT, 0600);
+    p->direct = 1;
+    if (p->fd < 0 && errno == EINVAL) {
+      // Linux creates the file before it finds that the filesystem refuses O_DIRECT.
+      unlink(p->path);
+      p->fd = open(p->path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+      p->direct = 0;
+    }
+    if (p->fd < 0) fail("create part", errno);
+    current_path = p->path;
+    current_fd = p->fd;
   }
-  if (p->fd < 0) fail("create part", errno);
-  current_path = p->path;
-  current_fd = p->fd;
   if (EVP_EncryptInit_ex(cipher, EVP_chacha20_poly1305(), NULL, p->key, NULL) != 1) fail_crypto("key");
   OPENSSL_cleanse(p->key, KEY);
   if (EVP_DigestInit_ex(digest, EVP_sha256(), NULL) != 1) fail_crypto("hash");
@@ -207,14 +255,21 @@ static void seal(struct part *p, const unsigned char *in, size_t held, int last)
   if (EVP_DigestUpdate(digest, out, n) != 1) fail_crypto("hash");
   p->staged += n;
   p->stored += n;
-  if (p->staged >= STAGE) flush_stage(p, 0);
+  if (p->staged >= (frames ? FRAME_DATA : STAGE)) flush_stage(p, 0);
 }
 
 static void close_part(struct part *p, const unsigned char *in, size_t held) {
   seal(p, in, held, 1);
   flush_stage(p, 1);
-  if (sync_files && fdatasync(p->fd) < 0) fail("sync part", errno);
-  if (close(p->fd) < 0) fail("close part", errno);
+  if (frames) {
+    char json[96];
+    snprintf(json, sizeof json, "{\"index\":%u,\"plainSize\":%llu}", p->index,
+             (unsigned long long)p->plain);
+    write_json_frame(FRAME_PART_END, json);
+  } else {
+    if (sync_files && fdatasync(p->fd) < 0) fail("sync part", errno);
+    if (close(p->fd) < 0) fail("close part", errno);
+  }
   current_fd = -1;
   current_path = NULL;
   unsigned char md[32];
@@ -226,7 +281,7 @@ static void close_part(struct part *p, const unsigned char *in, size_t held) {
   line[n++] = '\n';
   const char *b = line;
   while (n > 0) {
-    ssize_t w = write(1, b, (size_t)n);
+    ssize_t w = write(report_fd, b, (size_t)n);
     if (w < 0 && errno == EINTR) continue;
     if (w <= 0) fail("report part", errno);
     b += w;
@@ -239,7 +294,7 @@ int main(int argc, char **argv) {
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   signal(SIGPIPE, SIG_IGN);
   if (argc < 2) {
-    fprintf(stderr, "usage: strongbox-seal PART_SIZE [--no-sync]\n");
+    fprintf(stderr, "usage: strongbox-seal PART_SIZE [--no-sync] [--frames]\n");
     return 2;
   }
   char *end;
@@ -248,7 +303,17 @@ int main(int argc, char **argv) {
     fprintf(stderr, "strongbox-seal: EINVAL part size: not a positive integer\n");
     return 2;
   }
-  if (argc > 2 && strcmp(argv[2], "--no-sync") == 0) sync_files = 0;
+  for (int i = 2; i < argc; i++) {
+    if (strcmp(argv[i], "--no-sync") == 0) {
+      sync_files = 0;
+    } else if (strcmp(argv[i], "--frames") == 0) {
+      frames = 1;
+      report_fd = 4;
+    } else {
+      fprintf(stderr, "strongbox-seal: EINVAL unknown option %s\n", argv[i]);
+      return 2;
+    }
+  }
   if (posix_memalign((void **)&stage, ALIGN, STAGE + CHUNK + TAG + ALIGN) != 0) fail("allocate", ENOMEM);
   cipher = EVP_CIPHER_CTX_new();
   digest = EVP_MD_CTX_new();

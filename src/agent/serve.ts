@@ -15,6 +15,8 @@ import { restoreOnNode, restoreTestOnNode } from "./restore.ts";
 export interface AgentIo {
   input: Readable;
   output: Writable;
+  /** The file descriptor under `output` (the agent's stdout): the native sealer writes to it directly. */
+  outputFd?: number;
   version: string;
   /** Restores and restore-tests happen only below this directory (`--restore-root`); none without it. */
   restoreRoot?: string | undefined;
@@ -64,7 +66,12 @@ export async function serveAgent(io: AgentIo): Promise<boolean> {
     let result: unknown;
     switch (request.op) {
       case "backup":
-        result = await backupOnNode(request, out, signal, io.log);
+        result = await backupOnNode(
+          request,
+          { frames: out, stream: io.output, ...(io.outputFd !== undefined ? { fd: io.outputFd } : {}) },
+          signal,
+          io.log,
+        );
         break;
       case "restore":
         io.log?.(`agent: restoring ${request.chain.map((m) => m.id).join(" + ")} into ${request.targetDir}`);

@@ -22,6 +22,7 @@ export async function agent(
   const ok = await serveAgent({
     input: process.stdin,
     output: process.stdout,
+    outputFd: 1,
     version: VERSION,
     restoreRoot: o.restoreRoot,
     log: (m) => process.stderr.write(`strongbox ${m}\n`),

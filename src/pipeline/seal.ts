@@ -51,7 +51,22 @@ export interface SealOptions {
   keysAfterCommit?: boolean;
   /** Commits running at once (default 1; uploads from a spool overlap two). */
   commitConcurrency?: number;
+  /**
+   * Write no files: the parts go to this file descriptor as the agent protocol's frames (the
+   * agent's stdout, the SSH channel), and `files` only names them (see `framesOnly`).
+   */
+  framesFd?: number;
 }
+
+/** The `files` of a sealing into frames: nothing is written here, so nothing to commit or remove. */
+export const framesOnly: LocalFiles = {
+  durable: false,
+  // Ignored by the sealer under --frames; a record needs a path all the same.
+  tempPath: async () => "-",
+  commit: async () => {},
+  discard: async () => {},
+  writeError: () => undefined,
+};
 
 export interface Sealing {
   child: ChildProcess;
@@ -81,8 +96,15 @@ function record(path: string, prefix: Buffer, payloadKey: Buffer): Buffer {
  * copy) into parts committed to `files`. Parts not committed are removed on failure.
  */
 export function sealParts(input: Readable, o: SealOptions): Sealing {
-  const child = spawn(o.sealer, [String(o.partSize), ...(o.files.durable ? [] : ["--no-sync"])], {
-    stdio: [input, "pipe", "pipe", "pipe"],
+  const frames = o.framesFd !== undefined;
+  const args = [
+    String(o.partSize),
+    ...(o.files.durable ? [] : ["--no-sync"]),
+    ...(frames ? ["--frames"] : []),
+  ];
+  // Under --frames stdout carries the frames and the report lines come on fd 4.
+  const child = spawn(o.sealer, args, {
+    stdio: frames ? [input, o.framesFd!, "pipe", "pipe", "pipe"] : [input, "pipe", "pipe", "pipe"],
   });
   const control = child.stdio[3] as Writable;
   // The sealer closing its end early (it failed) is reported by its exit, not by this pipe.
@@ -118,7 +140,7 @@ export function sealParts(input: Readable, o: SealOptions): Sealing {
   // Commits start in part order; up to commitConcurrency of them run at once.
   let committing: Promise<void> = Promise.resolve();
   const running: Promise<void>[] = [];
-  const lines = createInterface({ input: child.stdout! });
+  const lines = createInterface({ input: (frames ? child.stdio[4] : child.stdout) as Readable });
   lines.on("line", (line) => {
     const m = /^part (\d+) (\d+) (\d+) ([0-9a-f]{64})$/.exec(line);
     const index = Number(m?.[1]);

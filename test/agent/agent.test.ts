@@ -20,6 +20,7 @@ describe("node agents", () => {
   let sshd: SshServer;
   let missing: SshServer;
   let otherVersion: SshServer;
+  let nodeSealer: SshServer;
   let marks: string;
 
   /** The agent's forced command; each session appends its pid to `marks` first. */
@@ -42,6 +43,11 @@ describe("node agents", () => {
         forcedCommand: `${node} ${join(FIXTURES, "agent-other-version.mjs")}`,
       });
       await otherVersion.start();
+      // An agent whose parts Node seals (no native sealer, or STRONGBOX_SEALER=node on the node).
+      nodeSealer = await startSshd({
+        forcedCommand: `STRONGBOX_SEALER=node STRONGBOX_NODE=${node} exec ${BIN} agent`,
+      });
+      await nodeSealer.start();
       const init = await cli(["--config", cluster.configPath, "init"]);
       assert.equal(init.code, 0, init.stderr);
       const conn = await cluster.connect(1);
@@ -55,7 +61,7 @@ describe("node agents", () => {
   );
 
   after(async () => {
-    await Promise.all([sshd?.destroy(), missing?.destroy(), otherVersion?.destroy()]);
+    await Promise.all([sshd?.destroy(), missing?.destroy(), otherVersion?.destroy(), nodeSealer?.destroy()]);
   });
 
   /** The sandbox config with agents on every node, reached through `server`. */
@@ -85,12 +91,39 @@ describe("node agents", () => {
     return (JSON.parse(r.stdout) as { backups: { id: string }[] }).backups.map((b) => b.id);
   }
 
+  /** Runs `args` and, while it runs, collects the command lines of every strongbox-seal seen. */
+  async function watchingSealers(args: string[]) {
+    const run = startCli(args);
+    const seen = new Set<string>();
+    let done = false;
+    const result = run.result.finally(() => {
+      done = true;
+    });
+    while (!done) {
+      const ps = spawnSync("pgrep", ["-af", "strongbox-seal"], { encoding: "utf8" }).stdout;
+      for (const line of ps.split("\n"))
+        if (/strongbox-seal \d/.test(line)) seen.add(line.replace(/^\d+ /, ""));
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    return { result: await result, sealers: [...seen] };
+  }
+
   describe("backups through node agents", () => {
     it("a full and an incremental backup run in the agent; verify reads and decrypts every part", async () => {
       const config = agentConfig("agents");
       const before = sessions().length;
-      const full = await cli(["--config", config, "--json", "backup", "--full"]);
+      const { result: full, sealers } = await watchingSealers([
+        "--config",
+        config,
+        "--json",
+        "backup",
+        "--full",
+      ]);
       assert.equal(full.code, 0, full.stderr);
+      assert.ok(
+        sealers.some((c) => c.endsWith("--no-sync --frames")),
+        `the agent's native sealer wrote the frames (seen: ${JSON.stringify(sealers)})`,
+      );
       const fm = JSON.parse(full.stdout);
       assert.equal(fm.type, "full");
       assert.ok(fm.lsn.to > 0, "positions come back from the node");
@@ -107,6 +140,56 @@ describe("node agents", () => {
       assert.equal(verdict.ok, true);
       for (const b of verdict.backups) assert.equal(b.partsChecked, b.partsTotal);
     });
+
+    it("an agent without the native sealer seals in Node: the same parts, verified and read back", async () => {
+      const config = agentConfig("node-sealer", () => nodeSealer);
+      const { result: full, sealers } = await watchingSealers([
+        "--config",
+        config,
+        "--json",
+        "backup",
+        "--full",
+      ]);
+      assert.equal(full.code, 0, full.stderr);
+      assert.deepEqual(sealers, [], "no strongbox-seal ran");
+      const id = JSON.parse(full.stdout).id as string;
+      const v = await cli(["--config", config, "--json", "verify", "--read-data", id]);
+      assert.equal(v.code, 0, v.stderr);
+      const verdict = JSON.parse(v.stdout);
+      assert.equal(verdict.ok, true);
+      assert.ok(verdict.backups[0].partsChecked > 0);
+    });
+
+    for (const sealer of ["native", "node"] as const) {
+      it(`mariabackup failing half way on the node (${sealer} sealer): its error, nothing committed`, async () => {
+        const config = editConfig(
+          agentConfig(`halfway-${sealer}`, () => (sealer === "node" ? nodeSealer : sshd)),
+          join(cluster.dir, `halfway-${sealer}.yaml`),
+          (c) => {
+            c.backup.mariabackupPath = join(FIXTURES, "mariabackup-fails-halfway.sh");
+            c.backup.partSize = "1MiB";
+            c.cluster.retryOnNextNode = false;
+          },
+        );
+        const ids = await backupIds(config);
+        const r = await cli(["--config", config, "backup", "--full"]);
+        assert.equal(r.code, 2, r.stderr);
+        const errors = r.stderr.split("\n").filter((l) => l.startsWith("strongbox: error:"));
+        assert.equal(errors.length, 1, r.stderr);
+        // Parts of the 3 MiB stream reached the backup host before the error frame: the frames
+        // before it ended whole, so the agent's own error is what is reported.
+        assert.match(
+          errors[0]!,
+          /^strongbox: error: node\d: mariabackup exited with code 1: .*failed to read page 4242/,
+        );
+        assert.deepEqual(await backupIds(config), ids, "nothing committed");
+        const backupsDir = join(cluster.dir, "repository", "backups");
+        const leftovers = readdirSync(backupsDir)
+          .filter((d) => !ids.includes(d))
+          .flatMap((d) => readdirSync(join(backupsDir, d)).map((f) => `${d}/${f}`));
+        assert.deepEqual(leftovers, [], "no object of the failed backup is left");
+      });
+    }
 
     it("a changed host key is refused before anything runs on the node", async () => {
       const config = agentConfig("hostkey", undefined, (a) => {
