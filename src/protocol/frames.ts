@@ -74,9 +74,13 @@ function protocolLost(message: string): StrongboxError {
   return new StrongboxError("AGENT_LOST", message, { stage: "agent" });
 }
 
-/** The frames of a byte stream, in order; ends when the stream ends between two frames. */
+/**
+ * The frames of a byte stream, in order; ends when the stream ends between two frames. A data
+ * frame may come as several data frames, in order, each a piece of the chunks it arrived in (never
+ * copied): data frames are only bytes of the current part, so their boundaries carry no meaning.
+ */
 export async function* readFrames(input: Readable): AsyncGenerator<Frame> {
-  // Chunks are kept as they came and copied at most once, into the frame that spans them.
+  // Chunks are kept as they came; a control frame is copied at most once, into the frame that spans them.
   const chunks: Buffer[] = [];
   let have = 0;
   const take = (n: number): Buffer => {
@@ -99,6 +103,18 @@ export async function* readFrames(input: Readable): AsyncGenerator<Frame> {
     return out;
   };
   let head: { type: FrameTypeValue; length: number } | undefined;
+  /** The first of the chunks' bytes, at most `n`, as they are. */
+  const piece = (n: number): Buffer => {
+    const first = chunks[0]!;
+    if (first.length <= n) {
+      chunks.shift();
+      have -= first.length;
+      return first;
+    }
+    chunks[0] = first.subarray(n);
+    have -= n;
+    return first.subarray(0, n);
+  };
   for await (const chunk of input) {
     chunks.push(chunk as Buffer);
     have += (chunk as Buffer).length;
@@ -118,6 +134,16 @@ export async function* readFrames(input: Readable): AsyncGenerator<Frame> {
           });
         }
         head = { type, length };
+      }
+      if (head.type === FrameType.data && head.length > 0) {
+        while (head.length > 0 && have > 0) {
+          const payload = piece(head.length);
+          head.length -= payload.length;
+          yield { type: FrameType.data, payload };
+        }
+        if (head.length > 0) break;
+        head = undefined;
+        continue;
       }
       if (have < head.length) break;
       yield { type: head.type, payload: head.length === 0 ? Buffer.alloc(0) : take(head.length) };

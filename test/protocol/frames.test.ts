@@ -32,11 +32,41 @@ describe("agent frames", () => {
     const bytes = Buffer.concat(chunks);
     const oneByOne = [...bytes].map((b) => Buffer.from([b]));
     const frames = await all(oneByOne);
-    assert.deepEqual(
-      frames.map((f) => f.type),
-      [FrameType.hello, FrameType.data, FrameType.result],
+    // A data frame comes in the pieces it arrived in; control frames come whole.
+    const types = frames.map((f) => f.type);
+    assert.deepEqual(types, [FrameType.hello, ...Array(10).fill(FrameType.data), FrameType.result]);
+    assert.deepEqual(JSON.parse(frames[0]!.text), { protocol: 1 });
+    assert.equal(
+      frames
+        .filter((f) => f.type === FrameType.data)
+        .map((f) => f.text)
+        .join(""),
+      "ciphertext",
     );
-    assert.equal(frames[1]!.text, "ciphertext");
+    assert.deepEqual(JSON.parse(frames.at(-1)!.text), { ok: true });
+  });
+
+  it("a data frame spanning chunks is handed on as views of them, and ends where its length says", async () => {
+    const data = Buffer.from("0123456789abcdef");
+    const bytes = Buffer.concat([frame(FrameType.data, data), frame(FrameType.partEnd, '{"index":0}')]);
+    // Cut inside the data frame's head, twice inside its payload, and inside the next frame.
+    const cuts = [3, 9, 15, 24, bytes.length];
+    const input = cuts.map((end, i) => bytes.subarray(i === 0 ? 0 : cuts[i - 1], end));
+    const pieces: Buffer[] = [];
+    const types: number[] = [];
+    for await (const f of readFrames(Readable.from(input))) {
+      types.push(f.type);
+      if (f.type === FrameType.data) pieces.push(f.payload);
+    }
+    assert.deepEqual(types, [FrameType.data, FrameType.data, FrameType.data, FrameType.partEnd]);
+    assert.deepEqual(
+      pieces.map((p) => p.length),
+      [4, 6, 6],
+    );
+    assert.equal(Buffer.concat(pieces).toString(), data.toString());
+    // Views of the chunks as they came: no copy.
+    assert.equal(pieces[1]!.buffer, input[1]!.buffer);
+    assert.equal(pieces[1]!.byteOffset, input[1]!.byteOffset);
   });
 
   it("an unknown frame type, an oversized length or a cut frame is an error", async () => {
