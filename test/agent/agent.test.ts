@@ -91,9 +91,9 @@ describe("node agents", () => {
     return (JSON.parse(r.stdout) as { backups: { id: string }[] }).backups.map((b) => b.id);
   }
 
-  /** Runs `args` and, while it runs, collects the command lines of every strongbox-seal seen. */
-  async function watchingSealers(args: string[]) {
-    const run = startCli(args);
+  /** Runs a full backup and, while it runs, collects the command lines of every strongbox-seal seen. */
+  async function fullBackupWatchingSealers(config: string) {
+    const run = startCli(["--config", config, "--json", "backup", "--full"]);
     const seen = new Set<string>();
     let done = false;
     const result = run.result.finally(() => {
@@ -108,17 +108,19 @@ describe("node agents", () => {
     return { result: await result, sealers: [...seen] };
   }
 
+  /** Objects (parts or temp files) in the repository of backups other than `ids`. */
+  function leftovers(ids: string[]): string[] {
+    const backupsDir = join(cluster.dir, "repository", "backups");
+    return readdirSync(backupsDir)
+      .filter((d) => !ids.includes(d))
+      .flatMap((d) => readdirSync(join(backupsDir, d)).map((f) => `${d}/${f}`));
+  }
+
   describe("backups through node agents", () => {
     it("a full and an incremental backup run in the agent; verify reads and decrypts every part", async () => {
       const config = agentConfig("agents");
       const before = sessions().length;
-      const { result: full, sealers } = await watchingSealers([
-        "--config",
-        config,
-        "--json",
-        "backup",
-        "--full",
-      ]);
+      const { result: full, sealers } = await fullBackupWatchingSealers(config);
       assert.equal(full.code, 0, full.stderr);
       assert.ok(
         sealers.some((c) => c.endsWith("--no-sync --frames")),
@@ -143,13 +145,7 @@ describe("node agents", () => {
 
     it("an agent without the native sealer seals in Node: the same parts, verified and read back", async () => {
       const config = agentConfig("node-sealer", () => nodeSealer);
-      const { result: full, sealers } = await watchingSealers([
-        "--config",
-        config,
-        "--json",
-        "backup",
-        "--full",
-      ]);
+      const { result: full, sealers } = await fullBackupWatchingSealers(config);
       assert.equal(full.code, 0, full.stderr);
       assert.deepEqual(sealers, [], "no strongbox-seal ran");
       const id = JSON.parse(full.stdout).id as string;
@@ -183,11 +179,7 @@ describe("node agents", () => {
           /^strongbox: error: node\d: mariabackup exited with code 1: .*failed to read page 4242/,
         );
         assert.deepEqual(await backupIds(config), ids, "nothing committed");
-        const backupsDir = join(cluster.dir, "repository", "backups");
-        const leftovers = readdirSync(backupsDir)
-          .filter((d) => !ids.includes(d))
-          .flatMap((d) => readdirSync(join(backupsDir, d)).map((f) => `${d}/${f}`));
-        assert.deepEqual(leftovers, [], "no object of the failed backup is left");
+        assert.deepEqual(leftovers(ids), [], "no object of the failed backup is left");
       });
     }
 
@@ -275,11 +267,7 @@ describe("node agents", () => {
           /^strongbox: error: node\d: the agent or its connection went away mid-stream/m,
         );
         assert.deepEqual(await backupIds(config), ids, "nothing committed");
-        const backupsDir = join(cluster.dir, "repository", "backups");
-        const leftovers = readdirSync(backupsDir)
-          .filter((d) => !ids.includes(d))
-          .flatMap((d) => readdirSync(join(backupsDir, d)).map((f) => `${d}/${f}`));
-        assert.deepEqual(leftovers, [], "no object (part or temp file) of the failed backup is left");
+        assert.deepEqual(leftovers(ids), [], "no object (part or temp file) of the failed backup is left");
         // On the node, the agent's pipeline dies with it: mariabackup sees its pipe close.
         let left = "";
         for (let i = 0; i < 100; i++) {
