@@ -7,26 +7,18 @@
 // well under a millisecond. A full collection here (until the 1 MB semi-space made buffers die
 // young) marked the whole heap every time: on a 384 MB backup, `verify` used 1.2-1.3 s of user CPU
 // with it and 0.6 s now, a restore 3.0-3.4 s and 2.7 s, at the same peak RSS (76 MB; 124 → 128 MB).
-//
-// Every MAJOR_EVERY-th collection is a full one: a buffer still in flight at two young collections
-// is promoted, and its memory then waits for a full collection that the heap's small size rarely
-// triggers. A full collection of this heap takes about 3-10 ms, six times per 400 MB. Measured on
-// `restore --onto` of a 389 MB backup (5 repetitions): peak RSS 122-130 MB, against 125-150 MB
-// over 15 repetitions without it.
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 
 const COLLECT_EVERY = 8 << 20;
-const MAJOR_EVERY = 8;
 let pending = 0;
-let collections = 0;
-let collect: ((type: "minor" | "major") => void) | undefined;
+let collect: (() => void) | undefined;
 
-function load(): (type: "minor" | "major") => void {
+function load(): () => void {
   // The documented way to reach gc() without starting node with --expose-gc.
   setFlagsFromString("--expose-gc");
-  const gc = runInNewContext("gc") as (options: { type: "minor" | "major" }) => void;
-  return (type) => gc({ type });
+  const gc = runInNewContext("gc") as (options: { type: "minor" }) => void;
+  return () => gc({ type: "minor" });
 }
 
 /** Counts `bytes` of streamed buffers that are now garbage; collects every COLLECT_EVERY bytes. */
@@ -35,6 +27,5 @@ export function streamed(bytes: number): void {
   if (pending < COLLECT_EVERY) return;
   pending = 0;
   collect ??= load();
-  collections++;
-  collect(collections % MAJOR_EVERY === 0 ? "major" : "minor");
+  collect();
 }
