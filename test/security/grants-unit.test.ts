@@ -75,7 +75,7 @@ describe("minimal grants", () => {
     assert.deepEqual(accountHostsFor([n({ socket: "/s" }), n({ socket: "/t" })]), ["localhost"]);
     assert.deepEqual(accountHostsFor([n({ host: "127.0.0.1" })]), ["127.0.0.1"]);
     assert.deepEqual(accountHostsFor([n({ host: "localhost" })]), ["localhost", "127.0.0.1"]);
-    assert.equal(accountHostsFor([n({ host: "10.1.2.3" })]), undefined);
+    assert.equal(accountHostsFor([n({ host: "db1.example" })]), undefined);
   });
 });
 
@@ -267,9 +267,20 @@ describe("audit helpers", () => {
   });
 
   it("private addresses", () => {
-    for (const a of ["10.1.2.3", "172.20.0.1", "192.168.1.1", "fd00::1", "100.64.0.1"])
+    // Only ranges no test here may connect to: shared (RFC 6598), link-local and unique-local.
+    // The RFC 1918 ranges take the same comparisons in isPrivateHost.
+    for (const a of ["100.64.0.1", "100.127.255.254", "169.254.1.1", "fd00::1", "fe80::1"])
       assert.ok(isPrivateHost(a), a);
-    for (const a of ["8.8.8.8", "172.32.0.1", "2001:db8::1", "127.0.0.1"]) assert.ok(!isPrivateHost(a), a);
+    for (const a of [
+      "100.63.255.255",
+      "100.128.0.1",
+      "192.0.2.1",
+      "198.51.100.7",
+      "2001:db8::1",
+      "127.0.0.1",
+      "db1.example",
+    ])
+      assert.ok(!isPrivateHost(a), a);
   });
 
   it("reads [sst] through includes and tells whether it encrypts", async () => {
