@@ -8,7 +8,7 @@
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parse, stringify } from "yaml";
-import { type SshServer, startSshd } from "../test/helpers/sshd.ts";
+import { type SshServer, sshFieldsOf, startSshd } from "../test/helpers/sshd.ts";
 import { type BenchEnv, type Command, mariabackupStream, q } from "./tools.ts";
 
 export interface AgentBench {
@@ -41,14 +41,7 @@ export async function startAgentBench(e: BenchEnv): Promise<AgentBench> {
   const c = parse(readFileSync(e.config, "utf8")) as {
     cluster: { nodes: Record<string, unknown>[] };
   };
-  for (const n of c.cluster.nodes)
-    n.agent = {
-      host: "127.0.0.1",
-      port: agent.port,
-      user: agent.user,
-      privateKey: agent.userKeyFile,
-      hostKey: agent.hostKeyLine,
-    };
+  for (const n of c.cluster.nodes) n.agent = sshFieldsOf(agent);
   writeFileSync(config, stringify(c), { mode: 0o600 });
   const sh = shell;
   const ssh = (command: string) =>

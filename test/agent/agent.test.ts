@@ -12,7 +12,7 @@ import { after, before, describe, it } from "node:test";
 import { loadDataset } from "../../src/sandbox/dataset.ts";
 import { BIN, cli, editConfig, FIXTURES, startCli } from "../helpers/cli.ts";
 import { useCluster } from "../helpers/cluster.ts";
-import { type SshServer, startSshd } from "../helpers/sshd.ts";
+import { type SshServer, sshFieldsOf, startSshd } from "../helpers/sshd.ts";
 
 describe("node agents", () => {
   const cluster = useCluster({ nodes: 2 });
@@ -72,13 +72,7 @@ describe("node agents", () => {
   ) {
     return editConfig(cluster.configPath, join(cluster.dir, `${name}.yaml`), (c) => {
       for (const n of c.cluster.nodes) {
-        const agent: Record<string, unknown> = {
-          host: "127.0.0.1",
-          port: server().port,
-          user: server().user,
-          privateKey: server().userKeyFile,
-          hostKey: server().hostKeyLine,
-        };
+        const agent: Record<string, unknown> = sshFieldsOf(server());
         edit(agent);
         n.agent = agent;
       }

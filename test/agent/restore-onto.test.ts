@@ -22,7 +22,7 @@ import { after, before, describe, it } from "node:test";
 import { loadDataset } from "../../src/sandbox/dataset.ts";
 import { BIN, cli, editConfig, startCli } from "../helpers/cli.ts";
 import { useCluster } from "../helpers/cluster.ts";
-import { type SshServer, startSshd } from "../helpers/sshd.ts";
+import { type SshServer, sshFieldsOf, startSshd } from "../helpers/sshd.ts";
 
 describe("restores on a node through its agent", () => {
   const cluster = useCluster({ nodes: 1 });
@@ -44,14 +44,7 @@ describe("restores on a node through its agent", () => {
 
   function withAgent(name: string, server: () => SshServer): string {
     return editConfig(cluster.configPath, join(cluster.dir, `${name}.yaml`), (c) => {
-      for (const n of c.cluster.nodes)
-        n.agent = {
-          host: "127.0.0.1",
-          port: server().port,
-          user: server().user,
-          privateKey: server().userKeyFile,
-          hostKey: server().hostKeyLine,
-        };
+      for (const n of c.cluster.nodes) n.agent = sshFieldsOf(server());
     });
   }
 

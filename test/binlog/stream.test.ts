@@ -32,7 +32,7 @@ import { sleep } from "../../src/util/proc.ts";
 import { cli, editConfig, startCli } from "../helpers/cli.ts";
 import { useCluster } from "../helpers/cluster.ts";
 import { useS3Server } from "../helpers/s3server.ts";
-import { useSshd } from "../helpers/sshd.ts";
+import { sshFieldsOf, useSshd } from "../helpers/sshd.ts";
 
 const LONG = { timeout: 600_000 };
 
@@ -176,12 +176,8 @@ describe("continuous binlog archiving", () => {
         name: "sftp",
         storage: {
           type: "sftp",
-          host: s.host,
-          port: s.port,
-          user: s.user,
+          ...sshFieldsOf(s),
           path: join(s.dir, "repo"),
-          privateKey: s.userKeyFile,
-          hostKey: s.hostKeyLine,
         },
       });
       c.repositories.push({

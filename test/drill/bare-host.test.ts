@@ -18,7 +18,7 @@ import { pidAlive } from "../../src/util/liveness.ts";
 import { sleep } from "../../src/util/proc.ts";
 import { BIN, type CliResult, cli, editConfig } from "../helpers/cli.ts";
 import { useCluster } from "../helpers/cluster.ts";
-import { useSshd } from "../helpers/sshd.ts";
+import { sshFieldsOf, useSshd } from "../helpers/sshd.ts";
 
 const LONG = { timeout: 900_000 };
 /** The restore host's account: not root, not the backup host's user. */
@@ -82,12 +82,8 @@ describe("bare-host recovery drill", () => {
           name: "offsite",
           storage: {
             type: "sftp",
-            host: sftp.server.host,
-            port: sftp.server.port,
-            user: sftp.server.user,
+            ...sshFieldsOf(sftp.server),
             path: offsitePath,
-            privateKey: sftp.server.userKeyFile,
-            hostKey: sftp.server.hostKeyLine,
           },
         });
         c.binlog = { repository: "offsite" };

@@ -217,3 +217,14 @@ export function useSshd(options: SshdOptions = {}): { server: SshServer } {
   });
   return holder;
 }
+
+/** How a client reaches `server` with its user key and pinned host key: the SSH fields of an SFTP repository's `storage` and of a node's `agent`. */
+export function sshFieldsOf(server: SshServer) {
+  return {
+    host: server.host,
+    port: server.port,
+    user: server.user,
+    privateKey: server.userKeyFile,
+    hostKey: server.hostKeyLine,
+  };
+}

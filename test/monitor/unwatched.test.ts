@@ -16,7 +16,7 @@ import { pidAlive } from "../../src/util/liveness.ts";
 import { BIN, cli, editConfig, FIXTURES, startCli } from "../helpers/cli.ts";
 import { useCluster } from "../helpers/cluster.ts";
 import { lockHeld } from "../helpers/repo.ts";
-import { startSshd } from "../helpers/sshd.ts";
+import { sshFieldsOf, startSshd } from "../helpers/sshd.ts";
 import { startHttpReceiver, startSmtpReceiver } from "./receivers.ts";
 
 /** Every regular file under `dir` whose bytes contain `needle`. */
@@ -459,13 +459,7 @@ describe("nothing unwatched", () => {
         c.backup.mariabackupPath = join(FIXTURES, "mariabackup-stalls.sh");
         c.backup.stallTimeout = stallTimeout;
         for (const n of c.cluster.nodes) {
-          n.agent = {
-            host: "127.0.0.1",
-            port: sshd.port,
-            user: sshd.user,
-            privateKey: sshd.userKeyFile,
-            hostKey: sshd.hostKeyLine,
-          };
+          n.agent = sshFieldsOf(sshd);
         }
       });
     const toolPid = () =>

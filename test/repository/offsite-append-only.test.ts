@@ -15,7 +15,7 @@ import { BIN, cli, editConfig, waitsOnFifo } from "../helpers/cli.ts";
 import { useCluster } from "../helpers/cluster.ts";
 import { startCutProxy } from "../helpers/cut-proxy.ts";
 import { denyDeletes, useS3Server } from "../helpers/s3server.ts";
-import { useSshd } from "../helpers/sshd.ts";
+import { sshFieldsOf, useSshd } from "../helpers/sshd.ts";
 
 const DENIED = "remove,rmdir,posix-rename,setstat,fsetstat,lsetstat,hardlink,symlink,copy-data";
 const BUCKET = "strongbox-offsite-locked";
@@ -73,12 +73,8 @@ describe("offsite copies on append-only storage, day after day", () => {
           appendOnly: true,
           storage: {
             type: "sftp",
-            host: sshd.server.host,
-            port: sshd.server.port,
-            user: sshd.server.user,
+            ...sshFieldsOf(sshd.server),
             path: sftpRoot(),
-            privateKey: sshd.server.userKeyFile,
-            hostKey: sshd.server.hostKeyLine,
             readOnlyFiles: true,
           },
         },

@@ -14,7 +14,7 @@ import { after, describe, it } from "node:test";
 import { startNode, stopNode } from "../../src/sandbox/cluster.ts";
 import { BIN, cli, editConfig } from "../helpers/cli.ts";
 import { type TestCluster, useCluster } from "../helpers/cluster.ts";
-import { startSshd } from "../helpers/sshd.ts";
+import { sshFieldsOf, startSshd } from "../helpers/sshd.ts";
 
 const captures = mkdtempSync(join(tmpdir(), "strongbox-wire-"));
 after(() => rmSync(captures, { recursive: true, force: true }));
@@ -177,14 +177,7 @@ describe("Galera traffic on the wire, without TLS (the control: every marker is 
     await sshd.start();
     try {
       const cfg = editConfig(cluster.configPath, join(cluster.dir, "agent-wire.yaml"), (c) => {
-        for (const n of c.cluster.nodes)
-          n.agent = {
-            host: "127.0.0.1",
-            port: sshd.port,
-            user: sshd.user,
-            privateKey: sshd.userKeyFile,
-            hostKey: sshd.hostKeyLine,
-          };
+        for (const n of c.cluster.nodes) n.agent = sshFieldsOf(sshd);
       });
       assert.equal((await cli(["--config", cfg, "init"])).code, 0);
       const m = `STRONGBOX-WIRE-AGENT-${randomBytes(6).toString("hex")}`;

@@ -9,7 +9,7 @@ import { cli, editConfig } from "../helpers/cli.ts";
 import { useCluster } from "../helpers/cluster.ts";
 import { startCutProxy } from "../helpers/cut-proxy.ts";
 import { useS3Server } from "../helpers/s3server.ts";
-import { useSshd } from "../helpers/sshd.ts";
+import { sshFieldsOf, useSshd } from "../helpers/sshd.ts";
 
 describe("backup → verify → restore-test on remote repositories", () => {
   const cluster = useCluster({ nodes: 1 });
@@ -46,12 +46,8 @@ describe("backup → verify → restore-test on remote repositories", () => {
         name: "sftp",
         storage: {
           type: "sftp",
-          host: s.host,
-          port: s.port,
-          user: s.user,
+          ...sshFieldsOf(s),
           path: join(s.dir, "repo"),
-          privateKey: s.userKeyFile,
-          hostKey: s.hostKeyLine,
         },
       });
     });
