@@ -584,6 +584,7 @@ async function main(): Promise<void> {
   if (flat) allChecks.push(flat);
   const finishedAt = new Date();
   const nativeSealing = snapshot.nativeSealer && process.env.STRONGBOX_SEALER !== "node";
+  const nativeOpening = snapshot.nativeOpener && process.env.STRONGBOX_SEALER !== "node";
   const minutes = (finishedAt.getTime() - startedAt.getTime()) / 60000;
   const md = [
     `# Benchmark ${startedAt.toISOString()}`,
@@ -591,7 +592,7 @@ async function main(): Promise<void> {
     `${host.cpus} × ${host.cpuModel}, ${host.memoryGb} GB RAM; load average at start ${host.loadAvgAtStart}.`,
     `Medians of ${reps} repetition(s) (peak RSS: the largest); one-node sandbox; ${minutes.toFixed(0)} minutes in all.`,
     `Incrementals after \`sandbox write --seconds ${writeSeconds} --rate ${writeRate}\`.`,
-    `Code: commit ${snapshot.commit}${snapshot.modified.length ? ` with uncommitted changes to ${snapshot.modified.join(", ")}` : ""}${args.code ? ` (from ${args.code})` : ""}, built to dist/; parts sealed by ${nativeSealing ? "the native sealer (native/seal.c)" : `Node (${snapshot.nativeSealer ? "STRONGBOX_SEALER=node" : "the native sealer was not built"})`}.`,
+    `Code: commit ${snapshot.commit}${snapshot.modified.length ? ` with uncommitted changes to ${snapshot.modified.join(", ")}` : ""}${args.code ? ` (from ${args.code})` : ""}, built to dist/; parts sealed by ${nativeSealing ? "the native sealer (native/seal.c)" : `Node (${snapshot.nativeSealer ? "STRONGBOX_SEALER=node" : "the native sealer was not built"})`}, restores decrypted by ${nativeOpening ? "the native opener (native/open.c)" : "Node"}.`,
     `Versions: ${Object.entries(versions)
       .map(([k, v]) => `${k} ${v.replace(/^.*?(\d+\.\d+\.\d+).*$/, "$1")}`)
       .join(", ")}.`,
@@ -635,7 +636,12 @@ async function main(): Promise<void> {
       bufferPool: args["buffer-pool"],
       code: args.code ?? ".",
     },
-    code: { commit: snapshot.commit, modified: snapshot.modified, nativeSealer: nativeSealing },
+    code: {
+      commit: snapshot.commit,
+      modified: snapshot.modified,
+      nativeSealer: nativeSealing,
+      nativeOpener: nativeOpening,
+    },
     targets: allChecks,
     sizes: summarized,
   };

@@ -48,24 +48,35 @@ for (const e of readdirSync(out, { recursive: true, withFileTypes: true })) {
   if (rel.split(sep).length !== 2) throw new Error(`build: ${rel} is not one directory below ${out}`);
 }
 
-// The native part sealer (native/seal.c, see src/pipeline/seal.ts), with the system's C compiler
-// and OpenSSL. Without them strongbox still works: it seals parts itself, about 2x the CPU.
+// The native helpers, with the system's C compiler and OpenSSL: the part sealer (native/seal.c,
+// see src/pipeline/seal.ts) and the payload opener (native/open.c, src/pipeline/open.ts). Without
+// them strongbox still works: it seals and decrypts in Node, at about 2x and 6x the CPU.
 const native = join(root, "native");
 mkdirSync(join(native, "build"), { recursive: true });
-const sealer = join(native, "build", "strongbox-seal");
-const cc = spawnSync(
-  process.env.CC || "cc",
-  ["-O2", "-Wall", "-Wextra", "-Werror", "-o", `${sealer}.tmp`, join(native, "seal.c"), "-lcrypto"],
-  { encoding: "utf8" },
-);
-if (cc.status === 0) renameSync(`${sealer}.tmp`, sealer);
-else {
-  rmSync(`${sealer}.tmp`, { force: true });
-  rmSync(sealer, { force: true });
-  const why = cc.error ? `no C compiler (${cc.error.message})` : (cc.stderr.trim().split("\n")[0] ?? "");
-  process.stderr.write(
-    `build: the native part sealer was not built: ${why}\n` +
-      "build: backups seal their parts in Node instead (about 2x the CPU); to build it: apt-get install -y gcc libssl-dev\n",
+for (const [name, source, what] of [
+  [
+    "strongbox-seal",
+    "seal.c",
+    "the native part sealer was not built; backups seal their parts in Node instead (about 2x the CPU)",
+  ],
+  [
+    "strongbox-open",
+    "open.c",
+    "the native payload opener was not built; restores decrypt in Node instead (about 6x the CPU)",
+  ],
+] as const) {
+  const binary = join(native, "build", name);
+  const cc = spawnSync(
+    process.env.CC || "cc",
+    ["-O2", "-Wall", "-Wextra", "-Werror", "-o", `${binary}.tmp`, join(native, source), "-lcrypto"],
+    { encoding: "utf8" },
   );
+  if (cc.status === 0) renameSync(`${binary}.tmp`, binary);
+  else {
+    rmSync(`${binary}.tmp`, { force: true });
+    rmSync(binary, { force: true });
+    const why = cc.error ? `no C compiler (${cc.error.message})` : (cc.stderr.trim().split("\n")[0] ?? "");
+    process.stderr.write(`build: ${what}: ${why}\nbuild: to build it: apt-get install -y gcc libssl-dev\n`);
+  }
 }
 writeFileSync(join(out, ".stamp"), "");

@@ -56,15 +56,16 @@ const lib = join(stage, "usr/lib/strongbox");
 rmSync(stage, { recursive: true, force: true });
 mkdirSync(lib, { recursive: true });
 
-say("building dist/ and the part sealer");
+say("building dist/, the part sealer and the payload opener");
 sh(process.execPath, [join(root, "scripts/build.ts"), "--out", join(lib, "dist")]);
-const sealer = join(root, "native/build/strongbox-seal");
-try {
-  mkdirSync(join(lib, "native/build"), { recursive: true });
-  copyFileSync(sealer, join(lib, "native/build/strongbox-seal"));
-  chmodSync(join(lib, "native/build/strongbox-seal"), 0o755);
-} catch {
-  throw new Error("the part sealer was not built: apt-get install -y gcc libssl-dev, then again");
+mkdirSync(join(lib, "native/build"), { recursive: true });
+for (const name of ["strongbox-seal", "strongbox-open"]) {
+  try {
+    copyFileSync(join(root, "native/build", name), join(lib, "native/build", name));
+    chmodSync(join(lib, "native/build", name), 0o755);
+  } catch {
+    throw new Error(`native/build/${name} was not built: apt-get install -y gcc libssl-dev, then again`);
+  }
 }
 
 say("the launcher, the runtime and the production dependencies");

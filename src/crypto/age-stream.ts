@@ -81,6 +81,13 @@ export function truncated(message: string): StrongboxError {
   });
 }
 
+export function trailingData(message: string): StrongboxError {
+  return new StrongboxError("AGE_TRAILING_DATA", message, {
+    stage: "decrypt",
+    hint: "the file was damaged or concatenated with other data; use another copy",
+  });
+}
+
 export class PayloadDecryptor {
   readonly #key: KeyObject;
   #counter = 0;
@@ -143,14 +150,7 @@ export class PayloadDecryptor {
         const final = this.#open(chunk, true);
         if (final) {
           out.push(final);
-          throw new StrongboxError(
-            "AGE_TRAILING_DATA",
-            `age file has data after its final chunk (chunk ${this.#counter})`,
-            {
-              stage: "decrypt",
-              hint: "the file was damaged or concatenated with other data; use another copy",
-            },
-          );
+          throw trailingData(`age file has data after its final chunk (chunk ${this.#counter})`);
         }
         throw payloadAuth(`age payload chunk ${this.#counter} failed authentication: the file is corrupted`);
       }

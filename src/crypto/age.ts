@@ -58,6 +58,33 @@ export async function startAgeFile(
   return { prefix, payloadKey: key };
 }
 
+/**
+ * Where the payload of an age file starts and its ChaCha20-Poly1305 key, for a decryptor outside
+ * this process (native/open.c): the header at the start of `head` is parsed, its stanzas unwrapped
+ * with `identities` and its MAC checked here, so the identity never leaves this process. `head`
+ * holds the file's first bytes (all of them when the file is shorter); undefined when the header
+ * does not end within them and `complete` is false (read more and ask again).
+ */
+export async function openAgeFile(
+  head: Buffer,
+  identities: AgeIdentity[],
+  complete: boolean,
+): Promise<{ payloadOffset: number; payloadKey: Buffer } | undefined> {
+  const resolved = resolveIdentities(identities);
+  const scanned = complete ? readHeader(head) : scanHeader(head);
+  if (!scanned) return undefined;
+  const fileKey = await runAsync(unwrapSteps(scanned.header, resolved));
+  const end = scanned.headerLength + PAYLOAD_NONCE_SIZE;
+  if (head.length < end) {
+    if (complete) throw truncated("age file is truncated: it ends before the payload nonce");
+    return undefined;
+  }
+  return {
+    payloadOffset: end,
+    payloadKey: hkdf(fileKey, head.subarray(scanned.headerLength, end), "payload"),
+  };
+}
+
 const STREAM_HIGH_WATER_MARK = 256 * 1024;
 
 /**

@@ -83,10 +83,13 @@ export function zstdCompress(level: number, threads: number, input?: Readable): 
   return { child, done, totalIn, bytesRead };
 }
 
-/** zstd -d as a child; with `outputFd` it writes there (the FIFO the unpack worker reads), else to a pipe. */
-export function zstdDecompress(outputFd?: number): Codec {
+/**
+ * zstd -d as a child; with `outputFd` it writes there (the FIFO the unpack worker reads), else to a
+ * pipe; with `inputFd` it reads from there (the native opener's FIFO), else from a pipe.
+ */
+export function zstdDecompress(outputFd?: number, inputFd?: number): Codec {
   const child = spawn("zstd", ["-d", "-q", "-c", "--no-progress"], {
-    stdio: ["pipe", outputFd ?? "pipe", "pipe"],
+    stdio: [inputFd ?? "pipe", outputFd ?? "pipe", "pipe"],
   });
   return { child, done: supervise(child, "zstd -d") };
 }

@@ -4,35 +4,22 @@
 // over on a pipe, and it commits each part file the sealer reports finished. The compressed
 // stream never crosses Node, which spent about twice the sealer's CPU on it (docs/benchmarks.md).
 import { type ChildProcess, spawn } from "node:child_process";
-import { accessSync, constants } from "node:fs";
 import { createInterface } from "node:readline";
 import type { Readable, Writable } from "node:stream";
-import { fileURLToPath } from "node:url";
 import { startAgeFile } from "../crypto/age.ts";
 import type { AgeRecipient } from "../crypto/age-keys.ts";
 import { StrongboxError } from "../errors.ts";
 import type { LocalFiles } from "../storage/types.ts";
 import { TailBuffer, terminate } from "../util/proc.ts";
+import { nativeBinary } from "./native.ts";
 import type { PartRecord } from "./parts.ts";
 
-// Built by scripts/build.ts. This module is two directories below the checkout in src/ and in
-// dist/ alike (the build guards that), so one relative path finds it from both.
-const SEALER = fileURLToPath(new URL("../../native/build/strongbox-seal", import.meta.url));
 /** Parts whose keys wait in the pipe, so the sealer never waits for the next part's key. */
 const KEYS_AHEAD = 2;
 
-/**
- * The sealer to use, or undefined for the built-in one: when it is not built (no C compiler or
- * OpenSSL headers at install) or turned off with STRONGBOX_SEALER=node.
- */
+/** The sealer to use, or undefined for the built-in one (see nativeBinary). */
 export function nativeSealer(): string | undefined {
-  if (process.env.STRONGBOX_SEALER === "node") return undefined;
-  try {
-    accessSync(SEALER, constants.X_OK);
-    return SEALER;
-  } catch {
-    return undefined;
-  }
+  return nativeBinary("strongbox-seal");
 }
 
 export interface SealOptions {

@@ -1,6 +1,6 @@
 // A backup's plaintext → zstd -d → xbstream unpacked into a directory (or only checked), or a
 // logical dump to its consumer.
-import { Transform, Writable } from "node:stream";
+import { type Readable, Transform, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { StrongboxError } from "../errors.ts";
 import { type Codec, zstdDecompress } from "../pipeline/compress.ts";
@@ -54,8 +54,17 @@ export async function decodeBackup(
   if (m.type === "logical") return decodeDump(source, m, o);
   if (o.sink === "consumer") throw new Error("a physical backup is extracted or scanned, not consumed");
   // The decompressed xbstream, the largest stream of all, goes through a FIFO to a worker thread
-  // that unpacks it into the directory, or only checks it.
+  // that unpacks it into the directory, or only checks it. Where the source can write the
+  // plaintext itself (the native opener), zstd reads it from a second FIFO.
+  const into = source.into;
   const fifo = await openFifo();
+  const input = into
+    ? await openFifo().catch((e: unknown) => {
+        closeQuietly(fifo.readFd);
+        closeQuietly(fifo.writeFd);
+        throw e;
+      })
+    : undefined;
   let zstd: Codec;
   let unpacked: Promise<UnpackResult>;
   try {
@@ -63,23 +72,31 @@ export async function decodeBackup(
     // If zstd cannot be started, the worker reads the end of the FIFO and fails; that failure is
     // not the one to report.
     unpacked.catch(() => {});
-    zstd = zstdDecompress(fifo.writeFd);
+    zstd = zstdDecompress(fifo.writeFd, input?.readFd);
   } finally {
-    // zstd has its own copy; the worker sees the end of the stream when zstd closes it.
+    // zstd has its own copies; the worker sees the end of the stream when zstd closes it.
     closeQuietly(fifo.writeFd);
+    closeQuietly(input?.readFd);
   }
-  const plaintext = source(m, o.signal);
+  const stopped = new AbortController();
+  const signal = o.signal ? AbortSignal.any([o.signal, stopped.signal]) : stopped.signal;
+  let plaintext: Readable | undefined;
+  let feeding: Promise<void>;
+  if (into && input) {
+    // zstd sees the end of its input once the last opener and this copy are closed.
+    feeding = into(m, input.writeFd, signal).finally(() => closeQuietly(input.writeFd));
+  } else {
+    plaintext = source(m, o.signal);
+    feeding = pipeline(plaintext, zstd.child.stdin!);
+  }
   const stop = async () => {
-    plaintext.destroy();
+    stopped.abort();
+    plaintext?.destroy();
     await terminate(zstd.child, 2000);
     // With zstd gone the worker reads the end of the FIFO and stops.
     await unpacked.catch(() => {});
   };
-  const [, result] = await allOrFirstError(
-    [pipeline(plaintext, zstd.child.stdin!), unpacked, zstd.done],
-    stop,
-    o.signal,
-  );
+  const [, result] = await allOrFirstError([feeding, unpacked, zstd.done], stop, o.signal);
   return { rawBytes: result.bytesRead, xbstream: result.summary };
 }
 

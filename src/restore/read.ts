@@ -3,8 +3,9 @@
 import { Readable } from "node:stream";
 import { createDecryptStream } from "../crypto/age.ts";
 import type { AgeIdentity } from "../crypto/age-keys.ts";
+import { nativeOpener, openInto } from "../pipeline/open.ts";
 import type { PartRecord } from "../pipeline/parts.ts";
-import { partError, readPartChecked } from "../repository/checked-read.ts";
+import { openPartChecked, partError, readPartChecked } from "../repository/checked-read.ts";
 import type { Manifest } from "../repository/manifest.ts";
 import type { Repository } from "../repository/repository.ts";
 
@@ -12,11 +13,76 @@ import type { Repository } from "../repository/repository.ts";
  * Where a restore gets a backup's decrypted, still compressed stream: from the repository here
  * (repositorySource), or, on a node's agent, from the frames the backup host sends.
  */
-export type PlaintextSource = (m: Manifest, signal?: AbortSignal) => Readable;
+export interface PlaintextSource {
+  (m: Manifest, signal?: AbortSignal): Readable;
+  /**
+   * The same plaintext written straight into a file descriptor (a blocking pipe to zstd) instead
+   * of through this process; resolves once all of it is written. Only where it can be done so.
+   */
+  into?: ((m: Manifest, fd: number, signal?: AbortSignal) => Promise<void>) | undefined;
+}
 
-/** The backups of a repository, read through the checked read and decrypted with `identities`. */
+/**
+ * The backups of a repository, read through the checked read and decrypted with `identities`:
+ * by the native opener where it is built (`into`), else in this process.
+ */
 export function repositorySource(repo: Repository, identities: AgeIdentity[]): PlaintextSource {
-  return (m, signal) => backupPlaintext(repo, m, identities, signal ? { signal } : {});
+  const source: PlaintextSource = (m, signal) =>
+    backupPlaintext(repo, m, identities, signal ? { signal } : {});
+  const opener = nativeOpener();
+  if (opener)
+    source.into = (m, fd, signal) =>
+      backupPlaintextInto(repo, m, identities, { opener, fd, ...(signal ? { signal } : {}) });
+  return source;
+}
+
+/**
+ * backupPlaintext, decrypted by the native opener into `fd`: each part checked against the signed
+ * manifest (size and SHA-256) before the opener reads any of it, the next part checked while the
+ * current one is decrypted.
+ */
+export async function backupPlaintextInto(
+  repo: Repository,
+  m: Manifest,
+  identities: AgeIdentity[],
+  o: {
+    opener: string;
+    fd: number;
+    signal?: AbortSignal;
+    onPart?: (part: PartRecord) => void;
+    tempDir?: string;
+  },
+): Promise<void> {
+  const fetch = (part: PartRecord) =>
+    openPartChecked(repo, m, part, { signal: o.signal, tempDir: o.tempDir });
+  let next = m.parts[0] ? fetch(m.parts[0]) : undefined;
+  try {
+    for (const [i, part] of m.parts.entries()) {
+      o.signal?.throwIfAborted();
+      const file = await next!;
+      next = m.parts[i + 1] ? fetch(m.parts[i + 1]!) : undefined;
+      // A failed prefetch is reported when its turn comes (or not at all, after a failure here).
+      next?.catch(() => {});
+      try {
+        await openInto({
+          opener: o.opener,
+          file,
+          size: part.size,
+          identities,
+          outFd: o.fd,
+          signal: o.signal,
+        });
+      } catch (e) {
+        throw partError(m, part, e);
+      } finally {
+        await file.close().catch(() => {});
+      }
+      o.onPart?.(part);
+    }
+  } finally {
+    // Stopped early: the prefetched part's file is closed.
+    if (next) await (await next.catch(() => undefined))?.close().catch(() => {});
+  }
 }
 
 /**

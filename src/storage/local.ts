@@ -174,6 +174,18 @@ export class LocalStorage implements Storage {
   async get(key: string, options: GetOptions = {}): Promise<Readable> {
     validateKey(key);
     validateRange(key, options);
+    const handle = await this.openLocal(key, options);
+    const stream = handle.createReadStream({
+      highWaterMark: READ_HIGH_WATER_MARK,
+      ...(options.start !== undefined ? { start: options.start } : {}),
+      ...(options.end !== undefined ? { end: options.end } : {}),
+    });
+    if (options.signal) addAbortSignal(options.signal, stream);
+    return stream;
+  }
+
+  async openLocal(key: string, options: OperationOptions = {}): Promise<FileHandle> {
+    validateKey(key);
     options.signal?.throwIfAborted();
     let handle: FileHandle | undefined;
     try {
@@ -186,13 +198,7 @@ export class LocalStorage implements Storage {
         throw notFoundError(this.description, key, error);
       throw this.mapError(error, "get", key);
     }
-    const stream = handle.createReadStream({
-      highWaterMark: READ_HIGH_WATER_MARK,
-      ...(options.start !== undefined ? { start: options.start } : {}),
-      ...(options.end !== undefined ? { end: options.end } : {}),
-    });
-    if (options.signal) addAbortSignal(options.signal, stream);
-    return stream;
+    return handle;
   }
 
   async stat(key: string, options: OperationOptions = {}): Promise<ObjectInfo | undefined> {

@@ -1,5 +1,6 @@
 // The one storage interface every backend (local, SFTP, S3) implements. Backends stay dumb: retries,
 // append-only enforcement and key validation are added once by `wrapStorage` (wrap.ts).
+import type { FileHandle } from "node:fs/promises";
 import type { Readable } from "node:stream";
 import { StrongboxError } from "../errors.ts";
 
@@ -93,6 +94,12 @@ export interface Storage {
    * undefined when objects are not plain local files. Only the local backend has them.
    */
   localFiles?(): LocalFiles | undefined;
+  /**
+   * The object's file, open for reading (a local file of this host), or undefined when objects are
+   * not plain local files. A reader can hash it and then read it again through the same open file,
+   * whatever happens to its name meanwhile. Only the local backend has it.
+   */
+  openLocal?(key: string, options?: OperationOptions): Promise<FileHandle | undefined>;
 }
 
 /** Objects written as files by another process: a temp path first, then a commit into place. */

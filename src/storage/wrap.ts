@@ -1,5 +1,6 @@
 // The core every backend is used through. It adds, once for all backends: key validation,
 // append-only enforcement, and retries with exponential backoff and jitter on transient errors.
+import type { FileHandle } from "node:fs/promises";
 import { Readable } from "node:stream";
 import { setTimeout as delay } from "node:timers/promises";
 import { StrongboxError } from "../errors.ts";
@@ -62,6 +63,7 @@ export interface WrappedStorage extends Storage {
   /** Like Storage.put; a RestartableSource can be retried even after it was partly read. */
   put(key: string, data: PutSource, options?: PutOptions): Promise<{ size: number }>;
   localFiles(): LocalFiles | undefined;
+  openLocal(key: string, options?: OperationOptions): Promise<FileHandle | undefined>;
 }
 
 /** Worth another try: STORAGE_UNAVAILABLE, or a network error a backend forgot to map. */
@@ -203,6 +205,11 @@ class CoreStorage implements WrappedStorage {
 
   async cleanupTemp(olderThanMs: number): Promise<number> {
     return (await this.inner.cleanupTemp?.(olderThanMs)) ?? 0;
+  }
+
+  async openLocal(key: string, options: OperationOptions = {}): Promise<FileHandle | undefined> {
+    validateKey(key);
+    return this.inner.openLocal ? this.inner.openLocal(key, options) : undefined;
   }
 
   localFiles(): LocalFiles | undefined {

@@ -3,7 +3,7 @@
 // what the attacker does and what strongbox now does about it.
 import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
-import { copyFile, mkdir, mkdtemp, readdir, rm, unlink, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, mkdtemp, readdir, rename, rm, unlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
@@ -442,14 +442,59 @@ ${extraKeys}stateDir: state
     assert.equal(Buffer.concat(received).length, 0, "not one byte reached the consumer");
   });
 
-  it("hash before use spools into a private directory that nothing outlives, and sweeps dead runs' spools", async () => {
+  it("hash before use: a local part is read from the very file that was hashed; a name swapped after the check changes nothing", async () => {
+    const genuine = await fresh(1);
+    const m = genuine[0]!;
+    const part = m.parts[0]!;
+    const spoolRoot = await mkdtemp(join(tmpdir(), "sb-spool-"));
+    const dead = join(spoolRoot, "strongbox-spool-999999999-abc");
+    await mkdir(dead, { mode: 0o700 });
+    await writeFile(join(dead, "object"), "left by a killed run");
+    const { repo, close } = await openConfiguredRepository(g.config);
+    const path = join(repoDir, part.key);
+    try {
+      const original = readFileSync(path);
+      const stream = await readPartChecked(repo, m, part, undefined, { tempDir: spoolRoot });
+      // No copy of a local part is made; a killed run's spool is swept all the same.
+      assert.deepEqual(await readdir(spoolRoot), []);
+      // Checked, then replaced under its name (write access to the directory is enough for that).
+      await writeFile(`${path}.forged`, Buffer.alloc(original.length, 0x41));
+      await rename(`${path}.forged`, path);
+      const chunks: Buffer[] = [];
+      for await (const c of stream) chunks.push(c as Buffer);
+      assert.ok(Buffer.concat(chunks).equals(original), "the bytes read are the ones that were hashed");
+      await assert.rejects(readPartChecked(repo, m, part, undefined, { tempDir: spoolRoot }), {
+        code: "PART_CORRUPT",
+        message: /fails its SHA-256 check/,
+      });
+      await writeFile(path, Buffer.concat([original, Buffer.from("x")]));
+      await assert.rejects(readPartChecked(repo, m, part, undefined, { tempDir: spoolRoot }), {
+        code: "PART_CORRUPT",
+        message: /larger than recorded/,
+      });
+      await writeFile(path, original.subarray(0, 100));
+      await assert.rejects(readPartChecked(repo, m, part, undefined, { tempDir: spoolRoot }), {
+        code: "PART_CORRUPT",
+        message: /has 100 bytes, the manifest says/,
+      });
+      await writeFile(path, original);
+    } finally {
+      await close();
+      await rm(spoolRoot, { recursive: true, force: true });
+    }
+  });
+
+  it("hash before use spools objects that are not local files into a private directory that nothing outlives", async () => {
     const genuine = await fresh(1);
     const m = genuine[0]!;
     const spoolRoot = await mkdtemp(join(tmpdir(), "sb-spool-"));
     const dead = join(spoolRoot, "strongbox-spool-999999999-abc");
     await mkdir(dead, { mode: 0o700 });
     await writeFile(join(dead, "object"), "left by a killed run");
-    const { repo, close } = await openConfiguredRepository(g.config);
+    const { repo: local, close } = await openConfiguredRepository(g.config);
+    // The same objects through a storage with only get(), as SFTP and S3 are.
+    const storage = { description: local.storage.description, get: local.storage.get.bind(local.storage) };
+    const repo = Object.assign(Object.create(local), { storage }) as typeof local;
     try {
       const stream = await readPartChecked(repo, m, m.parts[0]!, undefined, { tempDir: spoolRoot });
       // Checked and handed on: the spool's name is gone already, the bytes live in the open stream.

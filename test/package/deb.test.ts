@@ -101,6 +101,7 @@ describe("the Debian package", () => {
       "./usr/lib/strongbox/bin/strongbox.js",
       "./usr/lib/strongbox/dist/cli/main.js",
       "./usr/lib/strongbox/native/build/strongbox-seal",
+      "./usr/lib/strongbox/native/build/strongbox-open",
       "./usr/lib/strongbox/node_modules/ssh2/package.json",
       "./usr/share/man/man1/strongbox.1.gz",
       "./usr/share/bash-completion/completions/strongbox",

@@ -1,7 +1,8 @@
 // verify, restore and restore-test against real backups of a real cluster, through the CLI.
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { mkdir, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, it } from "node:test";
@@ -18,7 +19,7 @@ import { clusterLayout } from "../../src/sandbox/layout.ts";
 import { renderNodeCnf } from "../../src/sandbox/mycnf.ts";
 import { startMariadbd, waitSynced } from "../../src/sandbox/processes.ts";
 import { pidAlive } from "../../src/util/liveness.ts";
-import { cli, editConfig } from "../helpers/cli.ts";
+import { cli, editConfig, startCli } from "../helpers/cli.ts";
 import { useCluster } from "../helpers/cluster.ts";
 import { commitAsBackupHost, removeAsBackupHost } from "../helpers/forge.ts";
 
@@ -403,6 +404,56 @@ describe("verify, restore, restore-test", () => {
         for (let i = 0; i < 600 && pidAlive(pid); i++) await new Promise((res) => setTimeout(res, 100));
       }
     }
+  });
+
+  it("the native opener decrypts each part of a local restore; with STRONGBOX_SEALER=node Node does, to the same files", async () => {
+    const fullParts = (JSON.parse(readFileSync(manifestPath(full), "utf8")) as Manifest).parts.length;
+    const incParts = (JSON.parse(readFileSync(manifestPath(inc), "utf8")) as Manifest).parts.length;
+    const restoreTraced = async (name: string, env: NodeJS.ProcessEnv) => {
+      const target = join(cluster.dir, name);
+      const trace = join(cluster.dir, `${name}.trace`);
+      const args = ["--config", cfg(), "restore", inc, "--target-dir", target, "--no-prepare"];
+      const run = startCli(args, env, undefined, [
+        "strace",
+        "-f",
+        "-qq",
+        "-s",
+        "512",
+        "-e",
+        "trace=execve",
+        "-o",
+        trace,
+      ]);
+      const r = await run.result;
+      assert.equal(r.code, 0, r.stderr);
+      const openers = readFileSync(trace, "utf8")
+        .split("\n")
+        .filter((l) => /execve\("[^"]*\/strongbox-open", \["[^"]*strongbox-open"\]/.test(l));
+      return { target, openers: openers.length };
+    };
+    const native = await restoreTraced("opened-natively", {});
+    // One opener per part, started with no argument (the key goes on its stdin).
+    assert.equal(native.openers, fullParts + incParts);
+    const inNode = await restoreTraced("opened-in-node", { STRONGBOX_SEALER: "node" });
+    assert.equal(inNode.openers, 0);
+    const tree = (dir: string) => {
+      const files: Record<string, string> = {};
+      for (const f of readdirSync(dir, { recursive: true, encoding: "utf8" }).sort()) {
+        const p = join(dir, f);
+        if (statSync(p).isFile()) files[f] = createHash("sha256").update(readFileSync(p)).digest("hex");
+      }
+      return files;
+    };
+    for (const [a, b] of [
+      [native.target, inNode.target],
+      [`${native.target}.strongbox-incremental`, `${inNode.target}.strongbox-incremental`],
+    ] as const) {
+      const files = tree(a);
+      assert.ok(Object.keys(files).length > 10, `${a} holds the extracted backup`);
+      assert.deepEqual(files, tree(b));
+    }
+    for (const t of [native.target, inNode.target])
+      await rm(`${t}.strongbox-incremental`, { recursive: true, force: true });
   });
 
   it("restore --no-prepare keeps the incrementals, is not bootable, and its printed steps finish it", async () => {
