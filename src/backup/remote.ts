@@ -6,7 +6,7 @@ import { StrongboxError } from "../errors.ts";
 import type { ClusterNode, Credentials, NodeAgent, TlsOptions } from "../galera/connection.ts";
 import type { PhysicalPosition } from "../mariadb/backup-tools.ts";
 import { type StreamResult, stallError } from "../pipeline/stream.ts";
-import { type AgentSession, openAgent } from "../protocol/client.ts";
+import type { AgentSession } from "../protocol/client.ts";
 import type { Hello } from "../protocol/messages.ts";
 import type { Storage } from "../storage/types.ts";
 import { watchStall } from "../util/stall.ts";
@@ -45,9 +45,17 @@ export function openAgentEarly(
   node: { name: string; agent: NodeAgent },
   version: string,
 ): Promise<AgentSession> {
-  const opening = openAgent(node, version);
+  const opening = openAgentLazily(node, version);
   opening.catch(() => {}); // reported when streamViaAgent awaits it
   return opening;
+}
+
+/**
+ * The protocol client, and ssh2 with it, load only when a node has an agent: importing them costs
+ * about 50 ms of every backup's start on the benchmark machine (docs/benchmarks.md).
+ */
+function openAgentLazily(node: { name: string; agent: NodeAgent }, version: string): Promise<AgentSession> {
+  return import("../protocol/client.ts").then((m) => m.openAgent(node, version));
 }
 
 /**
@@ -82,7 +90,7 @@ export async function streamViaAgent(
       { hint: "use age recipients (keys.recipients) with agents; nodes never hold secrets" },
     );
   }
-  const session = await (o.session ?? openAgent(o.node, o.version));
+  const session = await (o.session ?? openAgentLazily(o.node, o.version));
   const storage: Pick<Storage, "put"> = {
     put: async (key, data, options) => {
       await o.ready;
@@ -157,7 +165,7 @@ export async function streamViaAgent(
 
 /** Connects to a node's agent for the handshake only, and hangs up (strongbox check). */
 export async function greetAgent(node: { name: string; agent: NodeAgent }, version: string): Promise<Hello> {
-  const session = await openAgent(node, version);
+  const session = await openAgentLazily(node, version);
   session.close();
   return session.hello;
 }

@@ -196,6 +196,10 @@ class Stopwatch {
     this.durations[stage] = Math.round(performance.now() - t) / 1000;
     return result;
   }
+  /** Seconds from `at` (a performance.now() value; 0: the process's start) until now. */
+  since(stage: string, at: number): void {
+    this.durations[stage] = Math.round(performance.now() - at) / 1000;
+  }
   total(): void {
     this.durations.total = Math.round(performance.now() - this.t0) / 1000;
   }
@@ -252,6 +256,9 @@ async function attempt(
     deps.log(
       `backup ${id}: ${plan.kind} from ${node.name}${plan.parent ? ` on top of ${plan.parent.id}` : ""}`,
     );
+    // The fixed cost before any byte streams: from the process's start (every command is its own
+    // process, the daemon's jobs too) to the backup tool's.
+    clock.since("startup", 0);
     const streaming = await clock.time("stream", async () => {
       if (plan.kind !== "logical" && node.agent) {
         const inventory = startInventory(deps, node, account);

@@ -3,7 +3,6 @@
 // manifest and decrypted; the node gets each backup's compressed stream inside SSH and unpacks,
 // prepares and writes grastate.dat there. The identity never leaves this host.
 import type { ClusterNode, NodeAgent } from "../galera/connection.ts";
-import { callWithChain } from "../protocol/client.ts";
 import type { Manifest } from "../repository/manifest.ts";
 import { VERSION } from "../version.ts";
 import type { PlaintextSource } from "./read.ts";
@@ -21,7 +20,9 @@ export interface RemoteRestore {
   log?: (message: string) => void;
 }
 
-export function restoreOntoNode(o: RemoteRestore): Promise<RestoreResult> {
+export async function restoreOntoNode(o: RemoteRestore): Promise<RestoreResult> {
+  // Loaded only here: ssh2 costs every other command about 50 ms of its start.
+  const { callWithChain } = await import("../protocol/client.ts");
   return callWithChain<RestoreResult>(
     o.node,
     VERSION,

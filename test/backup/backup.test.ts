@@ -73,13 +73,22 @@ describe("backup", () => {
   });
 
   it("takes a full backup from the configured backup node, desyncs it and turns desync off", async () => {
+    const t0 = performance.now();
     const r = await cli(["--config", cfg(), "backup", "--full", "--json"]);
+    const elapsed = (performance.now() - t0) / 1000;
     assert.equal(r.code, 0, r.stderr);
     const m = JSON.parse(r.stdout);
     fullId = m.id;
     assert.equal(m.type, "full");
     assert.equal(m.donor, "node3", "sandbox config prefers node3 as backup node");
     assert.ok(m.durations.desync >= 0, "desync stage recorded");
+    // The fixed cost before streaming: from the process's start (Node, modules, config, lock,
+    // probes, grants, desync) to mariabackup's start, within the command's own run.
+    assert.ok(m.durations.startup > m.durations.desync, JSON.stringify(m.durations));
+    assert.ok(
+      m.durations.startup < elapsed - m.durations.stream,
+      `${JSON.stringify(m.durations)} in ${elapsed} s`,
+    );
     assert.ok(m.lsn.to > 0);
     assert.match(m.gtid, /^1-1-\d+$/);
     assert.match(m.cluster.uuid, /^[0-9a-f-]{36}$/);
