@@ -99,6 +99,9 @@ export async function callWithChain<T>(
   }
 }
 
+/** How long an agent may take to clean up after the backup host's upload failed. */
+const CLEANUP_WAIT_MS = 30_000;
+
 /** One agent session: connected, handshake done. */
 export class AgentSession {
   readonly node: string;
@@ -314,12 +317,16 @@ export class AgentSession {
         await this.out.json(FrameType.partEnd, { index, plainSize: size } satisfies PartEnd);
       }
     };
-    // A failed upload (a part that fails its hash, say) ends the session: the agent sees its
-    // input close, stops and cleans up; that failure, not the lost connection, is reported.
+    // A failed upload (a part that fails its hash, say) ends our side of the channel, on a frame
+    // boundary: the agent sees its input end, stops, empties its target and answers, so that the
+    // node is clean when this command returns. That failure, not the agent's answer, is reported.
+    // An agent that does not answer in time is cut off.
     let uploadError: unknown;
+    let cutOff: NodeJS.Timeout | undefined;
     const sent = upload().catch((e: unknown) => {
       uploadError = e;
-      this.close();
+      this.channel.end();
+      cutOff = setTimeout(() => this.close(), CLEANUP_WAIT_MS);
     });
     const lostOrUpload = (cause?: unknown) =>
       finished || uploadError === undefined ? this.lost(cause) : uploadError;
@@ -354,6 +361,7 @@ export class AgentSession {
       throw e;
     } finally {
       finished = true;
+      clearTimeout(cutOff);
       uploading?.destroy();
       o.signal?.removeEventListener("abort", onAbort);
     }
