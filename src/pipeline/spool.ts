@@ -6,12 +6,12 @@
 // the stream in Node cost about 1 s of CPU per 200 MB on the benchmark machine
 // (docs/benchmarks.md).
 import { createReadStream } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import type { Readable } from "node:stream";
 import { StrongboxError } from "../errors.ts";
-import type { LocalFiles, Storage } from "../storage/types.ts";
+import type { LocalFiles, PutOptions, Storage } from "../storage/types.ts";
 
 export interface Spool extends LocalFiles {
   readonly dir: string;
@@ -20,7 +20,7 @@ export interface Spool extends LocalFiles {
 }
 
 type Uploader = Pick<Storage, "put"> & {
-  put(key: string, data: Readable | (() => Readable)): Promise<unknown>;
+  put(key: string, data: Readable | (() => Readable), options?: PutOptions): Promise<unknown>;
 };
 
 export async function openSpool(storage: Pick<Storage, "put" | "description">): Promise<Spool> {
@@ -35,7 +35,7 @@ export async function openSpool(storage: Pick<Storage, "put" | "description">): 
     async commit(temp: string, key: string): Promise<void> {
       // A function, so the storage core can reopen the file and retry an upload cut short.
       const open = () => createReadStream(temp, { highWaterMark: 1 << 20 });
-      await (storage as Uploader).put(key, open);
+      await (storage as Uploader).put(key, open, { size: (await stat(temp)).size });
       await rm(temp, { force: true });
     },
     async discard(temp: string): Promise<void> {

@@ -83,6 +83,7 @@ export async function copyBackups(o: {
       // Streamed: the upload is read back and checked before the manifest is committed.
       await to.storage.put(p.key, await readPartChecked(from, m, p, o.signal, { verifyFirst: false }), {
         signal: o.signal,
+        size: p.size,
       });
       if (!(await arrivedIntact(to, m, p))) {
         throw new StrongboxError(

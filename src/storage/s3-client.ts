@@ -99,6 +99,8 @@ async function defaultChain(o: S3StorageOptions): Promise<AwsCredentialIdentityP
   };
 }
 
+const QUIET = { trace() {}, debug() {}, info() {}, warn() {}, error() {} };
+
 /** Checks the options, reads the credentials and the CA file, and makes the client. */
 export async function createS3Client(options: S3StorageOptions): Promise<S3Client> {
   const partSize = options.partSize ?? DEFAULT_PART_SIZE;
@@ -140,6 +142,14 @@ export async function createS3Client(options: S3StorageOptions): Promise<S3Clien
     forcePathStyle: options.forcePathStyle ?? false,
     credentials,
     maxAttempts: options.maxAttempts ?? 3,
+    // No CRC32 of every byte in JavaScript, and stream bodies sent as they are read (signed
+    // UNSIGNED-PAYLOAD; TLS protects them in transit, the manifests' SHA-256 at rest). With Object
+    // Lock, S3 requires a checksum on every PUT: the SDK's default then.
+    requestChecksumCalculation: options.objectLock ? "WHEN_SUPPORTED" : "WHEN_REQUIRED",
+    // The SDK does not retry a streamed PUT (the storage core retries it from a reopened file)
+    // and says so on the console unless it has a logger: one that keeps quiet, as errors are
+    // reported once, by the command.
+    logger: QUIET,
     requestHandler: {
       httpsAgent: new HttpsAgent({ keepAlive: true, maxSockets: sockets, ...(ca ? { ca } : {}) }),
       httpAgent: new HttpAgent({ keepAlive: true, maxSockets: sockets }),

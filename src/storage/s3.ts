@@ -1,4 +1,4 @@
-import { addAbortSignal, Readable } from "node:stream";
+import { addAbortSignal, pipeline, Readable, Transform } from "node:stream";
 import {
   DeleteObjectCommand,
   GetObjectCommand,
@@ -14,6 +14,7 @@ import {
   type S3Client,
   type ServerSideEncryption,
 } from "@aws-sdk/client-s3";
+import { streamed } from "../util/gc.ts";
 import { existsError, RemoteStorageErrorCode, storageError } from "./errors.ts";
 import {
   createS3Client,
@@ -31,10 +32,17 @@ import {
   type PutOptions,
   type Storage,
   type StorageCapabilities,
+  StorageErrorCode,
   validateKey,
   validatePrefix,
   validateRange,
 } from "./types.ts";
+
+/**
+ * Objects of known length up to this size go in one streamed PUT; larger ones in parts, so that a
+ * failure re-sends one part, not the object (S3 takes up to 5 GiB in one PUT).
+ */
+const MAX_STREAMED_PUT = 1024 * 1024 * 1024;
 
 export class S3Storage implements Storage {
   readonly description: string;
@@ -114,6 +122,8 @@ export class S3Storage implements Storage {
       );
     }
     const source = signal ? addAbortSignal(signal, data) : data;
+    if (options.size !== undefined && !this.options.objectLock && options.size <= MAX_STREAMED_PUT)
+      return this.putStreamed(key, source, options.size, ifAbsent, signal);
     const reader = new PartReader(source, this.partSize);
     // Part buffers come from the storage's pool (BufferPool); held here until handed over.
     const pool = this.uploads.pool;
@@ -340,6 +350,24 @@ export class S3Storage implements Storage {
     return ifAbsent && this.capabilities.conditionalCreate ? { IfNoneMatch: "*" } : {};
   }
 
+  /** One PutObject of `length` bytes, with the storage's retention and, if asked, create-if-absent. */
+  private putObject(
+    key: string,
+    body: Buffer | Readable,
+    length: number,
+    ifAbsent: boolean,
+  ): PutObjectCommand {
+    return new PutObjectCommand({
+      Bucket: this.bucket,
+      Key: this.objectKey(key),
+      Body: body,
+      ContentLength: length,
+      ContentType: "application/octet-stream",
+      ...this.writeParameters(this.retainUntil()),
+      ...this.conditional(ifAbsent),
+    });
+  }
+
   private async putSingle(
     key: string,
     body: Buffer,
@@ -349,21 +377,73 @@ export class S3Storage implements Storage {
     signal?.throwIfAborted();
     try {
       await this.client.send(
-        new PutObjectCommand({
-          Bucket: this.bucket,
-          Key: this.objectKey(key),
-          Body: body,
-          ContentLength: body.length,
-          ContentType: "application/octet-stream",
-          ...this.writeParameters(this.retainUntil()),
-          ...this.conditional(ifAbsent),
-        }),
+        this.putObject(key, body, body.length, ifAbsent),
         signal ? { abortSignal: signal } : {},
       );
       return { size: body.length };
     } catch (error) {
       throw this.mapError(error, "put", key);
     }
+  }
+
+  /**
+   * A stream of known length as one PUT, sent as it is read: no part buffers, and no SHA-256 of
+   * the body by the SDK (a stream is signed UNSIGNED-PAYLOAD). Not with Object Lock, whose PUTs
+   * need a checksum of the body up front (the SDK's CRC32 of a buffered part).
+   */
+  private async putStreamed(
+    key: string,
+    body: Readable,
+    size: number,
+    ifAbsent: boolean,
+    signal: AbortSignal | undefined,
+  ): Promise<{ size: number }> {
+    // Exactly `size` bytes or the put fails. A failing stream (too long, too short, or its own
+    // error) aborts the request, so the server never completes an object from what it got.
+    const stop = new AbortController();
+    let sent = 0;
+    const mismatch = () =>
+      storageError(
+        StorageErrorCode.io,
+        `the data put to ${key} is not the ${size} bytes announced (${sent} or more)`,
+      );
+    // The last chunk is held back until the stream has ended at exactly `size` bytes: the server
+    // never has the whole announced body of a stream that then runs longer or fails, so it can
+    // never complete an object from it before the abort reaches it.
+    let held: Buffer | undefined;
+    const counted = new Transform({
+      transform(chunk: Buffer, _e, cb) {
+        sent += chunk.length;
+        // Garbage once TLS has it (util/gc.ts): a young collection comes every few megabytes.
+        streamed(chunk.length);
+        if (sent > size) return cb(mismatch());
+        const previous = held;
+        held = chunk;
+        cb(null, previous);
+      },
+      flush(cb) {
+        if (sent !== size) return cb(mismatch());
+        if (held) this.push(held);
+        cb();
+      },
+    });
+    const sending = pipeline(body, counted, (e) => {
+      if (e) stop.abort(e);
+    });
+    try {
+      await this.client.send(this.putObject(key, sending, size, ifAbsent), {
+        abortSignal: signal ? AbortSignal.any([signal, stop.signal]) : stop.signal,
+      });
+    } catch (error) {
+      sending.destroy();
+      // The caller's stream failing (or an abort) is the error, not the request it broke off.
+      if (signal?.aborted) throw signal.reason;
+      if (stop.signal.aborted) throw stop.signal.reason;
+      throw this.mapError(error, "put", key);
+    }
+    // Settled before its body was read to the end would be a bug: never a short object unnoticed.
+    if (sent !== size) throw mismatch();
+    return { size };
   }
 
   private async putMultipart(

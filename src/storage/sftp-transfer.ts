@@ -2,6 +2,7 @@
 // requests in flight, in order.
 import { Readable } from "node:stream";
 import { WriteFailure } from "../util/error-kinds.ts";
+import { streamed } from "../util/gc.ts";
 import { abortError, type Session, type SftpConnection } from "./sftp-connection.ts";
 
 /** One write or read request: OpenSSH's limit (ssh2 splits it for servers that announce less). */
@@ -55,6 +56,8 @@ export class PipelinedWriter {
 
   private settle(length: number): void {
     this.inFlight -= length;
+    // The piece and ssh2's packet copies of it are garbage once the server answered (util/gc.ts).
+    streamed(length);
     const waiters = this.waiters;
     this.waiters = [];
     for (const wake of waiters) wake();

@@ -44,6 +44,12 @@ export interface PutOptions {
   signal?: AbortSignal;
   /** Fail with STORAGE_EXISTS instead of replacing an existing object. */
   ifAbsent?: boolean;
+  /**
+   * The exact length of a stream being put, when known (a file, a part of a manifest): a backend
+   * may then send it as it is read (S3: one PUT with that Content-Length, no part buffers), and
+   * then fails the put when the stream holds another number of bytes. Others ignore it.
+   */
+  size?: number;
 }
 
 export interface GetOptions {

@@ -218,6 +218,77 @@ describe("s3 storage", () => {
     }
   });
 
+  test("a stream of announced size goes up as one unsigned-payload PUT without a checksum, however large", async () => {
+    const storage = await S3Storage.open(options({ partSize: 5 * MiB }));
+    const seen = capture(storage);
+    try {
+      const hash = createHash("sha256");
+      const size = 23 * MiB + 7;
+      assert.deepEqual(
+        await storage.put(
+          "streamed/part",
+          lazyStream(size, (_n, c) => hash.update(c)),
+          { size },
+        ),
+        { size },
+      );
+      const puts = seen.requests.filter((r) => r.command === "PutObjectCommand");
+      assert.equal(puts.length, 1);
+      assert.equal(seen.requests.filter((r) => r.command === "UploadPartCommand").length, 0);
+      // Not hashed by the SDK (SigV4's payload hash, the flexible CRC32): sent as it is read.
+      assert.equal(puts[0]!.headers["x-amz-content-sha256"], "UNSIGNED-PAYLOAD");
+      assert.deepEqual(
+        Object.keys(puts[0]!.headers).filter((h) => h.startsWith("x-amz-checksum") || h === "content-md5"),
+        [],
+      );
+      const head = await server.admin.send(
+        new HeadObjectCommand({ Bucket: BUCKET, Key: `${storage.prefix}streamed/part` }),
+      );
+      assert.doesNotMatch(head.ETag ?? "", /-\d+"?$/, "one PUT, not a multipart upload");
+      const back = createHash("sha256");
+      for await (const chunk of await storage.get("streamed/part")) back.update(chunk as Buffer);
+      assert.equal(back.digest("hex"), hash.digest("hex"));
+    } finally {
+      await storage.close();
+    }
+  });
+
+  test("a stream shorter or longer than announced, or failing half way: one clear error, nothing stored", async () => {
+    const storage = await S3Storage.open(options({ partSize: 5 * MiB, requestTimeoutMs: 60_000 }));
+    try {
+      await assert.rejects(storage.put("short", lazyStream(6 * MiB), { size: 7 * MiB }), {
+        code: "STORAGE_IO",
+        message: /not the 7340032 bytes announced/,
+      });
+      await assert.rejects(storage.put("long", lazyStream(6 * MiB), { size: 5 * MiB }), {
+        code: "STORAGE_IO",
+        message: /not the 5242880 bytes announced/,
+      });
+      // All 5 MiB announced arrive, the stream pauses long enough for a server to answer a
+      // complete body, then goes on: nothing may be stored under the key.
+      const pausing = Readable.from(
+        (async function* () {
+          for (let i = 0; i < 20; i++) yield randomBytes(256 * 1024);
+          await new Promise((r) => setTimeout(r, 1000));
+          yield randomBytes(1024);
+        })(),
+      );
+      await assert.rejects(storage.put("paused", pausing, { size: 5 * MiB }), {
+        code: "STORAGE_IO",
+        message: /not the 5242880 bytes announced/,
+      });
+      // 3 of the 4 MiB announced go out, then the source stalls and fails.
+      const source = stallingStream(randomBytes(3 * MiB));
+      const failing = storage.put("failing", source.stream, { size: 4 * MiB });
+      await source.firstRead;
+      setTimeout(() => source.fail(new Error("the spool file is gone")), 100);
+      await assert.rejects(failing, /the spool file is gone/);
+      assert.deepEqual(await serverView(BUCKET, storage.prefix), { objects: [], uploads: [] });
+    } finally {
+      await storage.close();
+    }
+  });
+
   test("abort and source failure in the middle of a multipart upload leave no upload behind", async () => {
     const storage = await S3Storage.open(options({ partSize: 5 * MiB }));
     try {
@@ -488,32 +559,44 @@ describe("s3 storage", () => {
     }
   });
 
-  test("the core's retry carries a put across an S3 server restart", async () => {
+  test("the core's retry carries a put across an S3 server restart, in parts and streamed whole", async () => {
     const storage = wrapStorage(await S3Storage.open(options({ partSize: 5 * MiB, maxAttempts: 1 })), {
       retry: { attempts: 8, baseDelayMs: 200, maxDelayMs: 1000 },
     });
     const inner = storage.inner as S3Storage;
     try {
       const data = randomBytes(40 * MiB);
-      let attempts = 0;
-      const put = storage.put("parts/p2", () => {
-        const attempt = ++attempts;
-        return Readable.from(
-          (function* () {
-            const chunk = 256 * 1024;
-            for (let offset = 0; offset < data.length; offset += chunk) {
-              if (attempt === 1 && offset === 16 * MiB) {
-                void server.stopGateway().then(() => setTimeout(() => void server.startGateway(), 500));
-              }
-              yield data.subarray(offset, offset + chunk);
-            }
-          })(),
+      for (const [key, size] of [
+        ["parts/p2", undefined],
+        ["parts/p3", data.length],
+      ] as const) {
+        let attempts = 0;
+        const put = storage.put(
+          key,
+          () => {
+            const attempt = ++attempts;
+            return Readable.from(
+              (function* () {
+                const chunk = 256 * 1024;
+                for (let offset = 0; offset < data.length; offset += chunk) {
+                  if (attempt === 1 && offset === 16 * MiB) {
+                    void server.stopGateway().then(() => setTimeout(() => void server.startGateway(), 500));
+                  }
+                  yield data.subarray(offset, offset + chunk);
+                }
+              })(),
+            );
+          },
+          size === undefined ? {} : { size },
         );
+        assert.deepEqual(await put, { size: data.length });
+        assert.ok(attempts >= 2, `${key}: retried`);
+        assert.equal(sha256(await getBytes(storage, key)), sha256(data));
+      }
+      assert.deepEqual(await serverView(BUCKET, inner.prefix), {
+        objects: ["parts/p2", "parts/p3"],
+        uploads: [],
       });
-      assert.deepEqual(await put, { size: data.length });
-      assert.ok(attempts >= 2, "retried");
-      assert.equal(sha256(await getBytes(storage, "parts/p2")), sha256(data));
-      assert.deepEqual(await serverView(BUCKET, inner.prefix), { objects: ["parts/p2"], uploads: [] });
     } finally {
       if (!server.gatewayRunning) await server.startGateway();
       await storage.close();
