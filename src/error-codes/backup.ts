@@ -46,12 +46,6 @@ export const BACKUP_ERRORS = {
       meaning: "the native part sealer said something unexpected (a bug or a damaged install)",
       hint: "reinstall strongbox; report it",
     },
-    SPOOL_DAMAGED: {
-      exit: FAIL,
-      meaning:
-        "a part in the spool directory (TMPDIR) did not hold the bytes the sealer reported while it was uploaded: something else wrote to it",
-      hint: "nothing was committed; keep other writers out of TMPDIR and run the backup again",
-    },
     ZSTD_REPORT: {
       exit: FAIL,
       meaning: "zstd did not report how many bytes it read",

@@ -64,9 +64,6 @@ export interface Sealing {
 interface Handed {
   key: string;
   temp: string;
-  /** files.follow: the upload that reads the part as it is sealed, and the size that ends it. */
-  upload?: Promise<void>;
-  complete?: { resolve(size: number): void; reject(error: unknown): void };
 }
 
 function record(path: string, prefix: Buffer, payloadKey: Buffer): Buffer {
@@ -104,23 +101,9 @@ export function sealParts(input: Readable, o: SealOptions): Sealing {
 
   const handed: Handed[] = [];
   let failure: { error: unknown } | undefined;
-  let exitedOk = false;
   const fail = (error: unknown) => {
     failure ??= { error };
-    // Uploads that follow a part end in an error, and store nothing.
-    for (const h of handed) h.complete?.reject(failure.error);
     void terminate(child, 1000);
-  };
-  // With files.follow, part i's upload starts once its key is handed and part i-1 is sealed (the
-  // sealer then opens part i); it ends at the size the sealer reports.
-  const follow = (index: number) => {
-    const h = handed[index];
-    if (!o.files.follow || !h || h.upload || records.length < index || failure || exitedOk) return;
-    const complete = Promise.withResolvers<number>();
-    complete.promise.catch(() => {});
-    h.complete = complete;
-    h.upload = o.files.follow(h.temp, h.key, complete.promise);
-    h.upload.catch(fail);
   };
   // Keys are made and sent one after another, in part order, the first once `ready` settles.
   let sending: Promise<unknown> = Promise.resolve(o.ready);
@@ -135,7 +118,6 @@ export function sealParts(input: Readable, o: SealOptions): Sealing {
       // The record holds the payload key: wiped once it is in the pipe.
       const bytes = record(temp, prefix, payloadKey);
       control.write(bytes, () => bytes.fill(0));
-      follow(index);
     });
     sending.catch(fail);
   };
@@ -162,14 +144,11 @@ export function sealParts(input: Readable, o: SealOptions): Sealing {
       plainSize: Number(m[2]),
     };
     records.push(done);
-    part.complete?.resolve(done.size);
-    follow(index + 1);
     if (!o.keysAfterCommit) sendKey();
     committing = committing.then(async () => {
       while (running.length >= (o.commitConcurrency ?? 1)) await running.shift();
       if (failure) return;
-      // A followed part's upload has been running since the sealer began it.
-      const commit = (part.upload ?? o.files.commit(part.temp, part.key)).then(() => {
+      const commit = o.files.commit(part.temp, part.key).then(() => {
         part.temp = "";
       });
       commit.catch(fail);
@@ -192,11 +171,6 @@ export function sealParts(input: Readable, o: SealOptions): Sealing {
   const parts = (async () => {
     try {
       const { code, signal } = await exited;
-      if (code === 0) {
-        // The key handed for a part after the last one: its upload never started, and never will.
-        exitedOk = true;
-        for (const h of handed.slice(records.length)) h.complete?.reject(new Error("no such part"));
-      }
       await sending.catch(() => {});
       await committing.catch(() => {});
       await Promise.all(running);
@@ -205,10 +179,6 @@ export function sealParts(input: Readable, o: SealOptions): Sealing {
       if (records.length === 0) throw new StrongboxError("SEALER_PROTOCOL", "strongbox-seal wrote no part");
       return records;
     } catch (error) {
-      // Uploads that follow a part stop (their sizes rejected) before the part is removed.
-      failure ??= { error };
-      for (const h of handed) h.complete?.reject(error);
-      await Promise.allSettled(handed.map((h) => h.upload));
       await Promise.all(handed.filter((h) => h.temp).map((h) => o.files.discard(h.temp)));
       throw error;
     } finally {

@@ -1,18 +1,17 @@
 // The native sealer's parts for a repository whose objects are not local files (SFTP, S3): the
 // sealer writes each part into a private spool directory on this host (0700, under TMPDIR), and
-// each part is uploaded from there while it is being sealed (src/storage/growing-file.ts), so
-// that no whole part is left to send when the stream ends, then removed. The sealer gets the next
-// part's key only once a part was uploaded (seal.ts, keysAfterCommit), so at most four parts are
-// ever on disk: bounded temp space (4 × backup.partSize), never the backup. Node then only moves
-// sealed bytes; sealing the stream in Node cost about 1 s of CPU per 200 MB on the benchmark
-// machine (docs/benchmarks.md).
+// each finished part is uploaded from there and removed, two uploads at a time. The sealer gets
+// the next part's key only once a part was uploaded (seal.ts, keysAfterCommit), so at most four
+// parts are ever on disk: bounded temp space (4 × backup.partSize), never the backup. Node then
+// only moves sealed bytes; sealing the stream in Node cost about 1 s of CPU per 200 MB on the
+// benchmark machine (docs/benchmarks.md). Uploading each part while it is sealed was tried and
+// measured no faster here (docs/benchmarks.md, stop 31).
 import { createReadStream } from "node:fs";
 import { mkdtemp, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import type { Readable } from "node:stream";
 import { StrongboxError } from "../errors.ts";
-import { created, followFile } from "../storage/growing-file.ts";
 import type { LocalFiles, PutOptions, Storage } from "../storage/types.ts";
 
 export interface Spool extends LocalFiles {
@@ -34,21 +33,10 @@ export async function openSpool(storage: Pick<Storage, "put" | "description">): 
     async tempPath(key: string): Promise<string> {
       return join(dir, `${n++}-${basename(key)}`);
     },
-    // Each part goes up while it is sealed. An upload cut short stores nothing: SFTP renames a
-    // finished temp file into place, S3 completes a multipart upload after its last part.
-    async follow(temp: string, key: string, complete: Promise<number>): Promise<void> {
-      // Nothing is sent (no temp object is created) for a part the sealer never started.
-      if (!(await created(temp, complete))) return;
-      // A function, so the storage core can start again from the file's start.
-      await (storage as Uploader).put(key, () => followFile(temp, complete), {
-        ifAbsent: true,
-        growingFile: { path: temp, complete },
-      });
-      await rm(temp, { force: true });
-    },
     async commit(temp: string, key: string): Promise<void> {
       // A function, so the storage core can reopen the file and retry an upload cut short.
       const open = () => createReadStream(temp, { highWaterMark: 1 << 20 });
+      // Never over an existing object, as LocalFiles.commit promises.
       await (storage as Uploader).put(key, open, { size: (await stat(temp)).size, ifAbsent: true });
       await rm(temp, { force: true });
     },

@@ -2,7 +2,7 @@
 // them in flight. A failed or aborted upload is aborted on the server, so nothing is committed; an
 // abort the server could not be reached for is remembered and retried.
 
-import { Readable } from "node:stream";
+import type { Readable } from "node:stream";
 import {
   AbortMultipartUploadCommand,
   type CompletedPart,
@@ -143,24 +143,6 @@ export class PartReader {
   }
 }
 
-/** One part on its way: a buffer, or a file range being read; `settled` gives its memory back. */
-interface Outgoing {
-  body: Buffer | Readable;
-  length: number;
-  settled(stored: boolean): void;
-}
-
-/** What every part's object gets (retention, encryption) and the condition on its completion. */
-export interface UploadWrite {
-  parameters: Record<string, unknown>;
-  conditional: { IfNoneMatch?: string };
-}
-
-export interface UploadOptions {
-  signal?: AbortSignal | undefined;
-  beforeComplete?: (() => Promise<void>) | undefined;
-}
-
 /** The bucket uploads go to, and how its errors are reported. */
 export interface UploadTarget {
   client: S3Client;
@@ -192,64 +174,8 @@ export class MultipartUploads {
   async upload(
     key: string,
     parts: { buffered: PartBody[]; next: (into: Buffer) => Promise<Buffer | undefined> },
-    write: UploadWrite,
-    o: UploadOptions,
-  ): Promise<{ size: number; versionId: string | undefined }> {
-    const next = async (): Promise<Outgoing | undefined> => {
-      let part = parts.buffered.shift();
-      if (!part) {
-        const buffer = await this.pool.acquire(o.signal);
-        let body: Buffer | undefined;
-        try {
-          body = await parts.next(buffer);
-        } catch (error) {
-          this.pool.release(buffer);
-          throw error;
-        }
-        if (!body) {
-          this.pool.release(buffer);
-          return undefined;
-        }
-        part = { body, buffer };
-      }
-      const { body, buffer } = part;
-      // After a failed request the buffer may still be referenced: drop it, return only the slot.
-      return {
-        body,
-        length: body.length,
-        settled: (stored) => this.pool.release(stored ? buffer : undefined),
-      };
-    };
-    // Never sent: their buffers are safe to reuse.
-    const unsent = () => {
-      for (const p of parts.buffered.splice(0)) this.pool.release(p.buffer);
-    };
-    return this.send(key, next, write, o, unsent);
-  }
-
-  /**
-   * Uploads ranges of a file, each opened as it is sent (no part buffers): `nextRange()` gives the
-   * next one once the file holds it, or undefined after the last.
-   */
-  uploadRanges(
-    key: string,
-    nextRange: () => Promise<{ open: () => Readable; length: number } | undefined>,
-    write: UploadWrite,
-    o: UploadOptions,
-  ): Promise<{ size: number; versionId: string | undefined }> {
-    const next = async (): Promise<Outgoing | undefined> => {
-      const range = await nextRange();
-      return range && { body: range.open(), length: range.length, settled: () => {} };
-    };
-    return this.send(key, next, write, o, () => {});
-  }
-
-  private async send(
-    key: string,
-    next: () => Promise<Outgoing | undefined>,
-    write: UploadWrite,
-    o: UploadOptions,
-    unsent: () => void,
+    write: { parameters: Record<string, unknown>; conditional: { IfNoneMatch?: string } },
+    o: { signal?: AbortSignal | undefined; beforeComplete?: (() => Promise<void>) | undefined },
   ): Promise<{ size: number; versionId: string | undefined }> {
     const { signal } = o;
     const objectKey = this.t.objectKey(key);
@@ -267,7 +193,8 @@ export class MultipartUploads {
       if (!created.UploadId) throw new Error("the server returned no UploadId");
       uploadId = created.UploadId;
     } catch (error) {
-      unsent();
+      // Never sent: their buffers are safe to reuse.
+      for (const p of parts.buffered.splice(0)) this.pool.release(p.buffer);
       throw this.t.mapError(error, "put", key);
     }
     // Aborts the part uploads in flight when one fails or the caller aborts.
@@ -280,18 +207,32 @@ export class MultipartUploads {
     let size = 0;
     try {
       for (let number = 1; ; number++) {
-        const part = await next();
-        if (!part) break;
+        let part = parts.buffered.shift();
+        if (!part) {
+          const buffer = await this.pool.acquire(signal);
+          let body: Buffer | undefined;
+          try {
+            body = await parts.next(buffer);
+          } catch (error) {
+            this.pool.release(buffer);
+            throw error;
+          }
+          if (!body) {
+            this.pool.release(buffer);
+            break;
+          }
+          part = { body, buffer };
+        }
+        const { body, buffer } = part;
         if (number > MAX_PARTS) {
-          part.settled(false);
-          if (part.body instanceof Readable) part.body.destroy();
+          this.pool.release(buffer);
           throw storageError(
             StorageErrorCode.io,
             `${key} is larger than ${MAX_PARTS} parts of ${this.t.partSize} bytes (S3's limit)`,
             { hint: "raise partSize for this storage" },
           );
         }
-        size += part.length;
+        size += body.length;
         let stored = false;
         const upload = this.t.client
           .send(
@@ -300,8 +241,8 @@ export class MultipartUploads {
               Key: objectKey,
               UploadId: uploadId,
               PartNumber: number,
-              Body: part.body,
-              ContentLength: part.length,
+              Body: body,
+              ContentLength: body.length,
             }),
             { abortSignal: uploads.signal },
           )
@@ -317,11 +258,10 @@ export class MultipartUploads {
           )
           .finally(() => {
             inFlight.delete(upload);
-            if (part.body instanceof Readable) part.body.destroy();
-            part.settled(stored);
+            this.pool.release(stored ? buffer : undefined);
           });
         inFlight.add(upload);
-        // Never more than `concurrency` parts in flight besides the one being read.
+        // Never more than `concurrency` parts in memory besides the one being read.
         while (inFlight.size >= this.t.concurrency && failure === undefined) await Promise.race(inFlight);
         if (failure !== undefined) throw failure;
         signal?.throwIfAborted();
@@ -350,7 +290,8 @@ export class MultipartUploads {
       throw this.t.mapError(error, "put", key);
     } finally {
       signal?.removeEventListener("abort", onAbort);
-      unsent();
+      // Never sent: their buffers are safe to reuse.
+      for (const p of parts.buffered.splice(0)) this.pool.release(p.buffer);
     }
   }
 

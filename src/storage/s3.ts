@@ -1,4 +1,3 @@
-import { createReadStream } from "node:fs";
 import { addAbortSignal, pipeline, Readable, Transform } from "node:stream";
 import {
   DeleteObjectCommand,
@@ -17,7 +16,6 @@ import {
 } from "@aws-sdk/client-s3";
 import { streamed } from "../util/gc.ts";
 import { existsError, RemoteStorageErrorCode, storageError } from "./errors.ts";
-import { grown } from "./growing-file.ts";
 import {
   createS3Client,
   credentialsSource,
@@ -122,10 +120,6 @@ export class S3Storage implements Storage {
         ifAbsent,
         signal,
       );
-    }
-    if (options.growingFile && !this.options.objectLock) {
-      data.destroy(); // the file is read by ranges instead
-      return this.putRanges(key, options.growingFile, ifAbsent, signal);
     }
     const source = signal ? addAbortSignal(signal, data) : data;
     if (options.size !== undefined && !this.options.objectLock && options.size <= MAX_STREAMED_PUT)
@@ -452,15 +446,6 @@ export class S3Storage implements Storage {
     return { size };
   }
 
-  /** Servers that ignore If-None-Match on completion (Ceph RGW before Reef) still get this check. */
-  private refuseExisting(key: string, ifAbsent: boolean): (() => Promise<void>) | undefined {
-    return ifAbsent
-      ? async () => {
-          if (await this.stat(key)) throw existsError(this.description, key);
-        }
-      : undefined;
-  }
-
   private async putMultipart(
     key: string,
     buffered: PartBody[],
@@ -473,56 +458,18 @@ export class S3Storage implements Storage {
       key,
       { buffered, next },
       { parameters: this.writeParameters(retainUntil), conditional: this.conditional(ifAbsent) },
-      { signal, beforeComplete: this.refuseExisting(key, ifAbsent) },
+      {
+        signal,
+        // Servers that ignore If-None-Match on completion (Ceph RGW before Reef) still get this check.
+        beforeComplete: ifAbsent
+          ? async () => {
+              if (await this.stat(key)) throw existsError(this.description, key);
+            }
+          : undefined,
+      },
     );
     // Only the retention fix-up can fail now: there is no upload left to abort.
     if (retainUntil) await this.ensureRetention(key, versionId, retainUntil);
-    return { size };
-  }
-
-  /**
-   * A file another process is still writing, as a multipart upload: each part of `partSize` bytes
-   * is read from the file and sent as soon as the file holds it, with no part buffers (a stream of
-   * known length, like putStreamed's). Cut short, the upload is aborted: S3 makes the object only
-   * when it is completed, after the last part.
-   */
-  private async putRanges(
-    key: string,
-    file: { path: string; complete: Promise<number> },
-    ifAbsent: boolean,
-    signal: AbortSignal | undefined,
-  ): Promise<{ size: number }> {
-    let offset = 0;
-    let parts = 0;
-    const nextRange = async () => {
-      const { size, final } = await grown(file.path, file.complete, offset + this.partSize);
-      // The first part always goes, even empty: an upload needs one.
-      if (final && offset >= size && parts > 0) return undefined;
-      const start = offset;
-      const length = Math.min(this.partSize, size - offset);
-      offset += length;
-      parts++;
-      return {
-        length,
-        open: () => {
-          const stream = createReadStream(file.path, {
-            start,
-            end: start + length - 1,
-            highWaterMark: 1 << 20,
-          });
-          // Garbage once TLS has it (util/gc.ts).
-          stream.on("data", (c) => streamed(c.length));
-          return stream;
-        },
-      };
-    };
-    const retainUntil = this.retainUntil();
-    const { size } = await this.uploads.uploadRanges(
-      key,
-      nextRange,
-      { parameters: this.writeParameters(retainUntil), conditional: this.conditional(ifAbsent) },
-      { signal, beforeComplete: this.refuseExisting(key, ifAbsent) },
-    );
     return { size };
   }
 

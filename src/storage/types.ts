@@ -50,12 +50,6 @@ export interface PutOptions {
    * then fails the put when the stream holds another number of bytes. Others ignore it.
    */
   size?: number;
-  /**
-   * The stream is this local file, read as another process appends to it until `complete`
-   * resolves to its final size (src/storage/growing-file.ts). A backend may read the file by ranges
-   * instead (S3: a multipart upload whose parts are sent as soon as the file holds them).
-   */
-  growingFile?: { path: string; complete: Promise<number> };
 }
 
 export interface GetOptions {
@@ -127,12 +121,6 @@ export interface LocalFiles {
   commit(temp: string, key: string): Promise<void>;
   /** Removes a temp file, if it exists. */
   discard(temp: string): Promise<void>;
-  /**
-   * Where it can be done safely: stores the temp file as `key` while the writer still writes it,
-   * reading it as it grows up to the size `complete` resolves to, then removes it. Nothing is
-   * stored when `complete` rejects or the file does not hold that many bytes. Instead of commit.
-   */
-  follow?(temp: string, key: string, complete: Promise<number>): Promise<void>;
   /** The storage's error for a failure (errno code such as "ENOSPC") of the writer on `key`. */
   writeError(code: string, message: string, key: string): unknown;
 }

@@ -2,11 +2,9 @@
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
 import { once } from "node:events";
-import { appendFileSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { chmod, writeFile } from "node:fs/promises";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { after, before, describe, test } from "node:test";
@@ -288,69 +286,6 @@ describe("s3 storage", () => {
       assert.deepEqual(await serverView(BUCKET, storage.prefix), { objects: [], uploads: [] });
     } finally {
       await storage.close();
-    }
-  });
-
-  test("a growing file goes up in parts as it is written, each sent from the file, none buffered", async () => {
-    const storage = await S3Storage.open(options({ partSize: 5 * MiB }));
-    const seen = capture(storage);
-    const dir = mkdtempSync(join(tmpdir(), "sb-s3-grow-"));
-    try {
-      const path = join(dir, "part");
-      const data = randomBytes(12 * MiB + 333);
-      writeFileSync(path, data.subarray(0, MiB));
-      const complete = Promise.withResolvers<number>();
-      const put = storage.put("grown/part", Readable.from([]), {
-        growingFile: { path, complete: complete.promise },
-      });
-      // The first 5 MiB part goes while the file is still being written.
-      appendFileSync(path, data.subarray(MiB, 6 * MiB));
-      const deadline = Date.now() + 15_000;
-      while (!seen.requests.some((r) => r.command === "UploadPartCommand") && Date.now() < deadline)
-        await new Promise((r) => setTimeout(r, 20));
-      assert.equal(
-        seen.requests.filter((r) => r.command === "UploadPartCommand").length,
-        1,
-        "sent before the end",
-      );
-      appendFileSync(path, data.subarray(6 * MiB));
-      complete.resolve(data.length);
-      assert.deepEqual(await put, { size: data.length });
-      const parts = seen.requests.filter((r) => r.command === "UploadPartCommand");
-      assert.equal(parts.length, 3);
-      for (const p of parts) assert.equal(p.headers["x-amz-content-sha256"], "UNSIGNED-PAYLOAD");
-      assert.ok((await getBytes(storage, "grown/part")).equals(data));
-      assert.deepEqual((await serverView(BUCKET, storage.prefix)).uploads, []);
-    } finally {
-      await storage.close();
-      rmSync(dir, { recursive: true, force: true });
-    }
-  });
-
-  test("a growing file whose writer fails, or that holds more than reported: nothing stored, no upload left", async () => {
-    const storage = await S3Storage.open(options({ partSize: 5 * MiB }));
-    const dir = mkdtempSync(join(tmpdir(), "sb-s3-grow-"));
-    try {
-      const failed = join(dir, "failed");
-      writeFileSync(failed, randomBytes(7 * MiB));
-      const complete = Promise.withResolvers<number>();
-      const put = storage.put("failed", Readable.from([]), {
-        growingFile: { path: failed, complete: complete.promise },
-      });
-      setTimeout(() => complete.reject(new Error("strongbox-seal killed by SIGKILL")), 300);
-      await assert.rejects(put, /strongbox-seal killed by SIGKILL/);
-      const longer = join(dir, "longer");
-      writeFileSync(longer, randomBytes(6 * MiB));
-      await assert.rejects(
-        storage.put("longer", Readable.from([]), {
-          growingFile: { path: longer, complete: Promise.resolve(6 * MiB - 10) },
-        }),
-        { code: "SPOOL_DAMAGED" },
-      );
-      assert.deepEqual(await serverView(BUCKET, storage.prefix), { objects: [], uploads: [] });
-    } finally {
-      await storage.close();
-      rmSync(dir, { recursive: true, force: true });
     }
   });
 
