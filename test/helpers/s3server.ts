@@ -226,7 +226,7 @@ mon data = ${dir}/mon/$cluster-$id
 osd data = ${dir}/osd/$cluster-$id
 
 [client.rgw]
-rgw frontends = beast endpoint=127.0.0.1:${httpPort} ssl_endpoint=127.0.0.1:${httpsPort} ssl_certificate=${tls.cert} ssl_private_key=${tls.key}
+rgw frontends = beast endpoint=127.0.0.1:${httpPort} ssl_endpoint=127.0.0.1:${httpsPort} ssl_certificate=${tls.cert} ssl_private_key=${tls.key} tcp_nodelay=1
 rgw dns name = localhost
 rgw crypt require ssl = false
 rgw crypt s3 kms backend = testing
