@@ -135,7 +135,8 @@ writeFileSync(
     `Installed-Size: ${installedKb}`,
     // The runtime's and the sealer's libraries, zstd for every stream, useradd for the account.
     "Depends: libc6 (>= 2.28), libstdc++6, libgcc-s1, libssl3, zstd, passwd",
-    "Recommends: mariadb-backup, mariadb-client, age",
+    // openssh-client: SFTP repositories upload large parts through `ssh` (ssh2 without it).
+    "Recommends: mariadb-backup, mariadb-client, age, openssh-client",
     "Suggests: mariadb-server, galera-4",
     "Section: admin",
     "Priority: optional",

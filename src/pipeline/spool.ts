@@ -37,7 +37,11 @@ export async function openSpool(storage: Pick<Storage, "put" | "description">): 
       // A function, so the storage core can reopen the file and retry an upload cut short.
       const open = () => createReadStream(temp, { highWaterMark: 1 << 20 });
       // Never over an existing object, as LocalFiles.commit promises.
-      await (storage as Uploader).put(key, open, { size: (await stat(temp)).size, ifAbsent: true });
+      await (storage as Uploader).put(key, open, {
+        size: (await stat(temp)).size,
+        file: temp,
+        ifAbsent: true,
+      });
       await rm(temp, { force: true });
     },
     async discard(temp: string): Promise<void> {

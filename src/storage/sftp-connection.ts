@@ -12,6 +12,7 @@ import {
   sshConnect,
 } from "../ssh/client.ts";
 import { RemoteStorageErrorCode, storageError } from "./errors.ts";
+import { bulkIneligible, OpenSshSftp } from "./sftp-openssh.ts";
 import { StorageErrorCode } from "./types.ts";
 
 /** SSH failures of the SFTP backend are storage errors. */
@@ -40,7 +41,11 @@ export const FX = {
 export type SftpConnectionOptions = SshOptions;
 
 export interface Session {
-  readonly client: Client;
+  readonly client: { end(): unknown };
+  /**
+   * ssh2's SFTP client; on a bulk session an OpenSshSftp, which answers the requests a put sends
+   * (open, write, close, stat, mkdir, unlink, rename and the OpenSSH extensions) and no others.
+   */
   readonly sftp: SFTPWrapper;
   alive: boolean;
   /** Rejecters of requests in flight: ssh2 never answers requests sent on a dead channel. */
@@ -69,6 +74,10 @@ export class SftpConnection {
   private readonly options: SftpConnectionOptions;
   private readonly identity: SshIdentity;
   private current: Promise<Session> | undefined;
+  /** The OpenSSH child that carries large uploads (sftp-openssh.ts), once started. */
+  private bulk: Promise<Session | undefined> | undefined;
+  /** Why large uploads go over ssh2 (the OpenSSH path is not possible or failed to start). */
+  bulkUnavailable: string | undefined;
   private closed = false;
   /** Temp files of failed puts that could not be removed because the connection was gone. */
   private readonly orphans = new Set<string>();
@@ -93,8 +102,59 @@ export class SftpConnection {
     this.closed = true;
     const current = this.current;
     this.current = undefined;
+    const bulk = this.bulk;
+    this.bulk = undefined;
     const session = await current?.catch(() => undefined);
     if (session) this.sessionLost(session, new Error("storage closed"));
+    const bulkSession = await bulk;
+    if (bulkSession) {
+      this.sessionLost(bulkSession, new Error("storage closed"));
+      if (bulkSession.client instanceof OpenSshSftp) await bulkSession.client.exited;
+    }
+  }
+
+  /** What carries large uploads: "openssh", "ssh2 (why)", or "none yet" before the first one. */
+  get largeUploads(): string {
+    if (this.bulkUnavailable !== undefined) return `ssh2 (${this.bulkUnavailable})`;
+    return this.bulk ? "openssh" : "none yet";
+  }
+
+  /**
+   * The session for a large upload: the OpenSSH child, started on first use after the ssh2
+   * session proved the host key and the key; the ssh2 session when the child is not possible or
+   * did not start (bulkUnavailable says why). A child that died is started again next time.
+   */
+  async bulkSession(): Promise<Session> {
+    const main = await this.session();
+    if (this.bulkUnavailable !== undefined) return main;
+    if (!this.bulk) {
+      const ineligible = bulkIneligible(this.options, this.identity);
+      if (ineligible) {
+        this.bulkUnavailable = ineligible;
+        return main;
+      }
+      const starting = OpenSshSftp.start(this.options, this.identity).then(
+        (child) => {
+          const session: Session = {
+            client: child,
+            sftp: child as unknown as SFTPWrapper,
+            alive: true,
+            pending: new Set(),
+          };
+          child.onLost((error) => {
+            if (this.bulk === starting) this.bulk = undefined;
+            this.sessionLost(session, error);
+          });
+          return session;
+        },
+        (error: unknown) => {
+          this.bulkUnavailable = `ssh did not start: ${error instanceof Error ? error.message : String(error)}`;
+          return undefined;
+        },
+      );
+      this.bulk = starting;
+    }
+    return (await this.bulk) ?? main;
   }
 
   /** The live session, connecting (again) when there is none. */
@@ -150,6 +210,10 @@ export class SftpConnection {
     const pending = [...session.pending];
     session.pending.clear();
     for (const reject of pending) reject(cause);
+    if (session.client instanceof OpenSshSftp) {
+      session.client.end();
+      return;
+    }
     this.current?.then(
       (s) => {
         if (s === session) this.current = undefined;

@@ -1,5 +1,6 @@
 // Moving bytes over SFTP: writes pipelined up to a window of unacknowledged bytes, reads with a few
 // requests in flight, in order.
+import { open } from "node:fs/promises";
 import { Readable } from "node:stream";
 import { WriteFailure } from "../util/error-kinds.ts";
 import { streamed } from "../util/gc.ts";
@@ -66,6 +67,63 @@ export class PipelinedWriter {
   private wait(): Promise<void> {
     return new Promise((resolve) => this.waiters.push(resolve));
   }
+}
+
+/** Buffers per file upload: WRITE_WINDOW bytes of requests in flight, each from its own buffer. */
+const FILE_BUFFERS = WRITE_WINDOW / CHUNK;
+
+/**
+ * Sends a local file's bytes with write requests at increasing offsets, from a fixed set of
+ * buffers: each is read into again only once the server acknowledged its write. A stream would
+ * allocate a new buffer for every read; on a backup's spooled parts that garbage made V8 run a full
+ * collection every 10 MB or so (19 per 190 MB, about 1 s of CPU with their marking threads).
+ * Returns the bytes sent; throws a WriteFailure (of the first failed request) once none is in flight.
+ */
+export async function sendFile(
+  path: string,
+  send: (buffer: Buffer, length: number, position: number) => Promise<void>,
+  signal?: AbortSignal,
+): Promise<number> {
+  const file = await open(path, "r");
+  const free: Buffer[] = Array.from({ length: FILE_BUFFERS }, () => Buffer.allocUnsafeSlow(CHUNK));
+  let inFlight = 0;
+  let failure: unknown;
+  let wake: (() => void) | undefined;
+  const settled = (buffer: Buffer) => {
+    free.push(buffer);
+    inFlight--;
+    wake?.();
+  };
+  const changed = () => new Promise<void>((resolve) => (wake = resolve));
+  let position = 0;
+  try {
+    for (;;) {
+      while (free.length === 0 && failure === undefined) await changed();
+      if (failure !== undefined || signal?.aborted) break;
+      const buffer = free.pop()!;
+      const { bytesRead } = await file.read(buffer, 0, CHUNK, position);
+      if (bytesRead === 0) {
+        free.push(buffer);
+        break;
+      }
+      const at = position;
+      position += bytesRead;
+      inFlight++;
+      send(buffer, bytesRead, at).then(
+        () => settled(buffer),
+        (error: unknown) => {
+          failure ??= error;
+          settled(buffer);
+        },
+      );
+    }
+    while (inFlight > 0) await changed();
+  } finally {
+    await file.close();
+  }
+  if (failure !== undefined) throw new WriteFailure(failure);
+  if (signal?.aborted) throw abortError(signal);
+  return position;
 }
 
 /** Reads [start, end] with a few requests in flight, in order; closes the handle at the end. */

@@ -21,7 +21,7 @@ import {
   sftpCode,
 } from "./sftp-connection.ts";
 import { mapSftpError, mapWriteError } from "./sftp-errors.ts";
-import { CHUNK, PipelinedWriter, readRange } from "./sftp-transfer.ts";
+import { CHUNK, PipelinedWriter, readRange, sendFile } from "./sftp-transfer.ts";
 import {
   type GetOptions,
   type ObjectInfo,
@@ -39,6 +39,8 @@ import {
 const DIR_MODE = 0o700;
 const FILE_MODE = 0o600;
 const READ_ONLY_FILE_MODE = 0o400;
+/** Uploads of at least this size (when the caller knows it) go through OpenSSH when possible. */
+const BULK_MIN_BYTES = 4 * 1024 * 1024;
 
 export interface SftpStorageOptions extends SftpConnectionOptions {
   /** Directory of the repository on the server; relative paths start at the login directory. */
@@ -72,6 +74,11 @@ export class SftpStorage implements Storage {
     this.description = conn.description;
   }
 
+  /** What carries large uploads of known size (sftp-openssh.ts): "openssh" or "ssh2 (why)". */
+  get largeUploads(): string {
+    return this.conn.largeUploads;
+  }
+
   /** Reads the key files, connects, verifies the host key, and creates the directory (0700). */
   static async open(options: SftpStorageOptions): Promise<SftpStorage> {
     const description = `sftp://${options.user}@${options.host}:${options.port ?? 22}/${options.path.replace(/^\//, "")}`;
@@ -92,7 +99,9 @@ export class SftpStorage implements Storage {
     const target = this.path(key);
     // Cheap early refusal; the rename below is what decides a race.
     if (ifAbsent && (await this.stat(key, options))) throw existsError(this.description, key);
-    const session = await this.conn.session();
+    // A large upload of known size (a sealed part) goes through the OpenSSH child (sftp-openssh.ts).
+    const session =
+      (options.size ?? 0) >= BULK_MIN_BYTES ? await this.conn.bulkSession() : await this.conn.session();
     let temp: string | undefined;
     let handle: Buffer | undefined;
     let writer: PipelinedWriter | undefined;
@@ -106,7 +115,17 @@ export class SftpStorage implements Storage {
         ),
       );
       const pacer = writer;
-      if (data instanceof Uint8Array) {
+      if (options.file !== undefined) {
+        // The bytes of a local file (a spooled part): read into reused buffers, no stream.
+        pacer.position = await sendFile(
+          options.file,
+          (buffer, length, position) =>
+            this.conn.request<void>(session, (sftp, cb) =>
+              sftp.write(fileHandle, buffer, 0, length, position, cb),
+            ),
+          signal,
+        );
+      } else if (data instanceof Uint8Array) {
         await pacer.write(Buffer.from(data.buffer, data.byteOffset, data.byteLength), signal);
       } else {
         copying = true;
@@ -424,9 +443,12 @@ export class SftpStorage implements Storage {
   }
 
   private async removeTemp(session: Session, temp: string): Promise<void> {
-    if (session.alive) {
+    // On the put's own session, else (the OpenSSH child died) on the ssh2 one, if it is up.
+    const main = await this.conn.session().catch(() => undefined);
+    for (const s of new Set([session, main])) {
+      if (!s?.alive) continue;
       try {
-        await this.conn.request<void>(session, (sftp, cb) => sftp.unlink(temp, cb));
+        await this.conn.request<void>(s, (sftp, cb) => sftp.unlink(temp, cb));
         return;
       } catch (error) {
         if (sftpCode(error) === FX.noSuchFile) return;

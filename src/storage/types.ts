@@ -50,6 +50,11 @@ export interface PutOptions {
    * then fails the put when the stream holds another number of bytes. Others ignore it.
    */
   size?: number;
+  /**
+   * The data is this local file's content (`size` bytes): a backend may read the file itself
+   * instead of the stream (SFTP: into reused buffers). The stream stays the data for the others.
+   */
+  file?: string;
 }
 
 export interface GetOptions {

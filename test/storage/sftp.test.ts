@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import { execFile, execFileSync, spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
+import { createReadStream } from "node:fs";
 import {
   appendFile,
   chmod,
@@ -409,6 +410,28 @@ describe("sftp storage on a full filesystem", () => {
       await storage.put("parts/after", randomBytes(256 * 1024));
     } finally {
       await storage.close();
+    }
+  });
+
+  test("through the OpenSSH child too (a spooled part): STORAGE_FULL, the temp file removed", async () => {
+    const root = join(mountPoint, "repo-bulk");
+    const storage = await SftpStorage.open(options(root));
+    const part = join(mountPoint, "..", `strongbox-part-${process.pid}`);
+    try {
+      await writeFile(part, randomBytes(5 * MiB), { mode: 0o600 });
+      await storage.put("small", Buffer.from("fits"));
+      await assert.rejects(
+        storage.put("parts/big", createReadStream(part), { size: 5 * MiB, file: part }),
+        (error: Error & { code?: string }) => {
+          assert.equal(error.code, "STORAGE_FULL", String(error));
+          return true;
+        },
+      );
+      assert.equal(storage.largeUploads, "openssh");
+      assert.deepEqual(await filesUnder(root), ["small"]);
+    } finally {
+      await storage.close();
+      await rm(part, { force: true });
     }
   });
 });
