@@ -1,5 +1,6 @@
 // A real OpenSSH sshd for tests: generated host and user keys, a generated config, a free loopback
 // port, no chroot. start() / stop() can be called again (same port, same keys) to simulate an outage.
+
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
@@ -9,6 +10,7 @@ import { after, before } from "node:test";
 import { setTimeout as delay } from "node:timers/promises";
 import { promisify } from "node:util";
 import { answersSsh } from "../../src/sandbox/sshd.ts";
+import type { SftpStorageOptions } from "../../src/storage/sftp.ts";
 import { descendants } from "../../src/util/liveness.ts";
 
 const run = promisify(execFile);
@@ -226,5 +228,22 @@ export function sshFieldsOf(server: SshServer) {
     user: server.user,
     privateKey: server.userKeyFile,
     hostKey: server.hostKeyLine,
+  };
+}
+
+/** SftpStorage options for a repository at `path` on `server`, with its user key and pinned host key. */
+export function sftpOptionsOf(
+  server: SshServer,
+  path: string,
+  extra: Partial<SftpStorageOptions> = {},
+): SftpStorageOptions {
+  return {
+    host: server.host,
+    port: server.port,
+    user: server.user,
+    path,
+    privateKeyFile: server.userKeyFile,
+    hostKey: server.hostKeyLine,
+    ...extra,
   };
 }

@@ -3,6 +3,8 @@
 // bucket prefix...) and a cleanup; servers are started once by that file, not by the factory.
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
+import { readdir } from "node:fs/promises";
+import { join } from "node:path";
 import { Readable } from "node:stream";
 import { afterEach, beforeEach, describe, test } from "node:test";
 import { setTimeout as delay } from "node:timers/promises";
@@ -14,6 +16,15 @@ export interface StorageFixture {
 }
 
 const MiB = 1024 * 1024;
+
+/** Every file under `dir`, relative, including temp files (which list() hides). */
+export async function filesUnder(dir: string): Promise<string[]> {
+  const entries = await readdir(dir, { recursive: true, withFileTypes: true });
+  return entries
+    .filter((e) => e.isFile())
+    .map((e) => join(e.parentPath, e.name).slice(dir.length + 1))
+    .sort();
+}
 
 export async function readAll(stream: Readable): Promise<Buffer> {
   const chunks: Buffer[] = [];

@@ -9,19 +9,17 @@ import { setTimeout as delay } from "node:timers/promises";
 import { LocalStorage } from "../../src/storage/local.ts";
 import { TEMP_PREFIX } from "../../src/storage/types.ts";
 import { wrapStorage } from "../../src/storage/wrap.ts";
-import { byteStream, getBytes, listAll, stallingStream, storageConformance } from "./conformance.ts";
+import {
+  byteStream,
+  filesUnder,
+  getBytes,
+  listAll,
+  stallingStream,
+  storageConformance,
+} from "./conformance.ts";
 
 async function tempRoot(): Promise<string> {
   return mkdtemp(join(tmpdir(), "strongbox-local-"));
-}
-
-/** Every file under `dir`, relative, including temp files (which list() hides). */
-async function filesUnder(dir: string): Promise<string[]> {
-  const entries = await readdir(dir, { recursive: true, withFileTypes: true });
-  return entries
-    .filter((e) => e.isFile())
-    .map((e) => join(e.parentPath, e.name).slice(dir.length + 1))
-    .sort();
 }
 
 storageConformance("local", async () => {

@@ -5,15 +5,15 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as delay } from "node:timers/promises";
 import { fingerprintOf } from "../../src/ssh/hostkey.ts";
 import { SftpStorage, type SftpStorageOptions } from "../../src/storage/sftp.ts";
-import { type SshServer, startSshd } from "../helpers/sshd.ts";
-import { getBytes } from "./conformance.ts";
+import { type SshServer, sftpOptionsOf, startSshd } from "../helpers/sshd.ts";
+import { filesUnder, getBytes } from "./conformance.ts";
 
 const MiB = 1024 * 1024;
 let server: SshServer;
@@ -30,15 +30,7 @@ after(async () => {
 });
 
 function options(path: string, extra: Partial<SftpStorageOptions> = {}): SftpStorageOptions {
-  return {
-    host: server.host,
-    port: server.port,
-    user: server.user,
-    path,
-    privateKeyFile: server.userKeyFile,
-    hostKey: server.hostKeyLine,
-    ...extra,
-  };
+  return sftpOptionsOf(server, path, extra);
 }
 
 /** A local file of `bytes` random bytes, as the spool holds a sealed part. */
@@ -52,15 +44,6 @@ async function localFile(bytes: number): Promise<{ path: string; data: Buffer }>
 /** Puts the file as the spool does: a reopenable stream, its size, and its path. */
 function putFile(storage: SftpStorage, key: string, file: { path: string; data: Buffer }, ifAbsent = true) {
   return storage.put(key, createReadStream(file.path), { size: file.data.length, file: file.path, ifAbsent });
-}
-
-/** Every file under `dir`, relative, temp files included. */
-async function filesUnder(dir: string): Promise<string[]> {
-  const entries = await readdir(dir, { recursive: true, withFileTypes: true });
-  return entries
-    .filter((e) => e.isFile())
-    .map((e) => join(e.parentPath, e.name).slice(dir.length + 1))
-    .sort();
 }
 
 /** This process's `ssh` children. */

@@ -3,18 +3,7 @@ import assert from "node:assert/strict";
 import { execFile, execFileSync, spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { createReadStream } from "node:fs";
-import {
-  appendFile,
-  chmod,
-  chown,
-  mkdir,
-  mkdtemp,
-  readdir,
-  readFile,
-  rm,
-  stat,
-  writeFile,
-} from "node:fs/promises";
+import { appendFile, chmod, chown, mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
@@ -28,8 +17,8 @@ import { repositorySchema } from "../../src/config/schema.ts";
 import { SftpStorage, type SftpStorageOptions } from "../../src/storage/sftp.ts";
 import type { Storage } from "../../src/storage/types.ts";
 import { wrapStorage } from "../../src/storage/wrap.ts";
-import { type SshServer, startSshd } from "../helpers/sshd.ts";
-import { byteStream, getBytes, listAll, storageConformance } from "./conformance.ts";
+import { type SshServer, sftpOptionsOf, startSshd } from "../helpers/sshd.ts";
+import { byteStream, filesUnder, getBytes, listAll, storageConformance } from "./conformance.ts";
 
 const run = promisify(execFile);
 const MiB = 1024 * 1024;
@@ -45,29 +34,12 @@ after(async () => {
 });
 
 function options(path: string, extra: Partial<SftpStorageOptions> = {}): SftpStorageOptions {
-  return {
-    host: server.host,
-    port: server.port,
-    user: server.user,
-    path,
-    privateKeyFile: server.userKeyFile,
-    hostKey: server.hostKeyLine,
-    ...extra,
-  };
+  return sftpOptionsOf(server, path, extra);
 }
 
 /** A fresh repository directory on the (local) server. */
 function repoPath(): string {
   return join(server.dir, `repo-${++counter}`);
-}
-
-/** Every file under `dir`, relative, including temp files (which list() hides). */
-async function filesUnder(dir: string): Promise<string[]> {
-  const entries = await readdir(dir, { recursive: true, withFileTypes: true });
-  return entries
-    .filter((e) => e.isFile())
-    .map((e) => join(e.parentPath, e.name).slice(dir.length + 1))
-    .sort();
 }
 
 /** Pseudo-random bytes produced lazily, `total` in all; `onChunk` sees each chunk and the total so far. */
