@@ -16,6 +16,13 @@ import type { PartRecord } from "./parts.ts";
 
 /** Parts whose keys wait in the pipe, so the sealer never waits for the next part's key. */
 const KEYS_AHEAD = 2;
+/**
+ * With keysAfterCommit: part files that may exist at once (sealed or being sealed, not yet
+ * uploaded). Two upload while two more are sealed; with two, the sealer (and the backup tool
+ * behind it) stood still from its third part until the first upload ended: 1.3 s of a 0.5 GB
+ * backup to SFTP (docs/benchmarks.md, stop 32).
+ */
+const SPOOLED_PARTS = 4;
 
 /** The sealer to use, or undefined for the built-in one (see nativeBinary). */
 export function nativeSealer(): string | undefined {
@@ -121,7 +128,7 @@ export function sealParts(input: Readable, o: SealOptions): Sealing {
     });
     sending.catch(fail);
   };
-  for (let i = 0; i < KEYS_AHEAD; i++) sendKey();
+  for (let i = 0; i < (o.keysAfterCommit ? SPOOLED_PARTS : KEYS_AHEAD); i++) sendKey();
 
   const records: PartRecord[] = [];
   // Commits start in part order; up to commitConcurrency of them run at once.

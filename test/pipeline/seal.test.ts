@@ -11,6 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { after, before, describe, it } from "node:test";
+import { setTimeout as delay } from "node:timers/promises";
 import { decryptBuffer } from "../../src/crypto/age.ts";
 import {
   type AgeRecipient,
@@ -316,6 +317,51 @@ describe("native part sealer", () => {
       assert.equal(parts.length, 6);
       assert.ok((await readBack(root, parts)).equals(data));
       assert.deepEqual(tempFiles(root), []);
+      assert.deepEqual(readdirSync(spool.dir), []);
+      await spool.close();
+    });
+
+    it("while uploads wait, at most four parts are in the spool, and the sealer waits for them", async () => {
+      const root = newDir();
+      const local = wrapStorage(await LocalStorage.open(root));
+      let release!: () => void;
+      const gate = new Promise<void>((resolve) => {
+        release = resolve;
+      });
+      let puts = 0;
+      // A storage whose uploads hang until released, as a slow link does.
+      const slow = {
+        description: local.description,
+        put: async (...args: Parameters<typeof local.put>) => {
+          puts++;
+          await gate;
+          return local.put(...args);
+        },
+      };
+      const spool = await openSpool(slow as unknown as typeof local);
+      const data = randomBytes(10 * (1 << 20) + 777);
+      const child = producer(data);
+      const sealing = sealParts(child.stdout!, {
+        sealer,
+        files: spool,
+        keyFor: (i) => `b/part-${i}.age`,
+        partSize: 1 << 20,
+        recipients,
+        keysAfterCommit: true,
+        commitConcurrency: 2,
+      });
+      child.stdout!.destroy();
+      let most = 0;
+      for (let i = 0; i < 60; i++) {
+        most = Math.max(most, readdirSync(spool.dir).length);
+        await delay(10);
+      }
+      assert.equal(most, 4, "four part files, no more");
+      assert.equal(puts, 2, "two uploads at a time");
+      release();
+      const parts = await sealing.parts;
+      assert.equal(parts.length, 11);
+      assert.ok((await readBack(root, parts)).equals(data));
       assert.deepEqual(readdirSync(spool.dir), []);
       await spool.close();
     });
