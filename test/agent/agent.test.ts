@@ -224,8 +224,10 @@ describe("node agents", () => {
       assert.deepEqual(await backupIds(none), ids);
     });
 
-    for (const fault of ["the agent killed", "the SSH connection cut"] as const) {
-      it(`${fault} mid-stream: AGENT_LOST, nothing committed, no part left behind`, async () => {
+    for (const fault of ["the agent killed", "the SSH connection cut", "the node's sealer killed"] as const) {
+      // The sealer's death reaches the host as the agent's error frame, or (killed in the middle of
+      // a frame) as a lost stream whose message carries the agent's last stderr line: both name it.
+      it(`${fault} mid-stream: one line naming it, nothing committed, no part left behind`, async () => {
         const config = editConfig(
           agentConfig(`cut-${fault.length}`),
           join(cluster.dir, `cut-${fault.length}.yaml`),
@@ -250,7 +252,13 @@ describe("node agents", () => {
         while (!partStored() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
         assert.ok(partStored(), "a part was stored before the fault");
         if (fault === "the agent killed") process.kill(agentPid, "SIGKILL");
-        else {
+        else if (fault === "the node's sealer killed") {
+          const sealer = spawnSync("pgrep", ["-P", String(agentPid), "-x", "strongbox-seal"], {
+            encoding: "utf8",
+          }).stdout.trim();
+          assert.match(sealer, /^\d+$/, "the agent's sealer runs");
+          process.kill(Number(sealer), "SIGKILL");
+        } else {
           await sshd.stop(); // kills sshd and every session it started
           await sshd.start();
         }
@@ -258,7 +266,9 @@ describe("node agents", () => {
         assert.equal(r.code, 2, r.stderr);
         assert.match(
           r.stderr,
-          /^strongbox: error: node\d: the agent or its connection went away mid-stream/m,
+          fault === "the node's sealer killed"
+            ? /^strongbox: error: node\d: .*strongbox-seal killed by SIGKILL/m
+            : /^strongbox: error: node\d: the agent or its connection went away mid-stream/m,
         );
         assert.deepEqual(await backupIds(config), ids, "nothing committed");
         assert.deepEqual(leftovers(ids), [], "no object (part or temp file) of the failed backup is left");
