@@ -8,6 +8,7 @@ import { createReadStream } from "node:fs";
 import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Readable } from "node:stream";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as delay } from "node:timers/promises";
 import { fingerprintOf } from "../../src/ssh/hostkey.ts";
@@ -76,6 +77,18 @@ describe("sftp: large uploads through OpenSSH", () => {
       assert.deepEqual(await getBytes(storage, "backups/b1/part-000002"), second.data);
       assert.equal((await stat(join(path, "backups/b1/part-000001"))).mode & 0o777, 0o600);
       assert.deepEqual(await filesUnder(path), ["backups/b1/part-000001", "backups/b1/part-000002"]);
+      // A stream of known size (a part being copied from another repository) goes the same way.
+      const copied = randomBytes(6 * MiB);
+      await storage.put(
+        "backups/b1/part-000003",
+        Readable.from([copied.subarray(0, MiB), copied.subarray(MiB)]),
+        {
+          size: copied.length,
+        },
+      );
+      assert.deepEqual(await readFile(join(path, "backups/b1/part-000003")), copied);
+      assert.equal(sshChildren().length, 1);
+      assert.equal((await filesUnder(path)).length, 3, "no temp file left");
       // Small objects stay on ssh2.
       await storage.put("backups/b1/manifest.json", Buffer.from("{}"), { ifAbsent: true });
     } finally {
