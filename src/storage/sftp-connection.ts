@@ -157,6 +157,12 @@ export class SftpConnection {
     return (await this.bulk) ?? main;
   }
 
+  /** The ssh2 session if it is connected (or connecting); never starts a connection. */
+  async connected(): Promise<Session | undefined> {
+    const session = await this.current?.catch(() => undefined);
+    return session?.alive ? session : undefined;
+  }
+
   /** The live session, connecting (again) when there is none. */
   session(): Promise<Session> {
     if (this.closed) {

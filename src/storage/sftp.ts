@@ -443,8 +443,9 @@ export class SftpStorage implements Storage {
   }
 
   private async removeTemp(session: Session, temp: string): Promise<void> {
-    // On the put's own session, else (the OpenSSH child died) on the ssh2 one, if it is up.
-    const main = await this.conn.session().catch(() => undefined);
+    // On the put's own session, else (the OpenSSH child died) on the ssh2 one if it is up: no new
+    // connection here, which could wait out a timeout on a failure path.
+    const main = await this.conn.connected();
     for (const s of new Set([session, main])) {
       if (!s?.alive) continue;
       try {
