@@ -155,10 +155,12 @@ export class OpenSshSftp {
       args.push("-p", String(o.port ?? 22), "-l", o.user, "-s", "--", o.host, "sftp");
       const child = spawn("ssh", args, { stdio: ["pipe", "pipe", "pipe"] });
       const sftp = new OpenSshSftp(child);
-      // Once the child runs, its known_hosts file was read (or the connection failed): the
-      // directory goes when the session does, and is never left behind by a clean exit.
       void sftp.exited.then(() => rm(dir, { recursive: true, force: true }));
       await sftp.handshake(timeout * 1000 + 5000);
+      // The host key was checked before the SFTP server answered: the file is not needed any more.
+      // A rekey does not read it again (tried: 2 600 rekeys, RekeyLimit=1M, the file removed after
+      // the handshake; OpenSSH only compares the key with the first one).
+      await rm(dir, { recursive: true, force: true });
       return sftp;
     } catch (error) {
       await rm(dir, { recursive: true, force: true });

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { createReadStream } from "node:fs";
+import { createReadStream, existsSync, readFileSync } from "node:fs";
 import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -68,7 +68,14 @@ describe("sftp: large uploads through OpenSSH", () => {
       const file = await localFile(20 * MiB + 12345);
       assert.deepEqual(await putFile(storage, "backups/b1/part-000001", file), { size: file.data.length });
       assert.equal(storage.largeUploads, "openssh");
-      assert.equal(sshChildren().length, 1, "one ssh child carries the uploads");
+      const children = sshChildren();
+      assert.equal(children.length, 1, "one ssh child carries the uploads");
+      // Its command line names the key file and a known_hosts file, which is gone once connected.
+      const argv = readFileSync(`/proc/${children[0]}/cmdline`, "utf8").split("\0");
+      assert.ok(argv.includes(`IdentityFile=${server.userKeyFile}`), argv.join(" "));
+      const knownHosts = argv.find((a) => a.startsWith("UserKnownHostsFile="))?.slice(19);
+      assert.ok(knownHosts?.includes("strongbox-ssh-"), argv.join(" "));
+      assert.equal(existsSync(knownHosts!), false, "the known_hosts file is removed after the handshake");
       // A second part reuses it.
       const second = await localFile(5 * MiB);
       await putFile(storage, "backups/b1/part-000002", second);
