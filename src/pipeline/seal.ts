@@ -178,11 +178,13 @@ export function sealParts(input: Readable, o: SealOptions): Sealing {
   const parts = (async () => {
     try {
       const { code, signal } = await exited;
+      // A sealer that failed stops the commits that have not started (sealed parts waiting for an
+      // upload): the error comes without sending them first. Uploads already running finish.
+      if (code !== 0) fail(sealerError(code, signal, stderr.lastLines(1), o, handed[records.length]?.key));
       await sending.catch(() => {});
       await committing.catch(() => {});
       await Promise.all(running);
       if (failure) throw failure.error;
-      if (code !== 0) throw sealerError(code, signal, stderr.lastLines(1), o, handed[records.length]?.key);
       if (records.length === 0) throw new StrongboxError("SEALER_PROTOCOL", "strongbox-seal wrote no part");
       return records;
     } catch (error) {

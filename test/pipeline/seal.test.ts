@@ -321,26 +321,24 @@ describe("native part sealer", () => {
       await spool.close();
     });
 
-    it("while uploads wait, at most four parts are in the spool, and the sealer waits for them", async () => {
-      const root = newDir();
+    /** A spooled sealing into a storage whose uploads hang until released, as a slow link does. */
+    async function heldBack(root: string, data: Buffer, holdMs = 0) {
       const local = wrapStorage(await LocalStorage.open(root));
       let release!: () => void;
       const gate = new Promise<void>((resolve) => {
         release = resolve;
       });
-      let puts = 0;
-      // A storage whose uploads hang until released, as a slow link does.
+      const held = { puts: 0 };
       const slow = {
         description: local.description,
         put: async (...args: Parameters<typeof local.put>) => {
-          puts++;
+          held.puts++;
           await gate;
           return local.put(...args);
         },
       };
       const spool = await openSpool(slow as unknown as typeof local);
-      const data = randomBytes(10 * (1 << 20) + 777);
-      const child = producer(data);
+      const child = producer(data, holdMs);
       const sealing = sealParts(child.stdout!, {
         sealer,
         files: spool,
@@ -351,17 +349,53 @@ describe("native part sealer", () => {
         commitConcurrency: 2,
       });
       child.stdout!.destroy();
+      // Until the spool holds four part files (the sealer then has no key for a fifth).
+      const deadline = Date.now() + 20_000;
+      while (readdirSync(spool.dir).length < 4 && Date.now() < deadline) await delay(10);
+      return { sealing, spool, held, release, producer: child };
+    }
+
+    it("while uploads wait, at most four parts are in the spool, and the sealer waits for them", async () => {
+      const root = newDir();
+      const data = randomBytes(10 * (1 << 20) + 777);
+      const { sealing, spool, held, release, producer: child } = await heldBack(root, data);
       let most = 0;
-      for (let i = 0; i < 60; i++) {
+      for (let i = 0; i < 30; i++) {
         most = Math.max(most, readdirSync(spool.dir).length);
         await delay(10);
       }
       assert.equal(most, 4, "four part files, no more");
-      assert.equal(puts, 2, "two uploads at a time");
+      assert.equal(held.puts, 2, "two uploads at a time");
       release();
       const parts = await sealing.parts;
+      child.kill();
       assert.equal(parts.length, 11);
       assert.ok((await readBack(root, parts)).equals(data));
+      assert.deepEqual(readdirSync(spool.dir), []);
+      await spool.close();
+    });
+
+    it("the sealer killed with four parts spooled: its error, the spool emptied, no temp file", async () => {
+      const root = newDir();
+      const {
+        sealing,
+        spool,
+        release,
+        producer: child,
+      } = await heldBack(root, randomBytes(10 << 20), 30_000);
+      sealing.child.kill("SIGKILL");
+      release();
+      await assert.rejects(sealing.parts, (e: Error & { code?: string }) => {
+        assert.equal(e.code, "CHILD_FAILED");
+        assert.match(e.message, /^strongbox-seal killed by SIGKILL/);
+        return true;
+      });
+      child.kill();
+      // The two uploads already running finish (parts without a manifest: housekeeping's); the
+      // two parts waiting for them are never sent.
+      assert.deepEqual(tempFiles(root), []);
+      const stored = readdirSync(join(root, "b"));
+      assert.ok(stored.length <= 2, stored.join(" "));
       assert.deepEqual(readdirSync(spool.dir), []);
       await spool.close();
     });
