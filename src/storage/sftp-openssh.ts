@@ -16,8 +16,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { SshIdentity, SshOptions } from "../ssh/client.ts";
-
-type Callback<T> = (error: Error | null | undefined, value?: T) => void;
+import type { Callback } from "./sftp-connection.ts";
 
 const FXP = {
   init: 1,

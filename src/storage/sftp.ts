@@ -109,40 +109,36 @@ export class SftpStorage implements Storage {
     try {
       ({ temp, handle } = await this.createTemp(session, key, target));
       const fileHandle = handle;
-      writer = new PipelinedWriter((piece, position) =>
+      const send = (buffer: Buffer, length: number, position: number) =>
         this.conn.request<void>(session, (sftp, cb) =>
-          sftp.write(fileHandle, piece, 0, piece.length, position, cb),
-        ),
-      );
-      const pacer = writer;
+          sftp.write(fileHandle, buffer, 0, length, position, cb),
+        );
+      let size: number;
       if (options.file !== undefined) {
         // The bytes of a local file (a spooled part): read into reused buffers, no stream.
-        pacer.position = await sendFile(
-          options.file,
-          (buffer, length, position) =>
-            this.conn.request<void>(session, (sftp, cb) =>
-              sftp.write(fileHandle, buffer, 0, length, position, cb),
-            ),
-          signal,
-        );
-      } else if (data instanceof Uint8Array) {
-        await pacer.write(Buffer.from(data.buffer, data.byteOffset, data.byteLength), signal);
+        size = await sendFile(options.file, send, signal);
       } else {
-        copying = true;
-        const sink = new Writable({
-          highWaterMark: CHUNK,
-          write(chunk: Buffer, _encoding, callback) {
-            pacer.write(chunk).then(() => callback(), callback);
-          },
-          final(callback) {
-            pacer.flush().then(() => callback(), callback);
-          },
-        });
-        await pipeline(data, sink, signal ? { signal } : {});
-        copying = false;
+        writer = new PipelinedWriter((piece, position) => send(piece, piece.length, position));
+        const pacer = writer;
+        if (data instanceof Uint8Array) {
+          await pacer.write(Buffer.from(data.buffer, data.byteOffset, data.byteLength), signal);
+        } else {
+          copying = true;
+          const sink = new Writable({
+            highWaterMark: CHUNK,
+            write(chunk: Buffer, _encoding, callback) {
+              pacer.write(chunk).then(() => callback(), callback);
+            },
+            final(callback) {
+              pacer.flush().then(() => callback(), callback);
+            },
+          });
+          await pipeline(data, sink, signal ? { signal } : {});
+          copying = false;
+        }
+        await pacer.flush();
+        size = pacer.position;
       }
-      await pacer.flush();
-      const size = pacer.position;
       if (this.options.durable ?? true) await this.fsync(session, fileHandle);
       handle = undefined;
       await this.conn.request<void>(session, (sftp, cb) => sftp.close(fileHandle, cb));
