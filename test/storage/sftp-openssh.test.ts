@@ -50,12 +50,13 @@ function putFile(storage: SftpStorage, key: string, file: { path: string; data: 
 /** This process's `ssh` children. */
 function sshChildren(): number[] {
   try {
-    return execFileSync("pgrep", ["-P", String(process.pid), "-x", "ssh"], { encoding: "utf8" })
+    return execFileSync("/usr/bin/pgrep", ["-P", String(process.pid), "-x", "ssh"], { encoding: "utf8" })
       .trim()
       .split("\n")
       .map(Number);
-  } catch {
-    return []; // pgrep exits 1 when nothing matches
+  } catch (error) {
+    if ((error as { status?: number }).status === 1) return []; // pgrep: nothing matches
+    throw error;
   }
 }
 
@@ -179,6 +180,41 @@ describe("sftp: large uploads through OpenSSH", () => {
     } finally {
       delete process.env.STRONGBOX_SFTP_OPENSSH;
       await disabled.close();
+    }
+  });
+  test("no ssh binary, or an ssh that cannot log in: the part goes over ssh2, and largeUploads says why", async () => {
+    const path = join(server.dir, `repo-${++counter}`);
+    const empty = await mkdtemp(join(tmpdir(), "strongbox-nossh-"));
+    const failing = await mkdtemp(join(tmpdir(), "strongbox-badssh-"));
+    // A fault injected in place of OpenSSH: it refuses the key, as a server would.
+    await writeFile(
+      join(failing, "ssh"),
+      '#!/bin/sh\necho "strongbox@127.0.0.1: Permission denied (publickey)." >&2\nexit 255\n',
+      { mode: 0o700 },
+    );
+    const saved = process.env.PATH;
+    try {
+      for (const [bin, why] of [
+        [empty, /^ssh2 \(ssh did not start: spawn ssh ENOENT\)$/],
+        [failing, /^ssh2 \(ssh did not start: connection lost: .*Permission denied \(publickey\)\.\)$/],
+      ] as const) {
+        process.env.PATH = bin;
+        const storage = await SftpStorage.open(options(path));
+        try {
+          const file = await localFile(5 * MiB);
+          await putFile(storage, `p-${bin === empty ? "none" : "bad"}`, file);
+          assert.match(storage.largeUploads, why);
+          assert.deepEqual(await getBytes(storage, `p-${bin === empty ? "none" : "bad"}`), file.data);
+          assert.deepEqual(sshChildren(), []);
+        } finally {
+          await storage.close();
+        }
+      }
+      assert.deepEqual(await filesUnder(path), ["p-bad", "p-none"], "no temp file left");
+    } finally {
+      process.env.PATH = saved;
+      await rm(empty, { recursive: true, force: true });
+      await rm(failing, { recursive: true, force: true });
     }
   });
 });
