@@ -1,6 +1,15 @@
 // Medians of the repetitions, the spec's targets checked against them, and the Markdown tables.
 
-export type Op = "full" | "incremental" | "restore" | "agent-full" | "agent-restore" | "remote" | "copy";
+export type Op =
+  | "full"
+  | "incremental"
+  | "restore"
+  | "agent-full"
+  | "agent-restore"
+  | "remote"
+  | "copy"
+  // --decompose: where a full backup's time goes against the shell pipeline's
+  | "gap";
 export type Tool =
   | "floor"
   | "shell"
@@ -12,7 +21,10 @@ export type Tool =
   | "strongbox-s3"
   | "restic-sftp"
   | "restic-s3"
-  | "shell-ssh";
+  | "shell-ssh"
+  // --decompose: the full backup without the donor's row counts, and into a tmpfs repository
+  | "strongbox-nocount"
+  | "strongbox-tmpfs";
 
 const OPS: readonly Op[] = [
   "full",
@@ -22,6 +34,7 @@ const OPS: readonly Op[] = [
   "agent-restore",
   "remote",
   "copy",
+  "gap",
 ];
 const TOOLS: readonly Tool[] = [
   "floor",
@@ -34,6 +47,8 @@ const TOOLS: readonly Tool[] = [
   "restic-sftp",
   "restic-s3",
   "shell-ssh",
+  "strongbox-nocount",
+  "strongbox-tmpfs",
 ];
 
 /** One measured command. */
@@ -138,6 +153,12 @@ export const LABELS: Record<Op, Partial<Record<Tool, string>>> = {
   copy: {
     strongbox: "strongbox copy local → S3 (HTTPS)",
   },
+  gap: {
+    shell: "shell: mariabackup | zstd -1 -T0 | age",
+    strongbox: "strongbox backup --full",
+    "strongbox-nocount": "strongbox backup --full, backup.exactCountMaxRows: 0 (no row counts)",
+    "strongbox-tmpfs": "strongbox backup --full into a repository on tmpfs (no disk writes)",
+  },
 };
 
 export function median(xs: number[]): number {
@@ -219,9 +240,9 @@ function row(rows: Row[], op: Op, tool: Tool): Row | undefined {
  * Each strongbox repetition against the shell repetition next to it (same op, same rep: they ran
  * back to back), so that drift in the machine's load cancels out of each ratio.
  */
-export function pairRatios(runs: readonly Run[], op: Op): number[] {
+export function pairRatios(runs: readonly Run[], op: Op, tool: Tool = "strongbox"): number[] {
   const out: number[] = [];
-  for (const sb of runs.filter((r) => r.op === op && r.tool === "strongbox")) {
+  for (const sb of runs.filter((r) => r.op === op && r.tool === tool)) {
     const sh = runs.find((r) => r.op === op && r.tool === "shell" && r.rep === sb.rep);
     if (sh && sh.wallS > 0) out.push(sb.wallS / sh.wallS);
   }
@@ -488,4 +509,54 @@ export function scalingTable(sizes: { size: string; rawStreamBytes: number; rows
     );
   }
   return lines.join("\n");
+}
+
+/**
+ * --decompose: where a full backup's time goes against the shell pipeline's, from the "gap" runs.
+ * Every difference is taken within a repetition (the variants ran back to back), then the median.
+ */
+export function gapTable(sizes: readonly { size: string; runs: readonly Run[] }[]): string {
+  const lines = [
+    "| size | variant | wall s | vs shell, median of pairs (range) | startup s | stream s | after the stream s |",
+    "|---|---|---:|---:|---:|---:|---:|",
+  ];
+  const notes: string[] = [];
+  const secs = (x: number) => (Number.isFinite(x) ? x.toFixed(2) : "");
+  for (const { size, runs } of sizes) {
+    const gap = runs.filter((r) => r.op === "gap");
+    if (gap.length === 0) continue;
+    const of = (tool: Tool) => gap.filter((r) => r.tool === tool);
+    const stage = (r: Run, k: string) => r.stages?.[k] ?? Number.NaN;
+    for (const tool of ["shell", "strongbox", "strongbox-nocount", "strongbox-tmpfs"] as const) {
+      const rs = of(tool);
+      if (rs.length === 0) continue;
+      const pairs = tool === "shell" ? [] : pairRatios(gap, "gap", tool);
+      const startup = median(rs.map((r) => stage(r, "startup")));
+      const stream = median(rs.map((r) => stage(r, "stream")));
+      const after = median(rs.map((r) => r.wallS - stage(r, "startup") - stage(r, "stream")));
+      lines.push(
+        `| ${size} | ${(LABELS.gap[tool] ?? tool).replace(/\|/g, "\\|")} | ${secs(median(rs.map((r) => r.wallS)))} | ${
+          pairs.length
+            ? `${median(pairs).toFixed(2)}× (${Math.min(...pairs).toFixed(2)}–${Math.max(...pairs).toFixed(2)})`
+            : ""
+        } | ${secs(startup)} | ${secs(stream)} | ${secs(after)} |`,
+      );
+    }
+    // Within each repetition: a against b.
+    const diff = (a: Tool, b: Tool, f: (r: Run) => number = (r) => r.wallS) => {
+      const ds: number[] = [];
+      for (const x of of(a)) {
+        const y = gap.find((r) => r.tool === b && r.rep === x.rep);
+        if (y) ds.push(f(x) - (b === "shell" ? y.wallS : f(y)));
+      }
+      return ds.length
+        ? `${median(ds).toFixed(2)} s (${Math.min(...ds).toFixed(2)} to ${Math.max(...ds).toFixed(2)})`
+        : "n/a";
+    };
+    notes.push(
+      `- ${size}: the whole backup takes ${diff("strongbox", "shell")} more than the shell pipeline; its stream alone (mariabackup's start to the last part written) ${diff("strongbox", "shell", (r) => stage(r, "stream"))} more.`,
+      `- ${size}: the donor's row counts (the inventory) cost ${diff("strongbox", "strongbox-nocount")}; writing the parts to the disk, direct and synced, ${diff("strongbox", "strongbox-tmpfs")} (against a tmpfs repository).`,
+    );
+  }
+  return lines.length > 2 ? [...lines, "", ...notes].join("\n") : "";
 }

@@ -5,11 +5,20 @@
 // the same mariabackup stream. Medians of --reps repetitions, tools in a rotating order so drift in
 // the machine's load does not favour one of them. Writes bench/results/<date>.json and .md.
 import { execFile } from "node:child_process";
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { cpus, totalmem } from "node:os";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { parseArgs, promisify } from "node:util";
-import { parse as parseYaml } from "yaml";
+import { parse as parseYaml, stringify as stringifyYaml } from "yaml";
 import { readSecret, SANDBOX_USERS, type SandboxState } from "../src/sandbox/cluster.ts";
 import { nodeLayout } from "../src/sandbox/layout.ts";
 import { parseSize } from "../src/util/size.ts";
@@ -29,6 +38,7 @@ import {
   checks,
   checksTable,
   flatnessCheck,
+  gapTable,
   LABELS,
   markdownTable,
   type Op,
@@ -72,6 +82,7 @@ const { values: args } = parseArgs({
     "no-agent": { type: "boolean", default: false },
     "only-agent": { type: "boolean", default: false },
     "no-remote": { type: "boolean", default: false },
+    decompose: { type: "boolean", default: false },
     /** Benchmark another tree (e.g. a copy with a fix being tried) instead of this checkout. */
     code: { type: "string" },
     help: { type: "boolean", short: "h", default: false },
@@ -93,6 +104,8 @@ if (args.help) {
   --no-agent           skip the rows through a node's agent over SSH
   --only-agent         only the rows through a node's agent (agent-full, agent-restore)
   --no-remote          skip the remote rows (SFTP and S3 on the test servers; smallest size only)
+  --decompose          also where a full backup's time goes against the shell pipeline: the same
+                       backup without the donor's row counts, and into a repository on tmpfs
 `);
   process.exit(0);
 }
@@ -221,6 +234,8 @@ const OWN: Record<Tool, string[]> = {
   shell: ["zstd", "age", "mbstream"],
   // Node names its main thread, and so the process, "MainThread".
   strongbox: ["node", "MainThread"],
+  "strongbox-nocount": ["node", "MainThread"],
+  "strongbox-tmpfs": ["node", "MainThread"],
   restic: ["restic"],
   borg: ["borg"],
 };
@@ -364,6 +379,7 @@ async function benchSize(
     }
   }
 
+  if (args.decompose) await benchGap(e, size, timeout, log);
   if (remote) await benchRemote(e, size, lastFull, timeout, log);
 
   say(`${size}: incrementals after a ${writeSeconds} s write load at ${writeRate}/s, ${reps} repetition(s)`);
@@ -432,6 +448,73 @@ async function benchSize(
   }
   if (!args["no-agent"]) await benchAgent(e, size, timeout, log, lastFull);
   return result(rawStreamBytes);
+}
+
+/**
+ * --decompose: the full backup next to the shell pipeline again, and two variants that each leave
+ * one thing out: the donor's exact row counts (backup.exactCountMaxRows: 0), and the disk (a
+ * repository on tmpfs, where nothing is written to a device or synced). Their differences, taken
+ * within each repetition, say what each costs; the manifests' stage times say the rest.
+ */
+async function benchGap(e: BenchEnv, size: string, timeout: number, log: (r: Run) => void): Promise<void> {
+  const base = parseYaml(readFileSync(e.config, "utf8")) as {
+    backup: Record<string, unknown>;
+    repositories: { name: string; storage: Record<string, unknown> }[];
+  };
+  // The restore rows restore the last full backup's shell file: it stays the one to restore.
+  const shellFile = e.shellFile;
+  const tmpfs = mkdtempSync(join("/dev/shm", "strongbox-bench-"));
+  // Beside the sandbox's config: its relative paths (keys, secrets) resolve the same.
+  const variant = (name: string, change: (c: typeof base) => void) => {
+    const c = structuredClone(base);
+    change(c);
+    const file = join(dirname(e.config), `bench-${name}.yaml`);
+    writeFileSync(file, stringifyYaml(c), { mode: 0o600 });
+    return file;
+  };
+  const configs = {
+    strongbox: e.config,
+    "strongbox-nocount": variant("nocount", (c) => {
+      c.backup.exactCountMaxRows = 0;
+    }),
+    "strongbox-tmpfs": variant("tmpfs", (c) => {
+      c.repositories.push({ name: "tmpfs", storage: { type: "local", path: join(tmpfs, "repository") } });
+    }),
+  };
+  try {
+    await cli(["--config", configs["strongbox-tmpfs"], "init", "--repo", "tmpfs"]);
+    say(`${size}: where the time goes (--decompose), ${reps} repetition(s)`);
+    for (let rep = 0; rep < reps; rep++) {
+      e.shellFile = outputsFor(e.work, reps + rep).shellFile;
+      for (const tool of rotate(
+        ["shell", "strongbox", "strongbox-nocount", "strongbox-tmpfs"] as const,
+        rep,
+      )) {
+        const cmd: Command =
+          tool === "shell"
+            ? backups.shell(e)
+            : {
+                argv: [
+                  e.strongbox,
+                  "--config",
+                  configs[tool],
+                  "backup",
+                  "--full",
+                  "--json",
+                  ...(tool === "strongbox-tmpfs" ? ["--repo", "tmpfs"] : []),
+                ],
+                probe: true,
+              };
+        const [r, s] = await timed("gap", tool, rep, cmd, timeout);
+        if (tool === "shell") r.storedBytes = statSync(e.shellFile).size;
+        else fromManifest(r, s);
+        log(r);
+      }
+    }
+  } finally {
+    e.shellFile = shellFile;
+    rmSync(tmpfs, { recursive: true, force: true });
+  }
 }
 
 /** Through the node's agent over SSH, next to the shell pipeline run by ssh (bench/agent.ts). */
@@ -611,6 +694,9 @@ async function main(): Promise<void> {
     "",
     scalingTable(summarized),
     "",
+    ...(args.decompose
+      ? ["## Where the full backup's time goes (--decompose)", "", gapTable(summarized), ""]
+      : []),
     "## Where the time goes (medians; CPU seconds by process)",
     "",
     stageNotes(summarized),
