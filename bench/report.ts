@@ -157,7 +157,7 @@ export const LABELS: Record<Op, Partial<Record<Tool, string>>> = {
     shell: "shell: mariabackup | zstd -1 -T0 | age",
     strongbox: "strongbox backup --full",
     "strongbox-nocount": "strongbox backup --full, backup.exactCountMaxRows: 0 (no row counts)",
-    "strongbox-tmpfs": "strongbox backup --full into a repository on tmpfs (no disk writes)",
+    "strongbox-tmpfs": "strongbox backup --full into a repository on tmpfs (no device writes)",
   },
 };
 
