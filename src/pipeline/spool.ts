@@ -54,7 +54,7 @@ export async function openSpool(storage: Pick<Storage, "put" | "description">): 
         `the spool directory ${dir} for ${storage.description} is full while writing ${key}: ${message}`,
         {
           stage: "seal",
-          hint: "free space in TMPDIR (two or three parts must fit there), or point TMPDIR elsewhere",
+          hint: "free space in TMPDIR (four parts, 4 × backup.partSize, must fit there), or point TMPDIR elsewhere",
         },
       );
     },

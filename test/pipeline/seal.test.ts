@@ -111,6 +111,34 @@ async function builtinCuts(data: Buffer, partSize: number): Promise<number[]> {
   return parts.map((p) => p.plainSize);
 }
 
+/**
+ * A sealing spooled under TMPDIR (src/pipeline/spool.ts) whose parts are put into a local
+ * repository at `root`, standing for a remote one.
+ */
+async function spooled(root: string, data: Buffer, partSize: number) {
+  const storage = wrapStorage(await LocalStorage.open(root));
+  const spool = await openSpool(storage);
+  const child = producer(data);
+  const sealing = sealParts(child.stdout!, {
+    sealer,
+    files: spool,
+    keyFor: (i) => `b/part-${i}.age`,
+    partSize,
+    recipients,
+    keysAfterCommit: true,
+    commitConcurrency: 2,
+  });
+  child.stdout!.destroy();
+  return { sealing, spool };
+}
+
+/** The rejection of a sealer killed with SIGKILL: its own one-line error. */
+function killedSealer(e: Error & { code?: string }): boolean {
+  assert.equal(e.code, "CHILD_FAILED");
+  assert.match(e.message, /^strongbox-seal killed by SIGKILL/);
+  return true;
+}
+
 describe("native part sealer", () => {
   it("seals parts that age and strongbox decrypt back to the stream, with stored sizes and hashes", async () => {
     const root = newDir();
@@ -181,11 +209,7 @@ describe("native part sealer", () => {
       await new Promise((r) => setTimeout(r, 20));
     }
     sealing.child.kill("SIGKILL");
-    await assert.rejects(sealing.parts, (e: Error & { code?: string }) => {
-      assert.equal(e.code, "CHILD_FAILED");
-      assert.match(e.message, /^strongbox-seal killed by SIGKILL/);
-      return true;
-    });
+    await assert.rejects(sealing.parts, killedSealer);
     child.kill();
     assert.deepEqual(tempFiles(root), []);
   });
@@ -292,23 +316,6 @@ describe("native part sealer", () => {
       else process.env.TMPDIR = saved;
     });
 
-    async function spooled(root: string, data: Buffer, partSize: number) {
-      const storage = wrapStorage(await LocalStorage.open(root));
-      const spool = await openSpool(storage);
-      const child = producer(data);
-      const sealing = sealParts(child.stdout!, {
-        sealer,
-        files: spool,
-        keyFor: (i) => `b/part-${i}.age`,
-        partSize,
-        recipients,
-        keysAfterCommit: true,
-        commitConcurrency: 2,
-      });
-      child.stdout!.destroy();
-      return { sealing, spool };
-    }
-
     it("every part arrives whole, and leaves the spool once stored", async () => {
       const root = newDir();
       const data = randomBytes(5 * (1 << 20) + 12_345);
@@ -385,11 +392,7 @@ describe("native part sealer", () => {
       } = await heldBack(root, randomBytes(10 << 20), 30_000);
       sealing.child.kill("SIGKILL");
       release();
-      await assert.rejects(sealing.parts, (e: Error & { code?: string }) => {
-        assert.equal(e.code, "CHILD_FAILED");
-        assert.match(e.message, /^strongbox-seal killed by SIGKILL/);
-        return true;
-      });
+      await assert.rejects(sealing.parts, killedSealer);
       child.kill();
       // The two uploads already running finish (parts without a manifest: housekeeping's); the
       // two parts waiting for them are never sent.
@@ -438,6 +441,32 @@ describe("native part sealer", () => {
       });
       assert.deepEqual(tempFiles(mnt), []);
       assert.deepEqual(readdirSync(join(mnt, "b")), []);
+    });
+
+    it("a full spool (TMPDIR) is STORAGE_FULL naming it, with the room it needs; nothing is stored", async () => {
+      const mnt = mount("tmpfs", "size=1m,mode=0700");
+      const root = newDir();
+      const saved = process.env.TMPDIR;
+      process.env.TMPDIR = mnt;
+      let started: Awaited<ReturnType<typeof spooled>>;
+      try {
+        started = await spooled(root, randomBytes(3 << 20), 1 << 20);
+      } finally {
+        if (saved === undefined) delete process.env.TMPDIR;
+        else process.env.TMPDIR = saved;
+      }
+      const { sealing, spool } = started;
+      assert.ok(spool.dir.startsWith(`${mnt}/`), spool.dir);
+      await assert.rejects(sealing.parts, (e: Error & { code?: string; hint?: string }) => {
+        assert.equal(e.code, "STORAGE_FULL");
+        assert.match(e.message, /^the spool directory .* is full while writing b\/part-0\.age: /);
+        assert.match(e.hint ?? "", /four parts, 4 × backup\.partSize/);
+        return true;
+      });
+      assert.deepEqual(readdirSync(spool.dir), []);
+      assert.deepEqual(existsSync(join(root, "b")) ? readdirSync(join(root, "b")) : [], []);
+      await spool.close();
+      assert.deepEqual(readdirSync(mnt), []);
     });
 
     it("a filesystem that refuses O_DIRECT (ramfs) gets buffered writes", async () => {
