@@ -542,12 +542,12 @@ export function gapTable(sizes: readonly { size: string; runs: readonly Run[] }[
         } | ${secs(startup)} | ${secs(stream)} | ${secs(after)} |`,
       );
     }
-    // Within each repetition: a against b.
-    const diff = (a: Tool, b: Tool, f: (r: Run) => number = (r) => r.wallS) => {
+    // Within each repetition: a's measure (its wall time unless given) against b's wall time.
+    const diff = (a: Tool, b: Tool, measure: (r: Run) => number = (r) => r.wallS) => {
       const ds: number[] = [];
       for (const x of of(a)) {
         const y = gap.find((r) => r.tool === b && r.rep === x.rep);
-        if (y) ds.push(f(x) - (b === "shell" ? y.wallS : f(y)));
+        if (y) ds.push(measure(x) - y.wallS);
       }
       return ds.length
         ? `${median(ds).toFixed(2)} s (${Math.min(...ds).toFixed(2)} to ${Math.max(...ds).toFixed(2)})`
